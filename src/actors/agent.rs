@@ -1,0 +1,299 @@
+//! One agent's virtual Matrix user. The actor owns the agent's registration state,
+//! profile, joined rooms, typing timers, its per-room send queues and the wake-up signal of
+//! its inbox. HTTP workers reach it through the registry; the supervisor starts it.
+
+mod membership;
+mod send;
+mod typing;
+
+use std::{collections::HashSet, sync::Arc, time::Instant};
+
+use actix::prelude::*;
+use ruma::{OwnedMxcUri, OwnedRoomId, OwnedUserId};
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use membership::{JoinRoom, MembershipChanged};
+pub use send::{SendMessage, Sent};
+pub use typing::{ClearTyping, SetTyping};
+
+use super::error::{AgentError, AgentResult};
+use crate::{ids::AgentSlug, metrics::METRICS, services::Services, store::AgentRecord};
+
+/// Actor mailbox size: a bounded queue in front of the actor.
+const MAILBOX: usize = 64;
+
+pub struct AgentActor {
+    slug: AgentSlug,
+    user_id: OwnedUserId,
+    svc: Arc<Services>,
+    /// Whether the homeserver knows the user (cached from the store, set after register).
+    registered: bool,
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    /// Rooms the agent is joined to (kept in step with the directory and the store).
+    joined: HashSet<OwnedRoomId>,
+    /// Per-room FIFOs of outgoing messages, one send in flight per room.
+    sends: send::SendQueues,
+    /// Typing indicators kept alive, one timer per room.
+    typing: typing::TypingTimers,
+    /// When the profile last changed (profile changes fan out member events).
+    last_profile_change: Option<Instant>,
+    /// Latest inbox cursor; long-poll and SSE readers wait on it.
+    inbox: watch::Sender<i64>,
+}
+
+impl AgentActor {
+    /// Creates the actor for `slug`; its state is loaded from the store when it starts.
+    pub fn new(slug: AgentSlug, svc: Arc<Services>) -> Self {
+        let user_id = svc.ns.agent_user_id(&slug);
+        Self {
+            slug,
+            user_id,
+            svc,
+            registered: false,
+            display_name: None,
+            avatar_url: None,
+            joined: HashSet::new(),
+            sends: Default::default(),
+            typing: Default::default(),
+            last_profile_change: None,
+            inbox: watch::channel(0).0,
+        }
+    }
+
+    fn record(&self) -> AgentRecord {
+        AgentRecord {
+            slug: self.slug.clone(),
+            registered: self.registered,
+            display_name: self.display_name.clone(),
+            avatar_url: self.avatar_url.clone(),
+        }
+    }
+
+    fn state(&self) -> AgentState {
+        let mut joined_rooms: Vec<_> = self.joined.iter().cloned().collect();
+        joined_rooms.sort();
+        AgentState {
+            agent: self.slug.clone(),
+            user_id: self.user_id.clone(),
+            registered: self.registered,
+            display_name: self.display_name.clone(),
+            avatar_url: self.avatar_url.clone(),
+            joined_rooms,
+            typing_rooms: self.typing.rooms(),
+            queued_messages: self.sends.queued(),
+        }
+    }
+}
+
+impl Actor for AgentActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        METRICS.agents_live.inc();
+        let svc = self.svc.clone();
+        let slug = self.slug.clone();
+        let load = async move {
+            let store = &svc.store;
+            let record = match store.agent(&slug).await? {
+                Some(r) => r,
+                None => {
+                    let fresh = AgentRecord {
+                        slug: slug.clone(),
+                        registered: false,
+                        display_name: None,
+                        avatar_url: None,
+                    };
+                    store.put_agent(&fresh).await?;
+                    fresh
+                }
+            };
+            let rooms = store.agent_rooms(&slug).await?;
+            let cursor = store.latest_cursor(&slug).await?;
+            Ok::<_, AgentError>((record, rooms, cursor))
+        };
+        ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
+            Ok((record, rooms, cursor)) => {
+                act.registered = record.registered;
+                act.display_name = record.display_name;
+                act.avatar_url = record.avatar_url;
+                act.joined = rooms.into_iter().collect();
+                act.inbox.send_replace(cursor);
+            }
+            Err(e) => {
+                tracing::error!(agent = %act.slug, error = %e, "cannot load agent state; stopping");
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        METRICS.agents_live.dec();
+        METRICS.typing_active.sub(self.typing.rooms().len() as i64);
+        self.svc.agents.remove(&self.slug);
+    }
+}
+
+/// What `GET /bridge/v1/agents/{agent}` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentState {
+    pub agent: AgentSlug,
+    pub user_id: OwnedUserId,
+    pub registered: bool,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub joined_rooms: Vec<OwnedRoomId>,
+    pub typing_rooms: Vec<OwnedRoomId>,
+    pub queued_messages: usize,
+}
+
+/// Reads the actor's state.
+#[derive(Message)]
+#[rtype(result = "AgentState")]
+pub struct GetState;
+
+impl Handler<GetState> for AgentActor {
+    type Result = MessageResult<GetState>;
+    fn handle(&mut self, _: GetState, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state())
+    }
+}
+
+/// Makes sure the homeserver knows the agent's user.
+#[derive(Message)]
+#[rtype(result = "AgentResult<()>")]
+pub struct EnsureRegistered;
+
+impl Handler<EnsureRegistered> for AgentActor {
+    type Result = ResponseActFuture<Self, AgentResult<()>>;
+    fn handle(&mut self, _: EnsureRegistered, _: &mut Self::Context) -> Self::Result {
+        let fut = ensure_registered(self.svc.clone(), self.record());
+        Box::pin(fut.into_actor(self).map(|res, act, _| {
+            if res.is_ok() {
+                act.registered = true;
+            }
+            res
+        }))
+    }
+}
+
+/// Registers the user unless the record says it is registered, and records that it is.
+async fn ensure_registered(svc: Arc<Services>, mut record: AgentRecord) -> AgentResult<()> {
+    if record.registered {
+        return Ok(());
+    }
+    let localpart = format!("{}{}", svc.config.appservice.agent_prefix, record.slug);
+    svc.hs.register(&localpart).await?;
+    record.registered = true;
+    svc.store.put_agent(&record).await?;
+    tracing::info!(agent = %record.slug, "agent user registered");
+    Ok(())
+}
+
+/// Sets the display name and/or avatar (registering first when needed). Unchanged values
+/// cost no homeserver call; real changes are rate-limited per agent.
+#[derive(Message)]
+#[rtype(result = "AgentResult<AgentState>")]
+pub struct SetProfile {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<OwnedMxcUri>,
+}
+
+impl Handler<SetProfile> for AgentActor {
+    type Result = ResponseActFuture<Self, AgentResult<AgentState>>;
+    fn handle(&mut self, msg: SetProfile, _: &mut Self::Context) -> Self::Result {
+        let name = msg
+            .display_name
+            .filter(|n| Some(n) != self.display_name.as_ref());
+        let avatar = msg
+            .avatar_url
+            .map(|a| a.to_string())
+            .filter(|a| Some(a) != self.avatar_url.as_ref());
+        let changes = name.is_some() || avatar.is_some();
+        if changes {
+            let min =
+                std::time::Duration::from_millis(self.svc.config.limits.profile_min_interval_ms);
+            if let Some(at) = self.last_profile_change {
+                if at.elapsed() < min {
+                    let retry_after = min - at.elapsed();
+                    return Box::pin(fut::ready(Err(AgentError::RateLimited { retry_after })));
+                }
+            }
+            self.last_profile_change = Some(Instant::now());
+        }
+        let svc = self.svc.clone();
+        let record = self.record();
+        let user = self.user_id.clone();
+        let work = async move {
+            ensure_registered(svc.clone(), record.clone()).await?;
+            let deadline = svc.config.hs_deadline();
+            if let Some(n) = &name {
+                svc.hs
+                    .set_profile_field(&user, "displayname", n, deadline)
+                    .await?;
+            }
+            if let Some(a) = &avatar {
+                svc.hs
+                    .set_profile_field(&user, "avatar_url", a, deadline)
+                    .await?;
+            }
+            let stored = AgentRecord {
+                registered: true,
+                display_name: name.clone().or(record.display_name),
+                avatar_url: avatar.clone().or(record.avatar_url),
+                ..record
+            };
+            if changes {
+                svc.store.put_agent(&stored).await?;
+            }
+            Ok(stored)
+        };
+        Box::pin(
+            work.into_actor(self)
+                .map(|res: AgentResult<AgentRecord>, act, _| {
+                    let stored = res?;
+                    act.registered = true;
+                    act.display_name = stored.display_name;
+                    act.avatar_url = stored.avatar_url;
+                    act.svc
+                        .directory
+                        .set_display_name(&act.slug, act.display_name.as_deref());
+                    Ok(act.state())
+                }),
+        )
+    }
+}
+
+/// New events were written to the agent's inbox, up to `cursor`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InboxAppended {
+    pub cursor: i64,
+}
+
+impl Handler<InboxAppended> for AgentActor {
+    type Result = ();
+    fn handle(&mut self, msg: InboxAppended, _: &mut Self::Context) {
+        self.inbox.send_if_modified(|c| {
+            let newer = msg.cursor > *c;
+            if newer {
+                *c = msg.cursor;
+            }
+            newer
+        });
+    }
+}
+
+/// A receiver of the agent's latest inbox cursor, for readers that wait.
+#[derive(Message)]
+#[rtype(result = "watch::Receiver<i64>")]
+pub struct SubscribeInbox;
+
+impl Handler<SubscribeInbox> for AgentActor {
+    type Result = MessageResult<SubscribeInbox>;
+    fn handle(&mut self, _: SubscribeInbox, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.inbox.subscribe())
+    }
+}

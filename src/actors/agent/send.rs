@@ -1,0 +1,211 @@
+//! Outgoing messages of one agent: a FIFO per room with one send in flight per room (the
+//! ordering guarantee), rooms in parallel, a bound on queued messages, and idempotent
+//! sends through the `(agent, txn_id) → event_id` map.
+
+use std::collections::{HashMap, VecDeque};
+
+use actix::prelude::*;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use super::{membership::Svc, AgentActor};
+use crate::{
+    actors::error::{AgentError, AgentResult},
+    ids::AgentSlug,
+    matrix::content::OutgoingMessage,
+    store::AgentRecord,
+};
+
+/// Sends a message as the agent.
+#[derive(Message)]
+#[rtype(result = "AgentResult<Sent>")]
+pub struct SendMessage {
+    pub room: OwnedRoomId,
+    pub message: OutgoingMessage,
+    /// The client's idempotency key; one is generated when absent.
+    pub client_txn: Option<String>,
+}
+
+/// A delivered (or earlier delivered) message.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub event_id: OwnedEventId,
+    /// The idempotency key of this send (the client's, or the generated one).
+    pub txn_id: String,
+}
+
+struct SendJob {
+    message: OutgoingMessage,
+    txn_id: String,
+    reply: oneshot::Sender<AgentResult<Sent>>,
+}
+
+#[derive(Default)]
+struct RoomQueue {
+    busy: bool,
+    waiting: VecDeque<SendJob>,
+}
+
+#[derive(Default)]
+pub(super) struct SendQueues {
+    rooms: HashMap<OwnedRoomId, RoomQueue>,
+    /// Messages waiting or in flight, across rooms.
+    queued: usize,
+}
+
+impl SendQueues {
+    pub(super) fn queued(&self) -> usize {
+        self.queued
+    }
+}
+
+/// The Matrix transaction id of a send: derived from agent and key, because the homeserver
+/// deduplicates per appservice token, not per masqueraded user.
+pub fn matrix_txn_id(slug: &AgentSlug, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(slug.as_str().as_bytes());
+    h.update([0]);
+    h.update(key.as_bytes());
+    format!("mas.{}", hex::encode(&h.finalize()[..16]))
+}
+
+impl Handler<SendMessage> for AgentActor {
+    type Result = ResponseFuture<AgentResult<Sent>>;
+
+    fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) -> Self::Result {
+        let cap = self.svc.config.limits.agent_queue;
+        if self.sends.queued >= cap {
+            return Box::pin(async {
+                Err(AgentError::QueueFull {
+                    retry_after: std::time::Duration::from_secs(1),
+                })
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        let txn_id = msg
+            .client_txn
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        self.sends.queued += 1;
+        self.sends
+            .rooms
+            .entry(msg.room.clone())
+            .or_default()
+            .waiting
+            .push_back(SendJob {
+                message: msg.message,
+                txn_id,
+                reply,
+            });
+        self.pump(msg.room, ctx);
+        Box::pin(async move { answer.await.unwrap_or(Err(AgentError::Stopped)) })
+    }
+}
+
+/// What a finished send changed besides its result.
+struct SendOutcome {
+    registered: bool,
+    joined: bool,
+    result: AgentResult<Sent>,
+}
+
+impl AgentActor {
+    /// Starts the next send of `room` unless one is in flight.
+    fn pump(&mut self, room: OwnedRoomId, ctx: &mut Context<Self>) {
+        let Some(queue) = self.sends.rooms.get_mut(&room) else {
+            return;
+        };
+        if queue.busy {
+            return;
+        }
+        let Some(job) = queue.waiting.pop_front() else {
+            self.sends.rooms.remove(&room);
+            return;
+        };
+        queue.busy = true;
+        let work = deliver(
+            self.svc.clone(),
+            self.record(),
+            self.user_id.clone(),
+            room.clone(),
+            self.joined.contains(&room),
+            job.message,
+            job.txn_id,
+        );
+        let reply = job.reply;
+        ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
+            act.registered |= outcome.registered;
+            if outcome.joined {
+                act.joined.insert(room.clone());
+            }
+            if outcome.result.is_ok() {
+                // A message ends the agent's typing in that room (Synapse does not).
+                act.end_typing(&room, ctx);
+            }
+            let _ = reply.send(outcome.result);
+            act.sends.queued -= 1;
+            if let Some(q) = act.sends.rooms.get_mut(&room) {
+                q.busy = false;
+            }
+            act.pump(room, ctx);
+        }));
+    }
+}
+
+async fn deliver(
+    svc: Svc,
+    record: AgentRecord,
+    user: OwnedUserId,
+    room: OwnedRoomId,
+    joined: bool,
+    message: OutgoingMessage,
+    txn_id: String,
+) -> SendOutcome {
+    let mut registered = record.registered;
+    let mut joined_now = joined;
+    let result = async {
+        let slug = record.slug.clone();
+        if let Some(event_id) = svc.store.sent_event(&slug, &txn_id).await? {
+            return Ok(Sent { event_id, txn_id });
+        }
+        if !registered {
+            super::ensure_registered(svc.clone(), record).await?;
+            registered = true;
+        }
+        if !joined_now {
+            super::membership::join_room(&svc, &slug, &user, &room).await?;
+            joined_now = true;
+        }
+        let content = message.to_content();
+        let matrix_txn = matrix_txn_id(&slug, &txn_id);
+        let event_id = svc
+            .hs
+            .send_event(&user, &room, "m.room.message", &matrix_txn, &content)
+            .await?;
+        svc.store.record_sent(&slug, &txn_id, &event_id).await?;
+        Ok(Sent { event_id, txn_id })
+    }
+    .await;
+    SendOutcome {
+        registered,
+        joined: joined_now,
+        result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_ids_differ_per_agent_and_key() {
+        let a = AgentSlug::parse("a").unwrap();
+        let b = AgentSlug::parse("b").unwrap();
+        assert_eq!(matrix_txn_id(&a, "k"), matrix_txn_id(&a, "k"));
+        assert_ne!(matrix_txn_id(&a, "k"), matrix_txn_id(&b, "k"));
+        assert_ne!(matrix_txn_id(&a, "k"), matrix_txn_id(&a, "k2"));
+        // No ambiguity between ("a", "bk") and ("ab", "k").
+        let ab = AgentSlug::parse("ab").unwrap();
+        assert_ne!(matrix_txn_id(&a, "bk"), matrix_txn_id(&ab, "k"));
+    }
+}

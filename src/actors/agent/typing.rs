@@ -1,0 +1,199 @@
+//! Typing indicators of one agent: one renewal timer per room, renewed at 80 % of the
+//! homeserver timeout until typing off, a message from the agent in that room, or the
+//! maximum duration. Renewals and clears are best-effort (logged, never block messages).
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use ruma::{OwnedRoomId, RoomId};
+
+use super::{membership::Svc, AgentActor};
+use crate::{actors::error::AgentResult, metrics::METRICS};
+
+/// Deadline of a best-effort typing call (renewal or clear), retries included.
+const BEST_EFFORT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Turns typing on or off in a room (joining the agent first when needed).
+#[derive(Message)]
+#[rtype(result = "AgentResult<()>")]
+pub struct SetTyping {
+    pub room: OwnedRoomId,
+    pub typing: bool,
+    /// How long typing should last at most (capped by the configured maximum).
+    pub duration: Option<Duration>,
+}
+
+/// Clears every typing indicator at the homeserver (before shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClearTyping;
+
+struct Typing {
+    timer: SpawnHandle,
+    until: Instant,
+}
+
+#[derive(Default)]
+pub(super) struct TypingTimers {
+    active: HashMap<OwnedRoomId, Typing>,
+}
+
+impl TypingTimers {
+    pub(super) fn rooms(&self) -> Vec<OwnedRoomId> {
+        let mut rooms: Vec<_> = self.active.keys().cloned().collect();
+        rooms.sort();
+        rooms
+    }
+}
+
+impl Handler<SetTyping> for AgentActor {
+    type Result = ResponseActFuture<Self, AgentResult<()>>;
+
+    fn handle(&mut self, msg: SetTyping, ctx: &mut Self::Context) -> Self::Result {
+        let svc = self.svc.clone();
+        let user = self.user_id.clone();
+        let room = msg.room;
+        if !msg.typing {
+            self.cancel_timer(&room, ctx);
+            let work = async move {
+                svc.hs
+                    .typing(
+                        &user,
+                        &room,
+                        false,
+                        Duration::ZERO,
+                        svc.config.hs_deadline(),
+                    )
+                    .await
+                    .map_err(Into::into)
+            };
+            return Box::pin(work.into_actor(self));
+        }
+        let limits = &self.svc.config.limits;
+        let max = Duration::from_millis(limits.typing_max_ms);
+        let until = Instant::now() + msg.duration.map_or(max, |d| d.min(max));
+        let timeout = Duration::from_millis(limits.typing_timeout_ms);
+        let record = self.record();
+        let joined = self.joined.contains(&room);
+        let work = async move {
+            super::ensure_registered(svc.clone(), record.clone()).await?;
+            if !joined {
+                super::membership::join_room(&svc, &record.slug, &user, &room).await?;
+            }
+            svc.hs
+                .typing(&user, &room, true, timeout, svc.config.hs_deadline())
+                .await?;
+            Ok(room)
+        };
+        Box::pin(
+            work.into_actor(self)
+                .map(move |res: AgentResult<OwnedRoomId>, act, ctx| {
+                    let room = res?;
+                    act.registered = true;
+                    act.joined.insert(room.clone());
+                    act.arm(room, until, ctx);
+                    Ok(())
+                }),
+        )
+    }
+}
+
+impl Handler<ClearTyping> for AgentActor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: ClearTyping, ctx: &mut Self::Context) -> Self::Result {
+        let rooms = self.typing.rooms();
+        let clears: Vec<_> = rooms
+            .into_iter()
+            .map(|room| {
+                self.cancel_timer(&room, ctx);
+                clear(self.svc.clone(), self.user_id.clone(), room)
+            })
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(clears).await;
+        })
+    }
+}
+
+impl AgentActor {
+    /// (Re)starts the renewal timer of `room`.
+    fn arm(&mut self, room: OwnedRoomId, until: Instant, ctx: &mut Context<Self>) {
+        let timeout = Duration::from_millis(self.svc.config.limits.typing_timeout_ms);
+        let renew_in = timeout.mul_f64(0.8);
+        let key = room.clone();
+        let timer = ctx.run_later(renew_in, move |act, ctx| act.renew(key, ctx));
+        if let Some(old) = self.typing.active.insert(room, Typing { timer, until }) {
+            ctx.cancel_future(old.timer);
+        } else {
+            METRICS.typing_active.inc();
+        }
+    }
+
+    /// Timer callback: renew, or stop once the maximum duration has passed.
+    fn renew(&mut self, room: OwnedRoomId, ctx: &mut Context<Self>) {
+        let Some(t) = self.typing.active.get(&room) else {
+            return;
+        };
+        if Instant::now() >= t.until {
+            tracing::debug!(agent = %self.slug, room = %room, "typing reached its maximum duration");
+            self.end_typing(&room, ctx);
+            return;
+        }
+        let until = t.until;
+        let svc = self.svc.clone();
+        let user = self.user_id.clone();
+        let timeout = Duration::from_millis(svc.config.limits.typing_timeout_ms);
+        let r = room.clone();
+        ctx.spawn(
+            async move {
+                if let Err(e) = svc
+                    .hs
+                    .typing(&user, &r, true, timeout, BEST_EFFORT_DEADLINE)
+                    .await
+                {
+                    tracing::warn!(agent = %user, room = %r, error = %e, "typing renewal failed");
+                }
+            }
+            .into_actor(self),
+        );
+        self.arm(room, until, ctx);
+    }
+
+    /// Stops the timer of `room`; returns whether typing was on.
+    fn cancel_timer(&mut self, room: &RoomId, ctx: &mut Context<Self>) -> bool {
+        match self.typing.active.remove(room) {
+            Some(t) => {
+                ctx.cancel_future(t.timer);
+                METRICS.typing_active.dec();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends typing in `room` at the homeserver if it was on (best-effort, in the background).
+    pub(super) fn end_typing(&mut self, room: &RoomId, ctx: &mut Context<Self>) {
+        if self.cancel_timer(room, ctx) {
+            let work = clear(self.svc.clone(), self.user_id.clone(), room.to_owned());
+            ctx.spawn(work.into_actor(self));
+        }
+    }
+
+    /// Forgets typing in `room` without telling the homeserver (the agent left it).
+    pub(super) fn drop_typing(&mut self, room: &RoomId, ctx: &mut Context<Self>) {
+        self.cancel_timer(room, ctx);
+    }
+}
+
+async fn clear(svc: Svc, user: ruma::OwnedUserId, room: OwnedRoomId) {
+    if let Err(e) = svc
+        .hs
+        .typing(&user, &room, false, Duration::ZERO, BEST_EFFORT_DEADLINE)
+        .await
+    {
+        tracing::warn!(agent = %user, room = %room, error = %e, "clearing typing failed");
+    }
+}

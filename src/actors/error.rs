@@ -1,0 +1,35 @@
+//! Errors of the agent layer (what an agent actor can fail with).
+
+use std::time::Duration;
+
+use crate::{matrix::HomeserverError, store::StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A homeserver call failed.
+    #[error(transparent)]
+    Homeserver(#[from] HomeserverError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agent's send queue is full; try again after the hint.
+    #[error("agent queue is full")]
+    QueueFull { retry_after: Duration },
+    /// Profile changes come too fast for this agent.
+    #[error("profile changes are rate-limited for this agent")]
+    RateLimited { retry_after: Duration },
+    /// The homeserver has not been reachable lately; try again after the hint.
+    #[error("homeserver is unavailable")]
+    HomeserverDown { retry_after: Duration },
+    /// The agent's actor stopped before answering (shutdown).
+    #[error("agent actor stopped")]
+    Stopped,
+}
+
+impl From<actix::MailboxError> for AgentError {
+    fn from(_: actix::MailboxError) -> Self {
+        AgentError::Stopped
+    }
+}
+
+pub type AgentResult<T> = Result<T, AgentError>;

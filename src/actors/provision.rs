@@ -1,0 +1,208 @@
+//! Room provisioning: create a room as the AS sender (preset `private_chat`, alias in the
+//! registration's namespace, full power for the sender handled per room version), join the
+//! requested agents, and link it into a space both ways. A failed link never hides the room.
+
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::{
+    agent::{EnsureRegistered, JoinRoom},
+    error::AgentError,
+    Hub,
+};
+use crate::{
+    ids::AgentSlug,
+    matrix::HomeserverError,
+    store::{RoomRecord, StoreError},
+};
+
+/// A validated provisioning request.
+#[derive(Debug, Clone)]
+pub struct ProvisionRequest {
+    pub name: String,
+    /// Requested alias name (without `#` and server); the prefix is added when missing.
+    pub alias: Option<String>,
+    pub topic: Option<String>,
+    pub invite: Vec<OwnedUserId>,
+    pub space_id: Option<OwnedRoomId>,
+    pub agents: Vec<AgentSlug>,
+}
+
+/// The answer of a provisioning.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provisioned {
+    pub room_id: OwnedRoomId,
+    pub space_linked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<OwnedRoomAliasId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space_error: Option<String>,
+    /// Agents that could not join, with the reason.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub agent_errors: Map<String, Value>,
+}
+
+/// Errors of a provisioning that created no room.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The alias is taken.
+    #[error("room alias {0} is already in use")]
+    AliasInUse(OwnedRoomAliasId),
+    /// `createRoom` (or the room version lookup) failed.
+    #[error(transparent)]
+    Homeserver(#[from] HomeserverError),
+    /// An agent to join could not be prepared.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<actix::MailboxError> for ProvisionError {
+    fn from(e: actix::MailboxError) -> Self {
+        ProvisionError::Agent(e.into())
+    }
+}
+
+/// Whether a room version gives the creator unlimited power (so it must not be listed in
+/// `m.room.power_levels`): versions 12 and later, and the hydra test versions.
+pub fn creator_has_unlimited_power(version: &str) -> bool {
+    match version.parse::<u32>() {
+        Ok(n) => n >= 12,
+        Err(_) => version.contains("hydra"),
+    }
+}
+
+pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, ProvisionError> {
+    let svc = &hub.svc;
+    let sender = svc.ns.sender().clone();
+    let version = svc.hs.default_room_version(&sender).await?;
+
+    let mut agent_users = Vec::with_capacity(req.agents.len());
+    for slug in &req.agents {
+        hub.agent(slug).await?.send(EnsureRegistered).await??;
+        agent_users.push(svc.ns.agent_user_id(slug));
+    }
+    let mut invite: Vec<OwnedUserId> = req.invite.clone();
+    for u in &agent_users {
+        if !invite.contains(u) {
+            invite.push(u.clone());
+        }
+    }
+    let alias = req.alias.as_deref().map(|a| svc.ns.alias_for(a));
+
+    let mut body = json!({
+        "name": req.name,
+        "preset": "private_chat",
+        "invite": invite,
+    });
+    if let Some(topic) = &req.topic {
+        body["topic"] = json!(topic);
+    }
+    if let Some((local, _)) = &alias {
+        body["room_alias_name"] = json!(local);
+    }
+    if !creator_has_unlimited_power(&version) {
+        body["power_level_content_override"] = json!({ "users": { sender.as_str(): 100 } });
+    }
+    let room_id = match svc.hs.create_room(&sender, &body).await {
+        Ok(id) => id,
+        Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => {
+            let full = alias
+                .map(|(_, full)| full)
+                .expect("only an alias can be in use");
+            return Err(ProvisionError::AliasInUse(full));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(room = %room_id, room_version = %version, "room provisioned");
+
+    let mut agent_errors = Map::new();
+    for slug in &req.agents {
+        let joined = match hub.agent(slug).await {
+            Ok(addr) => addr
+                .send(JoinRoom {
+                    room: room_id.clone(),
+                })
+                .await
+                .map_err(AgentError::from)
+                .and_then(|r| r),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = joined {
+            tracing::warn!(agent = %slug, room = %room_id, error = %e, "agent could not join the provisioned room");
+            agent_errors.insert(slug.to_string(), json!(e.to_string()));
+        }
+    }
+
+    let (space_linked, space_error) = match &req.space_id {
+        None => (false, None),
+        Some(space) => match link_space(&hub, &room_id, space).await {
+            Ok(()) => (true, None),
+            Err(e) => {
+                tracing::warn!(room = %room_id, space = %space, error = %e, "linking into the space failed");
+                (false, Some(e))
+            }
+        },
+    };
+    svc.store
+        .record_room(&RoomRecord {
+            room_id: room_id.clone(),
+            alias: alias.as_ref().map(|(_, full)| full.clone()),
+            space_id: req.space_id.clone().filter(|_| space_linked),
+        })
+        .await?;
+    Ok(Provisioned {
+        room_id,
+        space_linked,
+        alias: alias.map(|(_, full)| full),
+        space_error,
+        agent_errors,
+    })
+}
+
+/// `m.space.parent` in the room and `m.space.child` in the space, `via` the server name.
+async fn link_space(hub: &Hub, room: &OwnedRoomId, space: &OwnedRoomId) -> Result<(), String> {
+    let svc = &hub.svc;
+    let sender = svc.ns.sender();
+    let via = json!({ "via": [svc.ns.server_name()] });
+    svc.hs
+        .send_state(sender, space, "m.space.child", room.as_str(), &via)
+        .await
+        .map_err(|e| format!("m.space.child in {space}: {}", describe(&e)))?;
+    let mut parent = via.clone();
+    parent["canonical"] = json!(true);
+    svc.hs
+        .send_state(sender, room, "m.space.parent", space.as_str(), &parent)
+        .await
+        .map_err(|e| format!("m.space.parent in {room}: {}", describe(&e)))?;
+    Ok(())
+}
+
+fn describe(e: &HomeserverError) -> String {
+    match e {
+        HomeserverError::Status {
+            status,
+            errcode,
+            error,
+            ..
+        } => format!("homeserver status {status} {errcode}: {error}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::creator_has_unlimited_power as unlimited;
+
+    #[test]
+    fn room_versions() {
+        assert!(!unlimited("10"));
+        assert!(!unlimited("11"));
+        assert!(unlimited("12"));
+        assert!(unlimited("13"));
+        assert!(unlimited("org.matrix.hydra.11"));
+        assert!(!unlimited("org.matrix.msc2176"));
+    }
+}

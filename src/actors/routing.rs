@@ -1,0 +1,340 @@
+//! Decides which agents an inbound event concerns (pure logic, no I/O): inbox deliveries
+//! with mention flags, membership facts of agents, and invites to accept. Membership
+//! changes are applied to the directory as they are read, so a join and a message in the
+//! same transaction route as the homeserver ordered them.
+
+use ruma::{
+    events::{room::member::MembershipState, Mentions},
+    OwnedEventId, OwnedRoomId, OwnedUserId, UserId,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::directory::Directory;
+use crate::{
+    config::InboundConfig,
+    ids::{AgentSlug, Namespaces},
+    metrics::{event_type_label, METRICS},
+    store::{EventDelivery, MembershipChange, TransactionWrite},
+};
+
+/// Room event types that land in agent inboxes.
+const DELIVERED_TYPES: &[&str] = &[
+    "m.room.message",
+    "m.reaction",
+    "m.room.redaction",
+    "m.sticker",
+    "m.poll.start",
+    "m.poll.response",
+    "m.poll.end",
+];
+
+/// What to do once the transaction is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// An agent was invited by an allowed user: it joins.
+    AcceptInvite { slug: AgentSlug, room: OwnedRoomId },
+    /// The sender bot was invited: it joins.
+    BotJoin { room: OwnedRoomId },
+}
+
+/// A routed transaction: what to write, and what to do after.
+#[derive(Debug, Default)]
+pub struct Routed {
+    pub write: TransactionWrite,
+    pub effects: Vec<Effect>,
+    /// Events that could not be parsed (skipped).
+    pub skipped: usize,
+}
+
+/// The fields routing needs; the content stays raw until needed.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    event_id: OwnedEventId,
+    room_id: OwnedRoomId,
+    sender: OwnedUserId,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    state_key: Option<&'a str>,
+    #[serde(default)]
+    origin_server_ts: i64,
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct MemberContent {
+    membership: MembershipState,
+}
+
+#[derive(Deserialize, Default)]
+struct MessageContent {
+    body: Option<String>,
+    #[serde(rename = "m.mentions")]
+    mentions: Option<Mentions>,
+}
+
+/// Routes the events of one transaction.
+pub fn route(
+    txn_id: &str,
+    events: &[&RawValue],
+    ns: &Namespaces,
+    directory: &Directory,
+    inbound: &InboundConfig,
+) -> Routed {
+    let mut routed = Routed {
+        write: TransactionWrite {
+            txn_id: txn_id.to_owned(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for raw in events {
+        let ev: Envelope<'_> = match serde_json::from_str(raw.get()) {
+            Ok(ev) => ev,
+            Err(e) => {
+                METRICS.events_unparseable.inc();
+                routed.skipped += 1;
+                tracing::warn!(txn_id, error = %e, "skipping an event that cannot be parsed");
+                continue;
+            }
+        };
+        METRICS
+            .events_received
+            .with_label_values(&[event_type_label(ev.kind)])
+            .inc();
+        if ev.kind == "m.room.member" {
+            member_event(&ev, ns, directory, inbound, &mut routed);
+        } else if DELIVERED_TYPES.contains(&ev.kind) {
+            deliver(&ev, ns, directory, &mut routed);
+        }
+    }
+    routed
+}
+
+fn member_event(
+    ev: &Envelope<'_>,
+    ns: &Namespaces,
+    directory: &Directory,
+    inbound: &InboundConfig,
+    routed: &mut Routed,
+) {
+    let Some(target) = ev.state_key.and_then(|k| UserId::parse(k).ok()) else {
+        return;
+    };
+    let membership = match serde_json::from_str::<MemberContent>(ev.content.get()) {
+        Ok(c) => c.membership,
+        Err(e) => {
+            tracing::warn!(event_id = %ev.event_id, error = %e, "member event without a valid membership");
+            return;
+        }
+    };
+    if target == *ns.sender() {
+        if membership == MembershipState::Invite && invite_allowed(&ev.sender, inbound) {
+            routed.effects.push(Effect::BotJoin {
+                room: ev.room_id.clone(),
+            });
+        }
+        return;
+    }
+    let Some(slug) = ns.agent_slug(&target) else {
+        return;
+    };
+    match membership {
+        MembershipState::Invite => {
+            if inbound.auto_join && invite_allowed(&ev.sender, inbound) {
+                routed.effects.push(Effect::AcceptInvite {
+                    slug,
+                    room: ev.room_id.clone(),
+                });
+            } else {
+                tracing::info!(agent = %slug, inviter = %ev.sender, room = %ev.room_id, "invite not accepted");
+            }
+        }
+        MembershipState::Join => {
+            directory.join(&ev.room_id, &slug);
+            routed.write.memberships.push(MembershipChange {
+                slug,
+                room_id: ev.room_id.clone(),
+                joined: true,
+            });
+        }
+        MembershipState::Leave | MembershipState::Ban => {
+            directory.leave(&ev.room_id, &slug);
+            routed.write.memberships.push(MembershipChange {
+                slug,
+                room_id: ev.room_id.clone(),
+                joined: false,
+            });
+        }
+        _ => {}
+    }
+}
+
+fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &mut Routed) {
+    let agents = directory.agents_in(&ev.room_id);
+    let sender_slug = ns.agent_slug(&ev.sender);
+    let recipients: Vec<AgentSlug> = agents
+        .into_iter()
+        .filter(|a| Some(a) != sender_slug.as_ref())
+        .collect();
+    if recipients.is_empty() {
+        return;
+    }
+    let content = if ev.kind == "m.room.message" {
+        serde_json::from_str::<MessageContent>(ev.content.get()).unwrap_or_default()
+    } else {
+        MessageContent::default()
+    };
+    let recipients = recipients
+        .into_iter()
+        .map(|slug| {
+            let user = ns.agent_user_id(&slug);
+            let mentioned = is_mentioned(&content, &user, &slug, directory);
+            (slug, mentioned)
+        })
+        .collect();
+    routed.write.deliveries.push(EventDelivery {
+        event_id: ev.event_id.clone(),
+        room_id: ev.room_id.clone(),
+        sender: ev.sender.clone(),
+        event_type: ev.kind.to_owned(),
+        content: ev.content.to_owned(),
+        origin_server_ts: ev.origin_server_ts,
+        recipients,
+    });
+}
+
+/// `m.mentions.user_ids` names the agent, or (older clients) the body contains its user id
+/// or display name.
+fn is_mentioned(
+    content: &MessageContent,
+    user: &UserId,
+    slug: &AgentSlug,
+    directory: &Directory,
+) -> bool {
+    if let Some(m) = &content.mentions {
+        if m.user_ids.contains(user) {
+            return true;
+        }
+    }
+    let Some(body) = content.body.as_deref() else {
+        return false;
+    };
+    if body.contains(user.as_str()) {
+        return true;
+    }
+    directory.with_display_name(slug, |name| {
+        name.is_some_and(|n| body.to_lowercase().contains(&n.to_lowercase()))
+    })
+}
+
+fn invite_allowed(inviter: &UserId, inbound: &InboundConfig) -> bool {
+    inbound.invite_allow.is_empty()
+        || inbound
+            .invite_allow
+            .iter()
+            .any(|entry| match entry.strip_prefix(':') {
+                Some(server) => inviter.server_name().as_str() == server,
+                None => entry == inviter.as_str(),
+            })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ns() -> Namespaces {
+        Namespaces::new("hs".try_into().unwrap(), "agent-", "mosaic-", "bot")
+    }
+
+    fn raw(v: serde_json::Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    fn member(id: &str, sender: &str, target: &str, membership: &str) -> Box<RawValue> {
+        raw(
+            json!({"event_id": id, "room_id": "!r", "sender": sender, "type": "m.room.member",
+            "state_key": target, "origin_server_ts": 1, "content": {"membership": membership}}),
+        )
+    }
+
+    fn message(id: &str, sender: &str, content: serde_json::Value) -> Box<RawValue> {
+        raw(
+            json!({"event_id": id, "room_id": "!r", "sender": sender, "type": "m.room.message",
+            "origin_server_ts": 2, "content": content}),
+        )
+    }
+
+    fn run(events: &[Box<RawValue>], dir: &Directory, inbound: &InboundConfig) -> Routed {
+        let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
+        route("t", &refs, &ns(), dir, inbound)
+    }
+
+    #[test]
+    fn join_then_message_in_one_transaction_reaches_the_agent() {
+        let dir = Directory::default();
+        dir.set_display_name(&AgentSlug::parse("b").unwrap(), Some("Bee Bot"));
+        let events = [
+            member("$1", "@agent-a:hs", "@agent-a:hs", "join"),
+            member("$2", "@agent-b:hs", "@agent-b:hs", "join"),
+            message(
+                "$3",
+                "@h:hs",
+                json!({"body": "hi", "m.mentions": {"user_ids": ["@agent-a:hs"]}}),
+            ),
+            message("$4", "@agent-a:hs", json!({"body": "hello bee bot"})),
+            raw(json!({"not": "an event"})),
+        ];
+        let r = run(&events, &dir, &InboundConfig::default());
+        assert_eq!(r.skipped, 1);
+        assert_eq!(r.write.memberships.len(), 2);
+        assert_eq!(r.write.deliveries.len(), 2);
+        let d3 = &r.write.deliveries[0];
+        let rec: Vec<_> = d3
+            .recipients
+            .iter()
+            .map(|(s, m)| (s.as_str(), *m))
+            .collect();
+        assert_eq!(rec, [("a", true), ("b", false)]);
+        // Own echo is not delivered; display name mention is flagged.
+        let d4 = &r.write.deliveries[1];
+        let rec: Vec<_> = d4
+            .recipients
+            .iter()
+            .map(|(s, m)| (s.as_str(), *m))
+            .collect();
+        assert_eq!(rec, [("b", true)]);
+    }
+
+    #[test]
+    fn invites_follow_the_allow_list_and_leaves_update_the_directory() {
+        let dir = Directory::default();
+        let room: OwnedRoomId = "!r".try_into().unwrap();
+        dir.join(&room, &AgentSlug::parse("a").unwrap());
+        let inbound = InboundConfig {
+            auto_join: true,
+            invite_allow: vec![":good".into()],
+        };
+        let events = [
+            member("$1", "@h:good", "@agent-x:hs", "invite"),
+            member("$2", "@h:evil", "@agent-y:hs", "invite"),
+            member("$3", "@h:good", "@bot:hs", "invite"),
+            member("$4", "@h:good", "@agent-a:hs", "leave"),
+        ];
+        let r = run(&events, &dir, &inbound);
+        assert_eq!(
+            r.effects,
+            [
+                Effect::AcceptInvite {
+                    slug: AgentSlug::parse("x").unwrap(),
+                    room: room.clone()
+                },
+                Effect::BotJoin { room: room.clone() },
+            ]
+        );
+        assert!(dir.agents_in(&room).is_empty());
+        assert!(!r.write.memberships[0].joined);
+    }
+}

@@ -1,0 +1,219 @@
+//! The supervisor: starts agent actors on demand (spread over the arbiter pool), routes
+//! homeserver transactions to the agents they concern after a durable group commit, runs
+//! room provisioning, and tells every agent to clear its typing at shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use serde_json::value::RawValue;
+
+use super::{
+    agent::{self, AgentActor, ClearTyping, InboxAppended, JoinRoom, MembershipChanged},
+    provision::{self, ProvisionError, ProvisionRequest, Provisioned},
+    routing::{self, Effect},
+    Hub,
+};
+use crate::{
+    ids::AgentSlug,
+    metrics::METRICS,
+    services::Services,
+    store::{StoreError, TransactionOutcome},
+};
+
+pub struct Supervisor {
+    svc: Arc<Services>,
+}
+
+impl Supervisor {
+    pub fn new(svc: Arc<Services>) -> Self {
+        Self { svc }
+    }
+
+    fn ensure_agent(&mut self, slug: AgentSlug) -> Addr<AgentActor> {
+        if let Some(addr) = self.svc.agents.get(&slug) {
+            return addr;
+        }
+        let arbiter = self.svc.agents.arbiter_for(&slug);
+        let svc = self.svc.clone();
+        let s = slug.clone();
+        let addr = AgentActor::start_in_arbiter(&arbiter, move |_| AgentActor::new(s, svc));
+        self.svc.agents.insert(slug, addr.clone());
+        addr
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+/// The agent's actor, started when it is not live.
+#[derive(Message)]
+#[rtype(result = "Addr<AgentActor>")]
+pub struct EnsureAgent {
+    pub slug: AgentSlug,
+}
+
+impl Handler<EnsureAgent> for Supervisor {
+    type Result = MessageResult<EnsureAgent>;
+    fn handle(&mut self, msg: EnsureAgent, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.ensure_agent(msg.slug))
+    }
+}
+
+/// A transaction pushed by the homeserver.
+#[derive(Message)]
+#[rtype(result = "Result<TransactionAck, StoreError>")]
+pub struct RouteTransaction {
+    pub txn_id: String,
+    /// The `events` array, each event still raw.
+    pub events: Vec<Box<RawValue>>,
+}
+
+/// How a transaction was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionAck {
+    Recorded { deliveries: usize, skipped: usize },
+    Duplicate,
+}
+
+impl Handler<RouteTransaction> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<TransactionAck, StoreError>>;
+
+    fn handle(&mut self, msg: RouteTransaction, _: &mut Self::Context) -> Self::Result {
+        let refs: Vec<&RawValue> = msg.events.iter().map(|e| &**e).collect();
+        let routed = routing::route(
+            &msg.txn_id,
+            &refs,
+            &self.svc.ns,
+            &self.svc.directory,
+            &self.svc.config.inbound,
+        );
+        let writer = self.svc.writer.clone();
+        let skipped = routed.skipped;
+        let write = routed.write;
+        let effects = routed.effects;
+        let deliveries = write.deliveries.clone();
+        let memberships = write.memberships.clone();
+        let commit = async move { writer.commit(write).await };
+        Box::pin(
+            commit
+                .into_actor(self)
+                .map(move |outcome, act, ctx| match outcome? {
+                    TransactionOutcome::Duplicate => {
+                        METRICS.transactions.with_label_values(&["duplicate"]).inc();
+                        Ok(TransactionAck::Duplicate)
+                    }
+                    TransactionOutcome::Recorded(cursors) => {
+                        METRICS.transactions.with_label_values(&["new"]).inc();
+                        let mut delivered = 0;
+                        for (d, cursors) in deliveries.iter().zip(cursors) {
+                            let Some(cursors) = cursors else {
+                                METRICS.events_duplicate.inc();
+                                continue;
+                            };
+                            for ((slug, _), cursor) in d.recipients.iter().zip(cursors) {
+                                delivered += 1;
+                                if let Some(addr) = act.svc.agents.get(slug) {
+                                    let _ = addr.try_send(InboxAppended { cursor });
+                                }
+                            }
+                        }
+                        METRICS.inbox_deliveries.inc_by(delivered as u64);
+                        for m in memberships {
+                            if let Some(addr) = act.svc.agents.get(&m.slug) {
+                                let _ = addr.try_send(MembershipChanged {
+                                    room: m.room_id,
+                                    joined: m.joined,
+                                });
+                            }
+                        }
+                        for effect in effects {
+                            act.apply(effect, ctx);
+                        }
+                        Ok(TransactionAck::Recorded {
+                            deliveries: delivered,
+                            skipped,
+                        })
+                    }
+                }),
+        )
+    }
+}
+
+impl Supervisor {
+    /// Runs an after-commit effect in the background (logged, never fails the transaction).
+    fn apply(&mut self, effect: Effect, ctx: &mut Context<Self>) {
+        match effect {
+            Effect::AcceptInvite { slug, room } => {
+                let addr = self.ensure_agent(slug.clone());
+                ctx.spawn(
+                    async move {
+                        match addr.send(JoinRoom { room: room.clone() }).await {
+                            Ok(Ok(())) => tracing::info!(agent = %slug, room = %room, "accepted invite"),
+                            Ok(Err(e)) => tracing::warn!(agent = %slug, room = %room, error = %e, "cannot accept invite"),
+                            Err(_) => {}
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            Effect::BotJoin { room } => {
+                let svc = self.svc.clone();
+                ctx.spawn(
+                    async move {
+                        match svc.hs.join(svc.ns.sender(), &room).await {
+                            Ok(()) => tracing::info!(room = %room, "sender bot accepted invite"),
+                            Err(e) => {
+                                tracing::warn!(room = %room, error = %e, "sender bot cannot join")
+                            }
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+    }
+}
+
+/// Creates a room as the sender bot (see [`provision`]).
+#[derive(Message)]
+#[rtype(result = "Result<Provisioned, ProvisionError>")]
+pub struct ProvisionRoom(pub ProvisionRequest);
+
+impl Handler<ProvisionRoom> for Supervisor {
+    type Result = ResponseFuture<Result<Provisioned, ProvisionError>>;
+    fn handle(&mut self, msg: ProvisionRoom, ctx: &mut Self::Context) -> Self::Result {
+        let hub = Hub {
+            svc: self.svc.clone(),
+            supervisor: ctx.address(),
+        };
+        Box::pin(provision::provision(hub, msg.0))
+    }
+}
+
+/// Clears every agent's typing at the homeserver, waiting at most `within`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PrepareShutdown {
+    pub within: Duration,
+}
+
+impl Handler<PrepareShutdown> for Supervisor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, msg: PrepareShutdown, _: &mut Self::Context) -> Self::Result {
+        let agents = self.svc.agents.all();
+        Box::pin(async move {
+            let clears = agents.into_iter().map(|a| a.send(ClearTyping));
+            let all = futures_util::future::join_all(clears);
+            if tokio::time::timeout(msg.within, all).await.is_err() {
+                tracing::warn!("some typing indicators could not be cleared before shutdown");
+            }
+        })
+    }
+}
+
+pub use agent::AgentState;

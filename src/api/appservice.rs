@@ -1,0 +1,106 @@
+//! Homeserver-facing routes (Application Service API, spec v1.19 §"Application Service
+//! API"): `PUT /_matrix/app/v1/transactions/{txnId}`, `GET /users/{userId}`,
+//! `GET /rooms/{roomAlias}`, `POST /ping`, `/thirdparty/*`. The hs_token middleware has
+//! already run.
+
+use actix_web::{web, HttpResponse};
+use ruma::{RoomAliasId, UserId};
+use serde::Deserialize;
+use serde_json::{json, value::RawValue};
+
+use super::{body, error::ApiError};
+use crate::{
+    actors::{agent::EnsureRegistered, supervisor::RouteTransaction, Hub},
+    metrics::METRICS,
+};
+
+/// Longest accepted transaction id.
+const MAX_TXN_ID_LEN: usize = 255;
+
+/// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw so one malformed
+/// event cannot fail the batch. Unknown keys (MSC extensions) are ignored.
+#[derive(Deserialize)]
+struct Transaction {
+    events: Vec<Box<RawValue>>,
+    #[serde(default)]
+    ephemeral: Vec<Box<RawValue>>,
+}
+
+/// Answers 200 `{}` once the events are durably recorded (or the transaction was handled
+/// before); 500 when recording failed, so that the homeserver retries.
+pub async fn put_transaction(
+    hub: web::Data<Hub>,
+    txn_id: web::Path<String>,
+    payload: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let txn_id = txn_id.into_inner();
+    if txn_id.is_empty() || txn_id.len() > MAX_TXN_ID_LEN {
+        return Err(ApiError::InvalidParam(format!(
+            "txnId: must be 1 to {MAX_TXN_ID_LEN} characters"
+        )));
+    }
+    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let txn: Transaction = body::json(&bytes)?;
+    METRICS.last_transaction_unixtime.set(crate::store::now_s());
+    if !txn.ephemeral.is_empty() {
+        METRICS
+            .events_received
+            .with_label_values(&["ephemeral"])
+            .inc_by(txn.ephemeral.len() as u64);
+    }
+    let events = txn.events.len();
+    let ack = hub
+        .supervisor
+        .send(RouteTransaction {
+            txn_id: txn_id.clone(),
+            events: txn.events,
+        })
+        .await?
+        .map_err(|e| {
+            METRICS.transactions.with_label_values(&["failed"]).inc();
+            tracing::error!(txn_id = %txn_id, error = %e, "transaction not recorded; the homeserver will retry");
+            ApiError::Internal
+        })?;
+    tracing::debug!(txn_id = %txn_id, events, ?ack, "transaction handled");
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+/// `GET /_matrix/app/v1/users/{userId}`: 200 (and the user exists afterwards) for a valid
+/// agent user or the sender bot; 404 otherwise.
+pub async fn query_user(
+    hub: web::Data<Hub>,
+    user_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound("no such user in this namespace".into());
+    let user = UserId::parse(user_id.as_str()).map_err(|_| not_found())?;
+    if user == *hub.svc.ns.sender() {
+        return Ok(HttpResponse::Ok().json(json!({})));
+    }
+    let slug = hub.svc.ns.agent_slug(&user).ok_or_else(not_found)?;
+    hub.agent(&slug).await?.send(EnsureRegistered).await??;
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+/// `GET /_matrix/app/v1/rooms/{roomAlias}`: rooms are only created through provisioning
+/// (they need a name and members), so no alias is created on demand.
+pub async fn query_room_alias(
+    hub: web::Data<Hub>,
+    alias: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let owned = RoomAliasId::parse(alias.as_str())
+        .map(|a| hub.svc.ns.owns_alias(&a))
+        .unwrap_or(false);
+    tracing::debug!(alias = %alias, in_namespace = owned, "alias query: not created on demand");
+    Err(ApiError::NotFound("no such room alias".into()))
+}
+
+/// `POST /_matrix/app/v1/ping`.
+pub async fn ping() -> HttpResponse {
+    tracing::info!("homeserver ping received");
+    HttpResponse::Ok().json(json!({}))
+}
+
+/// `/_matrix/app/v1/thirdparty/*`: no third-party protocols are bridged.
+pub async fn thirdparty() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no third-party protocols".into()))
+}

@@ -1,0 +1,77 @@
+//! Reading request bodies: the size limit (413) and JSON parsing that tells "not JSON"
+//! (`M_NOT_JSON`) from "wrong shape" (`M_BAD_JSON`, naming the field).
+
+use actix_web::web::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use super::error::ApiError;
+
+/// Maps the payload extractor's failure (the limit is set with `PayloadConfig`).
+pub fn payload(body: Result<Bytes, actix_web::Error>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::NotJson(format!("cannot read the request body: {e}"))
+        }
+    })
+}
+
+/// Parses JSON, naming the offending field on shape errors.
+pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::NotJson(format!("body is not valid JSON: {inner}"))
+            }
+            Category::Data if path == "." => ApiError::BadJson(strip_position(&inner)),
+            Category::Data => ApiError::BadJson(format!("{path}: {}", strip_position(&inner))),
+        }
+    })
+}
+
+/// serde_json appends " at line 1 column 42"; the field path says more.
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruma::OwnedRoomId;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        room_id: OwnedRoomId,
+        n: u8,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(matches!(json::<Body>(b"{nope"), Err(ApiError::NotJson(_))));
+        let Err(ApiError::BadJson(m)) = json::<Body>(br#"{"room_id":"x","n":1}"#) else {
+            panic!()
+        };
+        assert!(m.starts_with("room_id:"), "{m}");
+        let Err(ApiError::BadJson(m)) = json::<Body>(br#"{"room_id":"!a"}"#) else {
+            panic!()
+        };
+        assert!(m.contains("missing field `n`"), "{m}");
+        let Err(ApiError::BadJson(m)) = json::<Body>(br#"{"room_id":"!a","n":1,"x":2}"#) else {
+            panic!()
+        };
+        assert!(m.contains("unknown field `x`"), "{m}");
+        assert!(json::<Body>(br#"{"room_id":"!a","n":1}"#).is_ok());
+    }
+}

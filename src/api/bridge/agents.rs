@@ -1,0 +1,104 @@
+//! `PUT /bridge/v1/agents/{agent}`, `GET /bridge/v1/agents/{agent}`, `GET /bridge/v1/agents`:
+//! agent profiles and the state their actors own (SPEC "Bridge API").
+
+use actix_web::{web, HttpResponse};
+use ruma::OwnedMxcUri;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{require_homeserver, slug_param};
+use crate::{
+    actors::{
+        agent::{GetState, SetProfile},
+        Hub,
+    },
+    api::{body, error::ApiError},
+};
+
+/// Longest display name.
+const MAX_DISPLAY_NAME_LEN: usize = 256;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProfileRequest {
+    display_name: Option<String>,
+    avatar_url: Option<OwnedMxcUri>,
+}
+
+pub async fn put_agent(
+    hub: web::Data<Hub>,
+    agent: web::Path<String>,
+    payload: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = slug_param(&agent)?;
+    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let req: ProfileRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ProfileRequest::default()
+    } else {
+        body::json(&bytes)?
+    };
+    if let Some(n) = &req.display_name {
+        if n.trim().is_empty() || n.len() > MAX_DISPLAY_NAME_LEN {
+            return Err(ApiError::BadJson(format!(
+                "display_name: must be 1 to {MAX_DISPLAY_NAME_LEN} bytes, not blank"
+            )));
+        }
+    }
+    if let Some(a) = &req.avatar_url {
+        if a.validate().is_err() {
+            return Err(ApiError::BadJson(
+                "avatar_url: must be an mxc://server/media-id URI".into(),
+            ));
+        }
+    }
+    require_homeserver(&hub)?;
+    let state = hub
+        .agent(&slug)
+        .await?
+        .send(SetProfile {
+            display_name: req.display_name,
+            avatar_url: req.avatar_url,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({
+        "user_id": state.user_id,
+        "display_name": state.display_name,
+        "avatar_url": state.avatar_url,
+        "registered": state.registered,
+    })))
+}
+
+pub async fn get_agent(
+    hub: web::Data<Hub>,
+    agent: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = slug_param(&agent)?;
+    let addr = hub
+        .known_agent(&slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
+    Ok(HttpResponse::Ok().json(addr.send(GetState).await?))
+}
+
+/// Every hosted agent: live agents with their actor state, stored ones from the store.
+pub async fn list_agents(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
+    let records = hub.svc.store.agents().await?;
+    let mut agents = Vec::with_capacity(records.len());
+    for r in records {
+        let entry = match hub.svc.agents.get(&r.slug) {
+            Some(addr) => {
+                serde_json::to_value(addr.send(GetState).await?).expect("agent state serialises")
+            }
+            None => json!({
+                "agent": r.slug,
+                "user_id": hub.svc.ns.agent_user_id(&r.slug),
+                "registered": r.registered,
+                "display_name": r.display_name,
+                "avatar_url": r.avatar_url,
+                "live": false,
+            }),
+        };
+        agents.push(entry);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "agents": agents })))
+}

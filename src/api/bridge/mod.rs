@@ -1,0 +1,31 @@
+//! The bridge API (`/bridge/v1/...`) used by agent processes and coordinators. The bridge
+//! token middleware has already run; each handler validates its input, then talks to the
+//! agent's actor (directly, through the registry) or to the supervisor.
+
+pub mod agents;
+pub mod events;
+pub mod messages;
+pub mod provision;
+pub mod typing;
+
+use std::time::Duration;
+
+use super::error::ApiError;
+use crate::{actors::Hub, ids::AgentSlug};
+
+/// Refuses early while the homeserver is known to be unreachable.
+fn require_homeserver(hub: &Hub) -> Result<(), ApiError> {
+    if hub.svc.hs.is_reachable() {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable {
+            error: "homeserver is unreachable".into(),
+            retry_after: Some(Duration::from_secs(5)),
+        })
+    }
+}
+
+/// Parses the `{agent}` path segment.
+fn slug_param(raw: &str) -> Result<AgentSlug, ApiError> {
+    AgentSlug::parse(raw).map_err(|e| ApiError::InvalidParam(format!("agent: {e}")))
+}

@@ -1,0 +1,52 @@
+//! `POST /bridge/v1/typing`: turn an agent's typing indicator on or off (SPEC "Bridge API").
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use ruma::OwnedRoomId;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::require_homeserver;
+use crate::{
+    actors::{agent::SetTyping, Hub},
+    api::{body, error::ApiError},
+    ids::AgentSlug,
+};
+
+/// Longest requested typing duration (the configured maximum caps it further).
+const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingRequest {
+    room_id: OwnedRoomId,
+    agent: AgentSlug,
+    typing: bool,
+    timeout_ms: Option<u64>,
+}
+
+pub async fn set_typing(
+    hub: web::Data<Hub>,
+    payload: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let req: TypingRequest = body::json(&bytes)?;
+    if let Some(t) = req.timeout_ms {
+        if t == 0 || t > MAX_TIMEOUT_MS {
+            return Err(ApiError::BadJson(format!(
+                "timeout_ms: must be between 1 and {MAX_TIMEOUT_MS}"
+            )));
+        }
+    }
+    require_homeserver(&hub)?;
+    hub.agent(&req.agent)
+        .await?
+        .send(SetTyping {
+            room: req.room_id,
+            typing: req.typing,
+            duration: req.timeout_ms.map(Duration::from_millis),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({})))
+}

@@ -1,0 +1,222 @@
+//! The API error type and the one place where errors become HTTP answers
+//! (`{"errcode", "error"}` bodies, plus `homeserver_status` and `Retry-After` where useful).
+
+use std::time::Duration;
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::{
+    actors::{error::AgentError, provision::ProvisionError},
+    matrix::HomeserverError,
+    store::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials (homeserver-facing routes).
+    #[error("missing access token")]
+    Unauthorized,
+    /// Wrong credentials.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// No such route.
+    #[error("unrecognized request")]
+    Unrecognized,
+    /// Known route, wrong method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body is not JSON.
+    #[error("{0}")]
+    NotJson(String),
+    /// The body is JSON of the wrong shape (the message names the field).
+    #[error("{0}")]
+    BadJson(String),
+    /// A path or query parameter is invalid (the message names it).
+    #[error("{0}")]
+    InvalidParam(String),
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(usize),
+    /// A room alias is taken.
+    #[error("{0}")]
+    RoomInUse(String),
+    /// Too many requests (queue full, stream limit, profile rate limit).
+    #[error("{error}")]
+    RateLimited {
+        error: String,
+        retry_after: Duration,
+    },
+    /// The homeserver answered with an error.
+    #[error(transparent)]
+    Homeserver(HomeserverError),
+    /// A dependency is unavailable (homeserver unreachable, shutting down).
+    #[error("{error}")]
+    Unavailable {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Anything else; details are logged, not returned.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    fn errcode(&self) -> &str {
+        match self {
+            Self::Unauthorized => "M_UNAUTHORIZED",
+            Self::Forbidden(_) => "M_FORBIDDEN",
+            Self::NotFound(_) => "M_NOT_FOUND",
+            Self::Unrecognized | Self::MethodNotAllowed => "M_UNRECOGNIZED",
+            Self::NotJson(_) => "M_NOT_JSON",
+            Self::BadJson(_) => "M_BAD_JSON",
+            Self::InvalidParam(_) => "M_INVALID_PARAM",
+            Self::TooLarge(_) => "M_TOO_LARGE",
+            Self::RoomInUse(_) => "M_ROOM_IN_USE",
+            Self::RateLimited { .. } => "M_LIMIT_EXCEEDED",
+            Self::Homeserver(HomeserverError::Status { errcode, .. }) => errcode,
+            Self::Homeserver(_) | Self::Unavailable { .. } => "M_UNAVAILABLE",
+            Self::Internal => "M_UNKNOWN",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            Self::Homeserver(HomeserverError::Unreachable(_)) => Some(Duration::from_secs(5)),
+            Self::Homeserver(HomeserverError::Status {
+                status,
+                retry_after,
+                ..
+            }) if *status == 429 || *status >= 500 => {
+                Some(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::Unrecognized => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotJson(_) | Self::BadJson(_) | Self::InvalidParam(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RoomInUse(_) => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Homeserver(HomeserverError::Unreachable(_)) | Self::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Homeserver(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "errcode": self.errcode(), "error": self.to_string() });
+        if let Self::Homeserver(HomeserverError::Status { status, error, .. }) = self {
+            body["homeserver_status"] = json!(status);
+            body["error"] = json!(error);
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if let Some(wait) = self.retry_after() {
+            body["retry_after_ms"] = json!(wait.as_millis() as u64);
+            resp.insert_header(("Retry-After", wait.as_secs().max(1).to_string()));
+        }
+        resp.json(body)
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Homeserver(h) => ApiError::Homeserver(h),
+            AgentError::Store(s) => s.into(),
+            AgentError::QueueFull { retry_after } => ApiError::RateLimited {
+                error: "the agent's send queue is full".into(),
+                retry_after,
+            },
+            AgentError::RateLimited { retry_after } => ApiError::RateLimited {
+                error: "profile changes are rate-limited for this agent".into(),
+                retry_after,
+            },
+            AgentError::HomeserverDown { retry_after } => ApiError::Unavailable {
+                error: "homeserver is unreachable".into(),
+                retry_after: Some(retry_after),
+            },
+            AgentError::Stopped => ApiError::Unavailable {
+                error: "agent is shutting down".into(),
+                retry_after: Some(Duration::from_secs(1)),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        ApiError::Internal
+    }
+}
+
+impl From<ProvisionError> for ApiError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            ProvisionError::AliasInUse(alias) => {
+                ApiError::RoomInUse(format!("room alias {alias} is already in use"))
+            }
+            ProvisionError::Homeserver(h) => ApiError::Homeserver(h),
+            ProvisionError::Agent(a) => a.into(),
+            ProvisionError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        ApiError::Unavailable {
+            error: "shutting down".into(),
+            retry_after: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(e: ApiError) -> (u16, serde_json::Value) {
+        let resp = e.error_response();
+        let status = resp.status().as_u16();
+        let bytes = to_bytes(resp.into_body()).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[actix_rt::test]
+    async fn homeserver_errors_pass_through() {
+        let (status, body) = body_of(ApiError::Homeserver(HomeserverError::Status {
+            status: 403,
+            errcode: "M_FORBIDDEN".into(),
+            error: "not in room".into(),
+            retry_after: None,
+        }))
+        .await;
+        assert_eq!(status, 502);
+        assert_eq!(body["errcode"], "M_FORBIDDEN");
+        assert_eq!(body["homeserver_status"], 403);
+        let (status, body) = body_of(ApiError::Homeserver(HomeserverError::Unreachable(
+            "refused".into(),
+        )))
+        .await;
+        assert_eq!(status, 503);
+        assert_eq!(body["errcode"], "M_UNAVAILABLE");
+    }
+}

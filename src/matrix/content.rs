@@ -1,0 +1,162 @@
+//! Builds `m.room.message` content from a bridge send: msgtype, Markdown rendering
+//! (pulldown-cmark, HTML only when the body has markup), reply and thread relations, and
+//! intentional mentions.
+
+use pulldown_cmark::{html, Options, Parser};
+use ruma::{
+    events::{
+        relation::{InReplyTo, Reply, Thread},
+        room::message::{
+            EmoteMessageEventContent, MessageType, NoticeMessageEventContent, Relation,
+            RoomMessageEventContent, TextMessageEventContent,
+        },
+        Mentions,
+    },
+    OwnedEventId, OwnedUserId,
+};
+use serde::Deserialize;
+
+/// `msgtype` accepted on the bridge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum MsgType {
+    #[default]
+    #[serde(rename = "m.text")]
+    Text,
+    #[serde(rename = "m.notice")]
+    Notice,
+    #[serde(rename = "m.emote")]
+    Emote,
+}
+
+/// `format` accepted on the bridge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    #[default]
+    Markdown,
+    Plain,
+}
+
+/// Everything that shapes one outgoing message.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    pub body: String,
+    pub msgtype: MsgType,
+    pub format: BodyFormat,
+    pub reply_to: Option<OwnedEventId>,
+    pub thread_root: Option<OwnedEventId>,
+    pub mentions: Vec<OwnedUserId>,
+}
+
+impl OutgoingMessage {
+    /// The Matrix event content.
+    pub fn to_content(&self) -> RoomMessageEventContent {
+        let html = match self.format {
+            BodyFormat::Markdown => markdown_to_html(&self.body),
+            BodyFormat::Plain => None,
+        };
+        let body = self.body.clone();
+        let msgtype = match (self.msgtype, html) {
+            (MsgType::Text, Some(h)) => MessageType::Text(TextMessageEventContent::html(body, h)),
+            (MsgType::Text, None) => MessageType::Text(TextMessageEventContent::plain(body)),
+            (MsgType::Notice, Some(h)) => {
+                MessageType::Notice(NoticeMessageEventContent::html(body, h))
+            }
+            (MsgType::Notice, None) => MessageType::Notice(NoticeMessageEventContent::plain(body)),
+            (MsgType::Emote, Some(h)) => {
+                MessageType::Emote(EmoteMessageEventContent::html(body, h))
+            }
+            (MsgType::Emote, None) => MessageType::Emote(EmoteMessageEventContent::plain(body)),
+        };
+        let mut content = RoomMessageEventContent::new(msgtype);
+        content.relates_to = match (&self.thread_root, &self.reply_to) {
+            (Some(root), Some(reply)) => {
+                Some(Relation::Thread(Thread::reply(root.clone(), reply.clone())))
+            }
+            (Some(root), None) => Some(Relation::Thread(Thread::without_fallback(root.clone()))),
+            (None, Some(reply)) => Some(Relation::Reply(Reply::new(InReplyTo::new(reply.clone())))),
+            (None, None) => None,
+        };
+        content.mentions = Some(Mentions::with_user_ids(self.mentions.iter().cloned()));
+        content
+    }
+}
+
+/// Renders CommonMark (with tables and strikethrough) to HTML, or `None` when the body has
+/// no markup (its HTML would be just the escaped text in one paragraph).
+pub fn markdown_to_html(body: &str) -> Option<String> {
+    let mut opts = Options::empty();
+    opts.insert(Options::ENABLE_TABLES);
+    opts.insert(Options::ENABLE_STRIKETHROUGH);
+    let mut out = String::with_capacity(body.len() + 16);
+    html::push_html(&mut out, Parser::new_ext(body, opts));
+    let trimmed = out.trim_end();
+    let plain = trimmed
+        .strip_prefix("<p>")
+        .and_then(|s| s.strip_suffix("</p>"))
+        .filter(|inner| !inner.contains('<') && *inner == escape_html(body.trim()));
+    match plain {
+        Some(_) => None,
+        None => Some(trimmed.to_owned()),
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    pulldown_cmark_escape::escape_html(&mut out, s).expect("writing to a String");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn msg(body: &str) -> OutgoingMessage {
+        OutgoingMessage {
+            body: body.into(),
+            msgtype: MsgType::Text,
+            format: BodyFormat::Markdown,
+            reply_to: None,
+            thread_root: None,
+            mentions: vec![],
+        }
+    }
+
+    #[test]
+    fn plain_text_has_no_html() {
+        assert_eq!(markdown_to_html("hello world"), None);
+        assert_eq!(markdown_to_html("a < b & c"), None);
+        assert_eq!(
+            markdown_to_html("**bold**").as_deref(),
+            Some("<p><strong>bold</strong></p>")
+        );
+        assert!(markdown_to_html("line one\n\nline two").is_some());
+    }
+
+    #[test]
+    fn content_shape() {
+        let mut m = msg("see `code`");
+        m.reply_to = Some("$r".try_into().unwrap());
+        m.mentions = vec!["@a:hs".try_into().unwrap()];
+        let v = serde_json::to_value(m.to_content()).unwrap();
+        assert_eq!(v["msgtype"], "m.text");
+        assert_eq!(v["format"], "org.matrix.custom.html");
+        assert_eq!(v["formatted_body"], "<p>see <code>code</code></p>");
+        assert_eq!(
+            v["m.relates_to"],
+            json!({"m.in_reply_to": {"event_id": "$r"}})
+        );
+        assert_eq!(v["m.mentions"], json!({"user_ids": ["@a:hs"]}));
+
+        let mut m = msg("plain");
+        m.format = BodyFormat::Plain;
+        m.msgtype = MsgType::Notice;
+        m.thread_root = Some("$root".try_into().unwrap());
+        let v = serde_json::to_value(m.to_content()).unwrap();
+        assert_eq!(v["msgtype"], "m.notice");
+        assert!(v.get("formatted_body").is_none());
+        assert_eq!(v["m.relates_to"]["rel_type"], "m.thread");
+        assert_eq!(v["m.relates_to"]["event_id"], "$root");
+    }
+}

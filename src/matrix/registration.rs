@@ -1,0 +1,44 @@
+//! The homeserver registration file (`mosaic-as registration`): ruma's `Registration`
+//! filled from the config, serialised as YAML.
+
+use ruma::api::appservice::{
+    Namespace, Namespaces as RumaNamespaces, Registration, RegistrationInit,
+};
+use secrecy::ExposeSecret;
+
+use crate::{config::Config, ids::Namespaces};
+
+/// The registration for this config.
+pub fn registration(config: &Config, ns: &Namespaces) -> Registration {
+    let mut namespaces = RumaNamespaces::new();
+    namespaces.users = vec![
+        Namespace::new(true, ns.agent_regex()),
+        Namespace::new(true, ns.sender_regex()),
+    ];
+    namespaces.aliases = vec![Namespace::new(true, ns.alias_regex())];
+    let mut reg: Registration = RegistrationInit {
+        id: config.appservice.id.clone(),
+        url: Some(
+            config
+                .appservice
+                .url
+                .to_string()
+                .trim_end_matches('/')
+                .to_owned(),
+        ),
+        as_token: config.secrets.as_token.expose_secret().to_owned(),
+        hs_token: config.secrets.hs_token.expose_secret().to_owned(),
+        sender_localpart: config.appservice.sender_localpart.clone(),
+        namespaces,
+        rate_limited: Some(false),
+        protocols: None,
+    }
+    .into();
+    reg.receive_ephemeral = config.appservice.receive_ephemeral;
+    reg
+}
+
+/// The registration as YAML text.
+pub fn registration_yaml(config: &Config, ns: &Namespaces) -> String {
+    serde_yaml_ng::to_string(&registration(config, ns)).expect("registration serialises")
+}

@@ -1,0 +1,183 @@
+//! Durable state behind a small trait: handled transactions, agents and their memberships,
+//! inboxes, the idempotent-send map, provisioned rooms. [`sqlite`] is the embedded default;
+//! [`writer`] batches inbound transactions into group commits.
+
+pub mod sqlite;
+pub mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
+use serde_json::value::RawValue;
+
+use crate::ids::AgentSlug;
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The store URL names a backend this build does not support.
+    #[error("unsupported store URL: {0}")]
+    Unsupported(String),
+    /// The group commit this write was part of failed.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The group-commit writer is gone (shutting down).
+    #[error("store writer stopped")]
+    WriterGone,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What the store knows of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub slug: AgentSlug,
+    pub registered: bool,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// One event to be written into one or more inboxes.
+#[derive(Debug, Clone)]
+pub struct EventDelivery {
+    pub event_id: OwnedEventId,
+    pub room_id: OwnedRoomId,
+    pub sender: OwnedUserId,
+    pub event_type: String,
+    pub content: Box<RawValue>,
+    pub origin_server_ts: i64,
+    /// The concerned agents, each with its `mentioned` flag.
+    pub recipients: Vec<(AgentSlug, bool)>,
+}
+
+/// A membership fact learnt from the homeserver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    pub slug: AgentSlug,
+    pub room_id: OwnedRoomId,
+    pub joined: bool,
+}
+
+/// Everything one homeserver transaction writes.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionWrite {
+    pub txn_id: String,
+    pub deliveries: Vec<EventDelivery>,
+    pub memberships: Vec<MembershipChange>,
+}
+
+/// What the store did with one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionOutcome {
+    /// Already handled earlier: nothing was written.
+    Duplicate,
+    /// Written. Per delivery: the cursors assigned (one per recipient, in recipient order),
+    /// or `None` when the event id had been seen in an earlier transaction.
+    Recorded(Vec<Option<Vec<i64>>>),
+}
+
+/// One inbox entry as read back.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    pub cursor: i64,
+    pub room_id: String,
+    pub event_id: String,
+    pub sender: String,
+    pub event_type: String,
+    pub content: Box<RawValue>,
+    pub origin_server_ts: i64,
+    pub mentioned: bool,
+}
+
+/// A provisioned room.
+#[derive(Debug, Clone)]
+pub struct RoomRecord {
+    pub room_id: OwnedRoomId,
+    pub alias: Option<OwnedRoomAliasId>,
+    pub space_id: Option<OwnedRoomId>,
+}
+
+/// The durable state operations of the daemon.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip, for `/ready`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Writes a batch of transactions atomically (one commit); outcomes in batch order.
+    async fn commit_transactions(
+        &self,
+        batch: &[TransactionWrite],
+    ) -> StoreResult<Vec<TransactionOutcome>>;
+
+    async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>>;
+    async fn agents(&self) -> StoreResult<Vec<AgentRecord>>;
+    async fn agent_count(&self) -> StoreResult<u64>;
+    /// Creates or replaces an agent record.
+    async fn put_agent(&self, agent: &AgentRecord) -> StoreResult<()>;
+
+    /// Every (agent, room) where an agent is joined.
+    async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>>;
+    async fn set_membership(&self, change: &MembershipChange) -> StoreResult<()>;
+    /// Rooms where `slug` is joined.
+    async fn agent_rooms(&self, slug: &AgentSlug) -> StoreResult<Vec<OwnedRoomId>>;
+
+    /// The event id of an earlier send with this client key.
+    async fn sent_event(
+        &self,
+        slug: &AgentSlug,
+        client_txn: &str,
+    ) -> StoreResult<Option<OwnedEventId>>;
+    async fn record_sent(
+        &self,
+        slug: &AgentSlug,
+        client_txn: &str,
+        event_id: &OwnedEventId,
+    ) -> StoreResult<()>;
+
+    /// Inbox entries of `slug` with a cursor above `after`, oldest first.
+    async fn read_inbox(
+        &self,
+        slug: &AgentSlug,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<InboxRow>>;
+    /// The highest cursor of `slug`'s inbox (0 when empty).
+    async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64>;
+    /// Applies retention: at most `max_per_agent` rows per agent, none older than
+    /// `max_age_s`; old transaction ids and orphaned events go too. Returns rows removed.
+    async fn prune(&self, max_per_agent: u32, max_age_s: u64) -> StoreResult<u64>;
+    /// Rows in all inboxes.
+    async fn inbox_depth(&self) -> StoreResult<i64>;
+
+    async fn record_room(&self, room: &RoomRecord) -> StoreResult<()>;
+}
+
+/// Opens the store named by `url` (creating and migrating it when needed).
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::Unsupported(format!(
+            "{} (only sqlite: is built in so far)",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
