@@ -2,7 +2,7 @@
 //! router reach a live agent directly; and the arbiter pool that agent actors run on
 //! (one per core, chosen by a hash of the slug).
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use actix::{Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
@@ -38,9 +38,8 @@ impl AgentRegistry {
     /// The arbiter an agent's actor lives on.
     pub fn arbiter_for(&self, slug: &AgentSlug) -> ArbiterHandle {
         let arbiters = self.arbiters.get().expect("arbiters started");
-        let mut h = self.live.hasher().build_hasher();
-        slug.hash(&mut h);
-        arbiters[(h.finish() as usize) % arbiters.len()].handle()
+        let h = self.live.hasher().hash_one(slug);
+        arbiters[(h as usize) % arbiters.len()].handle()
     }
 
     /// A live agent's address.

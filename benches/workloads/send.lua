@@ -1,0 +1,27 @@
+-- W2 / W2S load: POST /bridge/v1/messages spread over AGENTS agents, agent a<i> posting
+-- into its own room !r<i> (AGENTS=1 is the ordered single-room case).
+local common = dofile(os.getenv("BENCH_LUA") .. "/common.lua")
+setup = common.setup
+done = common.done
+
+local agents = tonumber(os.getenv("AGENTS") or "64")
+local token = os.getenv("BRIDGE_TOKEN")
+local n = 0
+local headers
+
+function init(args)
+   headers = {
+      ["Authorization"] = "Bearer " .. token,
+      ["Content-Type"] = "application/json",
+   }
+   -- Threads start on different agents.
+   n = (tid or 0) * 17
+end
+
+function request()
+   n = n + 1
+   local i = n % agents
+   local body = '{"room_id":"!r' .. i .. '","agent":"a' .. i ..
+      '","body":"hello from the bench, message ' .. n .. '"}'
+   return wrk.format("POST", "/bridge/v1/messages", headers, body)
+end

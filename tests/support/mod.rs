@@ -1,0 +1,64 @@
+//! Test harness that runs the real thing: a Synapse homeserver (installed into
+//! `target/synapse-venv` on first use) and the `mosaic-as` binary, both as child
+//! processes on free loopback ports, driven through blocking HTTP helpers.
+//!
+//! Use it from an integration test with `mod support;` and then
+//! `support::Stack::shared()` (one stack per test binary) or
+//! `support::Stack::start("name")` (a stack of the test's own). Failed runs keep
+//! their logs under `target/test-logs/<name>-<timestamp>/`.
+#![allow(dead_code, unused_imports)]
+
+pub mod daemon;
+pub mod human;
+pub mod ports;
+pub mod process;
+pub mod stack;
+pub mod synapse;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use daemon::{Daemon, DaemonOptions, Secrets};
+pub use human::{wait_until, Human};
+pub use ports::free_port;
+pub use stack::{Stack, SERVER_NAME};
+pub use synapse::Synapse;
+
+/// A name unique in this test process and unlikely to repeat across runs:
+/// `<prefix>-<counter><4 random hex>`. Valid as a user localpart, agent slug
+/// or alias name when `prefix` is (lowercase letters, digits, `-`, `_`).
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{n}{}", process::random_hex(2))
+}
+
+/// Writes a registration YAML for a daemon that is not running, for tests of
+/// the homeserver alone: namespaces `@agent-.*` and `#mosaic-.*` on
+/// `server_name`, sender `mosaic-as`, random tokens. Answers (path, as_token).
+pub fn fixture_registration(
+    dir: &std::path::Path,
+    server_name: &str,
+) -> (std::path::PathBuf, String) {
+    let as_token = process::random_hex(32);
+    let server = server_name.replace('.', "\\.");
+    let hs_token = process::random_hex(32);
+    let port = free_port();
+    let yaml = [
+        "id: mosaic-as".to_owned(),
+        format!("url: 'http://127.0.0.1:{port}'"),
+        format!("as_token: '{as_token}'"),
+        format!("hs_token: '{hs_token}'"),
+        "sender_localpart: mosaic-as".into(),
+        "rate_limited: false".into(),
+        "receive_ephemeral: false".into(),
+        "namespaces:".into(),
+        format!("  users: [{{exclusive: true, regex: '@agent-.*:{server}'}}]"),
+        format!("  aliases: [{{exclusive: true, regex: '#mosaic-.*:{server}'}}]"),
+        "  rooms: []".into(),
+    ]
+    .join("\n");
+    std::fs::create_dir_all(dir).expect("create registration dir");
+    let path = dir.join("fixture-registration.yaml");
+    std::fs::write(&path, yaml).expect("write registration fixture");
+    (path, as_token)
+}
