@@ -106,7 +106,7 @@ impl Actor for AgentActor {
                         display_name: None,
                         avatar_url: None,
                     };
-                    store.put_agent(&fresh).await?;
+                    svc.writer.put_agent(fresh.clone()).await?;
                     fresh
                 }
             };
@@ -187,7 +187,7 @@ async fn ensure_registered(svc: Arc<Services>, mut record: AgentRecord) -> Agent
     let localpart = format!("{}{}", svc.config.appservice.agent_prefix, record.slug);
     svc.hs.register(&localpart).await?;
     record.registered = true;
-    svc.store.put_agent(&record).await?;
+    svc.writer.put_agent(record.clone()).await?;
     tracing::info!(agent = %record.slug, "agent user registered");
     Ok(())
 }
@@ -246,7 +246,7 @@ impl Handler<SetProfile> for AgentActor {
                 ..record
             };
             if changes {
-                svc.store.put_agent(&stored).await?;
+                svc.writer.put_agent(stored.clone()).await?;
             }
             Ok(stored)
         };

@@ -146,8 +146,8 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
             }
         },
     };
-    svc.store
-        .record_room(&RoomRecord {
+    svc.writer
+        .record_room(RoomRecord {
             room_id: room_id.clone(),
             alias: alias.as_ref().map(|(_, full)| full.clone()),
             space_id: req.space_id.clone().filter(|_| space_linked),

@@ -76,6 +76,33 @@ pub struct TransactionWrite {
     pub memberships: Vec<MembershipChange>,
 }
 
+/// One write. Every write goes through the group-commit writer, so the store has a single
+/// writer and many writes share one commit.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// A homeserver transaction (deduplicated by txn id and event ids).
+    Transaction(TransactionWrite),
+    /// Creates or replaces an agent record.
+    Agent(AgentRecord),
+    /// An agent joined or left a room.
+    Membership(MembershipChange),
+    /// A send succeeded: `(agent, client txn id) → event id`.
+    Sent {
+        slug: AgentSlug,
+        client_txn: String,
+        event_id: OwnedEventId,
+    },
+    /// A provisioned room.
+    Room(RoomRecord),
+}
+
+/// What the store did with one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Transaction(TransactionOutcome),
+    Done,
+}
+
 /// What the store did with one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransactionOutcome {
@@ -113,21 +140,15 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for `/ready`.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Writes a batch of transactions atomically (one commit); outcomes in batch order.
-    async fn commit_transactions(
-        &self,
-        batch: &[TransactionWrite],
-    ) -> StoreResult<Vec<TransactionOutcome>>;
+    /// Applies a batch of writes atomically (one commit); outcomes in batch order.
+    async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>>;
 
     async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>>;
     async fn agents(&self) -> StoreResult<Vec<AgentRecord>>;
     async fn agent_count(&self) -> StoreResult<u64>;
-    /// Creates or replaces an agent record.
-    async fn put_agent(&self, agent: &AgentRecord) -> StoreResult<()>;
 
     /// Every (agent, room) where an agent is joined.
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>>;
-    async fn set_membership(&self, change: &MembershipChange) -> StoreResult<()>;
     /// Rooms where `slug` is joined.
     async fn agent_rooms(&self, slug: &AgentSlug) -> StoreResult<Vec<OwnedRoomId>>;
 
@@ -137,12 +158,6 @@ pub trait Store: Send + Sync + 'static {
         slug: &AgentSlug,
         client_txn: &str,
     ) -> StoreResult<Option<OwnedEventId>>;
-    async fn record_sent(
-        &self,
-        slug: &AgentSlug,
-        client_txn: &str,
-        event_id: &OwnedEventId,
-    ) -> StoreResult<()>;
 
     /// Inbox entries of `slug` with a cursor above `after`, oldest first.
     async fn read_inbox(
@@ -158,8 +173,6 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, max_per_agent: u32, max_age_s: u64) -> StoreResult<u64>;
     /// Rows in all inboxes.
     async fn inbox_depth(&self) -> StoreResult<i64>;
-
-    async fn record_room(&self, room: &RoomRecord) -> StoreResult<()>;
 }
 
 /// Opens the store named by `url` (creating and migrating it when needed).

@@ -12,8 +12,8 @@ use sqlx::{
 };
 
 use super::{
-    now_s, AgentRecord, InboxRow, MembershipChange, RoomRecord, Store, StoreError, StoreResult,
-    TransactionOutcome, TransactionWrite,
+    now_s, AgentRecord, InboxRow, MembershipChange, Store, StoreError, StoreResult,
+    TransactionOutcome, TransactionWrite, WriteOp, WriteOutcome,
 };
 use crate::ids::AgentSlug;
 
@@ -53,75 +53,54 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn commit_transactions(
-        &self,
-        batch: &[TransactionWrite],
-    ) -> StoreResult<Vec<TransactionOutcome>> {
+    async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>> {
         let now = now_s();
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        for txn in batch {
-            let fresh = sqlx::query(
-                "INSERT INTO transactions (txn_id, handled_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(&txn.txn_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !fresh {
-                outcomes.push(TransactionOutcome::Duplicate);
-                continue;
-            }
-            for m in &txn.memberships {
-                let q = if m.joined {
-                    "INSERT INTO memberships (slug, room_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
-                } else {
-                    "DELETE FROM memberships WHERE slug = ? AND room_id = ?"
-                };
-                sqlx::query(q)
-                    .bind(m.slug.as_str())
-                    .bind(m.room_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let mut per_event = Vec::with_capacity(txn.deliveries.len());
-            for d in &txn.deliveries {
-                let inserted = sqlx::query(
-                    "INSERT INTO events (event_id, room_id, sender, event_type, content, origin_server_ts, received_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING id",
-                )
-                .bind(d.event_id.as_str())
-                .bind(d.room_id.as_str())
-                .bind(d.sender.as_str())
-                .bind(&d.event_type)
-                .bind(d.content.get())
-                .bind(d.origin_server_ts)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = inserted else {
-                    per_event.push(None);
-                    continue;
-                };
-                let event_ref: i64 = row.get(0);
-                let mut cursors = Vec::with_capacity(d.recipients.len());
-                for (slug, mentioned) in &d.recipients {
-                    let seq: i64 = sqlx::query_scalar(
-                        "INSERT INTO inbox (slug, event_ref, mentioned, received_at) VALUES (?, ?, ?, ?) RETURNING seq",
+        for op in batch {
+            let outcome = match op {
+                WriteOp::Transaction(t) => {
+                    WriteOutcome::Transaction(write_transaction(&mut tx, t, now).await?)
+                }
+                WriteOp::Agent(a) => {
+                    write_agent(&mut tx, a, now).await?;
+                    WriteOutcome::Done
+                }
+                WriteOp::Membership(m) => {
+                    write_membership(&mut tx, m).await?;
+                    WriteOutcome::Done
+                }
+                WriteOp::Sent {
+                    slug,
+                    client_txn,
+                    event_id,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO sent (slug, client_txn_id, event_id, sent_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                     .bind(slug.as_str())
-                    .bind(event_ref)
-                    .bind(*mentioned)
+                    .bind(client_txn)
+                    .bind(event_id.as_str())
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .execute(&mut *tx)
                     .await?;
-                    cursors.push(seq);
+                    WriteOutcome::Done
                 }
-                per_event.push(Some(cursors));
-            }
-            outcomes.push(TransactionOutcome::Recorded(per_event));
+                WriteOp::Room(room) => {
+                    sqlx::query(
+                        "INSERT INTO rooms (room_id, alias, space_id, created_at) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id",
+                    )
+                    .bind(room.room_id.as_str())
+                    .bind(room.alias.as_ref().map(|a| a.as_str()))
+                    .bind(room.space_id.as_ref().map(|s| s.as_str()))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    WriteOutcome::Done
+                }
+            };
+            outcomes.push(outcome);
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -166,22 +145,6 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn put_agent(&self, a: &AgentRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO agents (slug, registered, display_name, avatar_url, created_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (slug) DO UPDATE SET registered = excluded.registered, \
-             display_name = excluded.display_name, avatar_url = excluded.avatar_url",
-        )
-        .bind(a.slug.as_str())
-        .bind(a.registered)
-        .bind(&a.display_name)
-        .bind(&a.avatar_url)
-        .bind(now_s())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>> {
         let rows = sqlx::query("SELECT slug, room_id FROM memberships")
             .fetch_all(&self.pool)
@@ -194,20 +157,6 @@ impl Store for SqliteStore {
                 Ok((slug_of(r.get(0))?, room))
             })
             .collect()
-    }
-
-    async fn set_membership(&self, m: &MembershipChange) -> StoreResult<()> {
-        let q = if m.joined {
-            "INSERT INTO memberships (slug, room_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
-        } else {
-            "DELETE FROM memberships WHERE slug = ? AND room_id = ?"
-        };
-        sqlx::query(q)
-            .bind(m.slug.as_str())
-            .bind(m.room_id.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     async fn agent_rooms(&self, slug: &AgentSlug) -> StoreResult<Vec<OwnedRoomId>> {
@@ -239,24 +188,6 @@ impl Store for SqliteStore {
             OwnedEventId::try_from(s).map_err(|e| StoreError::Corrupt(format!("event id: {e}")))
         })
         .transpose()
-    }
-
-    async fn record_sent(
-        &self,
-        slug: &AgentSlug,
-        client_txn: &str,
-        event_id: &OwnedEventId,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sent (slug, client_txn_id, event_id, sent_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(slug.as_str())
-        .bind(client_txn)
-        .bind(event_id.as_str())
-        .bind(now_s())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn read_inbox(
@@ -338,20 +269,96 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?)
     }
+}
 
-    async fn record_room(&self, room: &RoomRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO rooms (room_id, alias, space_id, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id",
-        )
-        .bind(room.room_id.as_str())
-        .bind(room.alias.as_ref().map(|a| a.as_str()))
-        .bind(room.space_id.as_ref().map(|s| s.as_str()))
-        .bind(now_s())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+async fn write_transaction(
+    tx: &mut Tx,
+    txn: &TransactionWrite,
+    now: i64,
+) -> StoreResult<TransactionOutcome> {
+    let fresh = sqlx::query(
+        "INSERT INTO transactions (txn_id, handled_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(&txn.txn_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        return Ok(TransactionOutcome::Duplicate);
     }
+    for m in &txn.memberships {
+        write_membership(tx, m).await?;
+    }
+    let mut per_event = Vec::with_capacity(txn.deliveries.len());
+    for d in &txn.deliveries {
+        let inserted = sqlx::query(
+            "INSERT INTO events (event_id, room_id, sender, event_type, content, origin_server_ts, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING id",
+        )
+        .bind(d.event_id.as_str())
+        .bind(d.room_id.as_str())
+        .bind(d.sender.as_str())
+        .bind(&d.event_type)
+        .bind(d.content.get())
+        .bind(d.origin_server_ts)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = inserted else {
+            per_event.push(None);
+            continue;
+        };
+        let event_ref: i64 = row.get(0);
+        let mut cursors = Vec::with_capacity(d.recipients.len());
+        for (slug, mentioned) in &d.recipients {
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO inbox (slug, event_ref, mentioned, received_at) VALUES (?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(slug.as_str())
+            .bind(event_ref)
+            .bind(*mentioned)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+            cursors.push(seq);
+        }
+        per_event.push(Some(cursors));
+    }
+    Ok(TransactionOutcome::Recorded(per_event))
+}
+
+async fn write_agent(tx: &mut Tx, a: &AgentRecord, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO agents (slug, registered, display_name, avatar_url, created_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (slug) DO UPDATE SET registered = excluded.registered, \
+         display_name = excluded.display_name, avatar_url = excluded.avatar_url",
+    )
+    .bind(a.slug.as_str())
+    .bind(a.registered)
+    .bind(&a.display_name)
+    .bind(&a.avatar_url)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_membership(tx: &mut Tx, m: &MembershipChange) -> StoreResult<()> {
+    let q = if m.joined {
+        "INSERT INTO memberships (slug, room_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM memberships WHERE slug = ? AND room_id = ?"
+    };
+    sqlx::query(q)
+        .bind(m.slug.as_str())
+        .bind(m.room_id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -363,6 +370,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         (dir, SqliteStore::open(&url).await.unwrap())
+    }
+
+    async fn commit(s: &SqliteStore, txns: Vec<TransactionWrite>) -> Vec<TransactionOutcome> {
+        let ops: Vec<_> = txns.into_iter().map(WriteOp::Transaction).collect();
+        s.apply(&ops)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| match o {
+                WriteOutcome::Transaction(t) => t,
+                WriteOutcome::Done => panic!("transaction outcome expected"),
+            })
+            .collect()
     }
 
     fn delivery(event_id: &str, to: &[&str]) -> EventDelivery {
@@ -393,7 +413,7 @@ mod tests {
             deliveries: vec![delivery("$e1", &["a"]), delivery("$e2", &["a"])],
             memberships: vec![],
         };
-        let out = s.commit_transactions(&[t1.clone(), t2]).await.unwrap();
+        let out = commit(&s, vec![t1.clone(), t2]).await;
         let TransactionOutcome::Recorded(first) = &out[0] else {
             panic!()
         };
@@ -407,7 +427,7 @@ mod tests {
         );
         assert!(second[1].is_some());
         assert_eq!(
-            s.commit_transactions(&[t1]).await.unwrap(),
+            commit(&s, vec![t1]).await,
             vec![TransactionOutcome::Duplicate]
         );
         let a = AgentSlug::parse("a").unwrap();
@@ -425,13 +445,15 @@ mod tests {
         let deliveries = (0..5)
             .map(|i| delivery(&format!("$e{i}"), &["a"]))
             .collect();
-        s.commit_transactions(&[TransactionWrite {
-            txn_id: "t".into(),
-            deliveries,
-            memberships: vec![],
-        }])
-        .await
-        .unwrap();
+        commit(
+            &s,
+            vec![TransactionWrite {
+                txn_id: "t".into(),
+                deliveries,
+                memberships: vec![],
+            }],
+        )
+        .await;
         assert_eq!(s.prune(2, 3600).await.unwrap(), 3);
         let rows = s
             .read_inbox(&AgentSlug::parse("a").unwrap(), 0, 10)

@@ -1,20 +1,24 @@
-//! Group commit: one task owns inbound writes. It takes every transaction that arrived
-//! while the previous commit ran and writes them in one store transaction (one fsync), then
-//! answers each waiting request. Durability before the 200, at high transaction rates.
+//! Group commit: one task owns every write. It takes all writes that arrived while the
+//! previous commit ran and applies them in one store transaction (one WAL append), then
+//! answers each waiting caller. Durability before the answer, at high rates, with a single
+//! writer (no lock contention between writers).
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError, StoreResult, TransactionOutcome, TransactionWrite};
-use crate::metrics::METRICS;
+use super::{
+    AgentRecord, MembershipChange, RoomRecord, Store, StoreError, StoreResult, TransactionOutcome,
+    TransactionWrite, WriteOp, WriteOutcome,
+};
+use crate::{ids::AgentSlug, metrics::METRICS};
 
-/// Most transactions written in one commit.
-const MAX_BATCH: usize = 256;
+/// Most writes applied in one commit.
+const MAX_BATCH: usize = 512;
 
 struct Job {
-    write: TransactionWrite,
-    reply: oneshot::Sender<StoreResult<TransactionOutcome>>,
+    op: WriteOp,
+    reply: oneshot::Sender<StoreResult<WriteOutcome>>,
 }
 
 /// Handle to the writer task; cheap to clone.
@@ -24,38 +28,72 @@ pub struct CommitWriter {
 }
 
 impl CommitWriter {
-    /// Starts the writer task on the current runtime. `queue` bounds waiting transactions.
+    /// Starts the writer task on the current runtime. `queue` bounds waiting writes.
     pub fn spawn(store: Arc<dyn Store>, queue: usize) -> Self {
         let (jobs, rx) = mpsc::channel(queue);
         tokio::spawn(run(store, rx));
         Self { jobs }
     }
 
-    /// Writes one transaction durably (possibly together with others).
-    pub async fn commit(&self, write: TransactionWrite) -> StoreResult<TransactionOutcome> {
+    /// Applies one write durably (possibly in a commit shared with others).
+    pub async fn write(&self, op: WriteOp) -> StoreResult<WriteOutcome> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { write, reply })
+            .send(Job { op, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Records a homeserver transaction.
+    pub async fn commit(&self, txn: TransactionWrite) -> StoreResult<TransactionOutcome> {
+        match self.write(WriteOp::Transaction(txn)).await? {
+            WriteOutcome::Transaction(t) => Ok(t),
+            WriteOutcome::Done => Err(StoreError::Corrupt("transaction outcome missing".into())),
+        }
+    }
+
+    pub async fn put_agent(&self, agent: AgentRecord) -> StoreResult<()> {
+        self.write(WriteOp::Agent(agent)).await.map(drop)
+    }
+
+    pub async fn set_membership(&self, change: MembershipChange) -> StoreResult<()> {
+        self.write(WriteOp::Membership(change)).await.map(drop)
+    }
+
+    pub async fn record_sent(
+        &self,
+        slug: AgentSlug,
+        client_txn: String,
+        event_id: ruma::OwnedEventId,
+    ) -> StoreResult<()> {
+        self.write(WriteOp::Sent {
+            slug,
+            client_txn,
+            event_id,
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn record_room(&self, room: RoomRecord) -> StoreResult<()> {
+        self.write(WriteOp::Room(room)).await.map(drop)
     }
 }
 
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (writes, replies): (Vec<_>, Vec<_>) =
-            jobs.drain(..).map(|j| (j.write, j.reply)).unzip();
-        METRICS.commit_batch.observe(writes.len() as f64);
-        match store.commit_transactions(&writes).await {
+        let (ops, replies): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.op, j.reply)).unzip();
+        METRICS.commit_batch.observe(ops.len() as f64);
+        match store.apply(&ops).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, transactions = writes.len(), "group commit failed");
+                tracing::error!(error = %e, writes = ops.len(), "group commit failed");
                 let text = e.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Commit(text.clone())));

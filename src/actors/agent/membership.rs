@@ -80,8 +80,8 @@ pub(super) async fn record_membership(
     } else {
         svc.directory.leave(room, slug);
     }
-    svc.store
-        .set_membership(&MembershipChange {
+    svc.writer
+        .set_membership(MembershipChange {
             slug: slug.clone(),
             room_id: room.to_owned(),
             joined,

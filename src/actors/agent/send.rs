@@ -38,13 +38,16 @@ pub struct Sent {
 struct SendJob {
     message: OutgoingMessage,
     txn_id: String,
-    reply: oneshot::Sender<AgentResult<Sent>>,
+    /// The key came from the client (so it may have been used before).
+    client_key: bool,
 }
+
+type Reply = oneshot::Sender<AgentResult<Sent>>;
 
 #[derive(Default)]
 struct RoomQueue {
     busy: bool,
-    waiting: VecDeque<SendJob>,
+    waiting: VecDeque<(SendJob, Reply)>,
 }
 
 #[derive(Default)]
@@ -83,6 +86,7 @@ impl Handler<SendMessage> for AgentActor {
             });
         }
         let (reply, answer) = oneshot::channel();
+        let client_key = msg.client_txn.is_some();
         let txn_id = msg
             .client_txn
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
@@ -92,11 +96,14 @@ impl Handler<SendMessage> for AgentActor {
             .entry(msg.room.clone())
             .or_default()
             .waiting
-            .push_back(SendJob {
-                message: msg.message,
-                txn_id,
+            .push_back((
+                SendJob {
+                    message: msg.message,
+                    txn_id,
+                    client_key,
+                },
                 reply,
-            });
+            ));
         self.pump(msg.room, ctx);
         Box::pin(async move { answer.await.unwrap_or(Err(AgentError::Stopped)) })
     }
@@ -118,7 +125,7 @@ impl AgentActor {
         if queue.busy {
             return;
         }
-        let Some(job) = queue.waiting.pop_front() else {
+        let Some((job, reply)) = queue.waiting.pop_front() else {
             self.sends.rooms.remove(&room);
             return;
         };
@@ -129,10 +136,8 @@ impl AgentActor {
             self.user_id.clone(),
             room.clone(),
             self.joined.contains(&room),
-            job.message,
-            job.txn_id,
+            job,
         );
-        let reply = job.reply;
         ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
             act.registered |= outcome.registered;
             if outcome.joined {
@@ -158,15 +163,21 @@ async fn deliver(
     user: OwnedUserId,
     room: OwnedRoomId,
     joined: bool,
-    message: OutgoingMessage,
-    txn_id: String,
+    job: SendJob,
 ) -> SendOutcome {
+    let SendJob {
+        message,
+        txn_id,
+        client_key,
+    } = job;
     let mut registered = record.registered;
     let mut joined_now = joined;
     let result = async {
         let slug = record.slug.clone();
-        if let Some(event_id) = svc.store.sent_event(&slug, &txn_id).await? {
-            return Ok(Sent { event_id, txn_id });
+        if client_key {
+            if let Some(event_id) = svc.store.sent_event(&slug, &txn_id).await? {
+                return Ok(Sent { event_id, txn_id });
+            }
         }
         if !registered {
             super::ensure_registered(svc.clone(), record).await?;
@@ -182,7 +193,9 @@ async fn deliver(
             .hs
             .send_event(&user, &room, "m.room.message", &matrix_txn, &content)
             .await?;
-        svc.store.record_sent(&slug, &txn_id, &event_id).await?;
+        svc.writer
+            .record_sent(slug, txn_id.clone(), event_id.clone())
+            .await?;
         Ok(Sent { event_id, txn_id })
     }
     .await;

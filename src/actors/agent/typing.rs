@@ -57,7 +57,11 @@ impl Handler<SetTyping> for AgentActor {
         let user = self.user_id.clone();
         let room = msg.room;
         if !msg.typing {
-            self.cancel_timer(&room, ctx);
+            let was_typing = self.cancel_timer(&room, ctx);
+            if !was_typing && !self.joined.contains(&room) {
+                // Not in the room: it cannot be typing there; nothing to clear.
+                return Box::pin(fut::ready(Ok(())));
+            }
             let work = async move {
                 svc.hs
                     .typing(
