@@ -67,6 +67,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
             .app_data(hub_data.clone())
             .app_data(slots.clone())
             .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                api::error::ApiError::InvalidParam(format!("query: {e}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                api::error::ApiError::InvalidParam(format!("path: {e}")).into()
+            }))
             .wrap(from_fn(api::request_context))
             .configure(api::configure)
     })
@@ -114,9 +120,8 @@ async fn restore_directory(svc: &Arc<Services>) -> Result<(), StoreError> {
     for (slug, room) in memberships {
         svc.directory.join(&room, &slug);
     }
-    for agent in svc.store.agents().await? {
-        svc.directory
-            .set_display_name(&agent.slug, agent.display_name.as_deref());
+    for (slug, name) in svc.store.display_names().await? {
+        svc.directory.set_display_name(&slug, Some(&name));
     }
     tracing::info!(memberships = n, "routing directory restored");
     Ok(())

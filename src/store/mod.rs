@@ -144,7 +144,10 @@ pub trait Store: Send + Sync + 'static {
     async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>>;
 
     async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>>;
-    async fn agents(&self) -> StoreResult<Vec<AgentRecord>>;
+    /// Agents in slug order, after `after` (exclusive), at most `limit`.
+    async fn agents(&self, after: Option<&AgentSlug>, limit: u32) -> StoreResult<Vec<AgentRecord>>;
+    /// `(slug, display name)` of every agent that has a display name.
+    async fn display_names(&self) -> StoreResult<Vec<(AgentSlug, String)>>;
     async fn agent_count(&self) -> StoreResult<u64>;
 
     /// Every (agent, room) where an agent is joined.

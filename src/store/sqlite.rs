@@ -120,10 +120,12 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn agents(&self) -> StoreResult<Vec<AgentRecord>> {
+    async fn agents(&self, after: Option<&AgentSlug>, limit: u32) -> StoreResult<Vec<AgentRecord>> {
         let rows = sqlx::query(
-            "SELECT slug, registered, display_name, avatar_url FROM agents ORDER BY slug",
+            "SELECT slug, registered, display_name, avatar_url FROM agents WHERE slug > ? ORDER BY slug LIMIT ?",
         )
+        .bind(after.map_or("", AgentSlug::as_str))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -135,6 +137,17 @@ impl Store for SqliteStore {
                     avatar_url: r.get(3),
                 })
             })
+            .collect()
+    }
+
+    async fn display_names(&self) -> StoreResult<Vec<(AgentSlug, String)>> {
+        let rows = sqlx::query(
+            "SELECT slug, display_name FROM agents WHERE display_name IS NOT NULL AND display_name <> ''",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((slug_of(r.get(0))?, r.get(1))))
             .collect()
     }
 

@@ -80,9 +80,36 @@ pub async fn get_agent(
     Ok(HttpResponse::Ok().json(addr.send(GetState).await?))
 }
 
-/// Every hosted agent: live agents with their actor state, stored ones from the store.
-pub async fn list_agents(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
-    let records = hub.svc.store.agents().await?;
+/// Default and largest page of `GET /bridge/v1/agents`.
+const DEFAULT_PAGE: u32 = 1000;
+const MAX_PAGE: u32 = 10_000;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Every hosted agent, in slug order, a page at a time (`after`, `limit`; `next` names the
+/// `after` of the following page): live agents with their actor state, others from the store.
+pub async fn list_agents(
+    hub: web::Data<Hub>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let after = query.after.as_deref().map(slug_param).transpose()?;
+    let limit = match query.limit {
+        None => DEFAULT_PAGE,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(_) => {
+            return Err(ApiError::InvalidParam(format!(
+                "limit: must be from 1 to {MAX_PAGE}"
+            )))
+        }
+    };
+    let records = hub.svc.store.agents(after.as_ref(), limit).await?;
+    let next = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.slug.to_string()))
+        .flatten();
     let mut agents = Vec::with_capacity(records.len());
     for r in records {
         let entry = match hub.svc.agents.get(&r.slug) {
@@ -100,5 +127,5 @@ pub async fn list_agents(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> 
         };
         agents.push(entry);
     }
-    Ok(HttpResponse::Ok().json(json!({ "agents": agents })))
+    Ok(HttpResponse::Ok().json(json!({ "agents": agents, "next": next })))
 }
