@@ -114,6 +114,8 @@ struct SendOutcome {
     registered: bool,
     joined: bool,
     result: AgentResult<Sent>,
+    /// The send reached the homeserver now (not found in the sent map): record it.
+    fresh: bool,
 }
 
 impl AgentActor {
@@ -147,7 +149,27 @@ impl AgentActor {
                 // A message ends the agent's typing in that room (Synapse does not).
                 act.end_typing(&room, ctx);
             }
-            let _ = reply.send(outcome.result);
+            match outcome.result {
+                Ok(sent) if outcome.fresh => {
+                    // The next send of this room need not wait for this record: the
+                    // homeserver has the event, and a concurrent retry with the same key
+                    // reuses the same Matrix txn id, which the homeserver deduplicates.
+                    let writer = act.svc.writer.clone();
+                    let slug = act.slug.clone();
+                    ctx.spawn(
+                        async move {
+                            let recorded = writer
+                                .record_sent(slug, sent.txn_id.clone(), sent.event_id.clone())
+                                .await;
+                            let _ = reply.send(recorded.map(|()| sent).map_err(Into::into));
+                        }
+                        .into_actor(act),
+                    );
+                }
+                result => {
+                    let _ = reply.send(result);
+                }
+            }
             act.sends.queued -= 1;
             if let Some(q) = act.sends.rooms.get_mut(&room) {
                 q.busy = false;
@@ -172,6 +194,7 @@ async fn deliver(
     } = job;
     let mut registered = record.registered;
     let mut joined_now = joined;
+    let mut fresh = false;
     let result = async {
         let slug = record.slug.clone();
         if client_key {
@@ -193,9 +216,7 @@ async fn deliver(
             .hs
             .send_event(&user, &room, "m.room.message", &matrix_txn, &content)
             .await?;
-        svc.writer
-            .record_sent(slug, txn_id.clone(), event_id.clone())
-            .await?;
+        fresh = true;
         Ok(Sent { event_id, txn_id })
     }
     .await;
@@ -203,6 +224,7 @@ async fn deliver(
         registered,
         joined: joined_now,
         result,
+        fresh,
     }
 }
 
