@@ -21,8 +21,10 @@ use crate::{
 
 /// Transactions waiting for the group-commit writer.
 const WRITER_QUEUE: usize = 4096;
-/// How often the homeserver is pinged while it is up / down.
-const PING_UP: Duration = Duration::from_secs(30);
+/// How often the homeserver is pinged while it is up / down. `/ready` reports the last
+/// ping, so the up interval (plus the ping's own retry deadline) bounds how long an outage
+/// goes unnoticed.
+const PING_UP: Duration = Duration::from_secs(10);
 const PING_DOWN: Duration = Duration::from_secs(2);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
