@@ -149,7 +149,7 @@ impl Namespaces {
     /// Regex of the exclusive user namespace for agents (for the registration).
     pub fn agent_regex(&self) -> String {
         format!(
-            "@{}[a-z0-9][a-z0-9_-]*:{}",
+            "^@{}[a-z0-9][a-z0-9_-]*:{}$",
             regex::escape(&self.agent_prefix),
             regex::escape(self.server_name.as_str())
         )
@@ -163,7 +163,7 @@ impl Namespaces {
     /// Regex of the exclusive alias namespace.
     pub fn alias_regex(&self) -> String {
         format!(
-            "#{}.*:{}",
+            "^#{}.*:{}$",
             regex::escape(&self.alias_prefix),
             regex::escape(self.server_name.as_str())
         )
@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn regexes_escape() {
         let ns = ns();
-        assert_eq!(ns.agent_regex(), r"@agent\-[a-z0-9][a-z0-9_-]*:hs\.local");
+        assert_eq!(ns.agent_regex(), r"^@agent\-[a-z0-9][a-z0-9_-]*:hs\.local$");
+        assert_eq!(ns.alias_regex(), r"^#mosaic\-.*:hs\.local$");
         assert_eq!(ns.sender_regex(), r"^@mosaic\-as:hs\.local$");
     }
 }

@@ -26,6 +26,9 @@ use crate::{config::Config, metrics::METRICS};
 
 /// Errcode of a registration for a user that already exists.
 const M_USER_IN_USE: &str = "M_USER_IN_USE";
+/// The last retry of a call starts at least this long before its deadline, and no attempt
+/// gets less time than this.
+const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -39,6 +42,8 @@ struct Inner {
     auth: HeaderValue,
     in_flight: Semaphore,
     deadline: Duration,
+    /// Longest single attempt (also cut to what is left of a call's deadline).
+    attempt_timeout: Duration,
     policy: RetryPolicy,
     appservice_id: String,
     /// Set by successful calls and by the ping loop; read by `/ready` and the bridge.
@@ -103,6 +108,7 @@ impl HomeserverClient {
                 auth,
                 in_flight: Semaphore::new(config.limits.hs_max_in_flight),
                 deadline: config.hs_deadline(),
+                attempt_timeout: Duration::from_millis(config.limits.hs_attempt_timeout_ms),
                 policy: RetryPolicy::default(),
                 appservice_id: config.appservice.id.clone(),
                 reachable: AtomicBool::new(false),
@@ -173,8 +179,13 @@ impl HomeserverClient {
         let body = body.map(|b| bytes_of(b));
         let mut attempt = 0u32;
         let result = loop {
+            // No attempt runs past the deadline.
+            let timeout = deadline.saturating_sub(started.elapsed()).clamp(
+                LAST_ATTEMPT_MARGIN,
+                self.inner.attempt_timeout.max(LAST_ATTEMPT_MARGIN),
+            );
             let outcome = self
-                .attempt(method.clone(), url.clone(), body.clone())
+                .attempt(method.clone(), url.clone(), body.clone(), timeout)
                 .await;
             let err = match outcome {
                 Ok(bytes) => {
@@ -187,9 +198,19 @@ impl HomeserverClient {
             let Some(wait) = self.inner.policy.wait_before_retry(attempt, &err) else {
                 break Err(err);
             };
-            if started.elapsed() + wait >= deadline {
-                break Err(err);
-            }
+            // Time left to wait, keeping a moment for one more attempt before the deadline.
+            let left = deadline
+                .saturating_sub(started.elapsed())
+                .saturating_sub(LAST_ATTEMPT_MARGIN);
+            let wait = match err.status() {
+                // A rate limit's hint is honoured in full or not at all.
+                Some(429) if wait >= left => break Err(err),
+                Some(429) => wait,
+                _ if left.is_zero() => break Err(err),
+                // A backoff step is cut short rather than giving up early: an outage
+                // shorter than the deadline must not reach the caller.
+                _ => wait.min(left),
+            };
             METRICS.hs_retries.with_label_values(&[endpoint]).inc();
             tracing::debug!(endpoint, attempt, ?wait, error = %err, "retrying homeserver call");
             tokio::time::sleep(wait).await;
@@ -215,6 +236,7 @@ impl HomeserverClient {
         method: Method,
         url: Url,
         body: Option<bytes::Bytes>,
+        timeout: Duration,
     ) -> Result<bytes::Bytes, HomeserverError> {
         let _permit = self
             .inner
@@ -226,6 +248,7 @@ impl HomeserverClient {
             .inner
             .http
             .request(method, url)
+            .timeout(timeout)
             .header(AUTHORIZATION, self.inner.auth.clone());
         if let Some(body) = body {
             req = req.header(CONTENT_TYPE, "application/json").body(body);

@@ -10,6 +10,7 @@
 
 pub mod daemon;
 pub mod human;
+pub mod mock_hs;
 pub mod ports;
 pub mod process;
 pub mod stack;

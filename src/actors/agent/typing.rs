@@ -39,6 +39,11 @@ struct Typing {
 #[derive(Default)]
 pub(super) struct TypingTimers {
     active: HashMap<OwnedRoomId, Typing>,
+    /// Typing-on calls still on their way to the homeserver: room → token of the latest.
+    /// Ending typing in a room forgets its entry, so a call that lands afterwards is
+    /// cleared instead of armed.
+    pending: HashMap<OwnedRoomId, u64>,
+    next_token: u64,
 }
 
 impl TypingTimers {
@@ -82,6 +87,10 @@ impl Handler<SetTyping> for AgentActor {
         let timeout = Duration::from_millis(limits.typing_timeout_ms);
         let record = self.record();
         let joined = self.joined.contains(&room);
+        self.typing.next_token += 1;
+        let token = self.typing.next_token;
+        self.typing.pending.insert(room.clone(), token);
+        let key = room.clone();
         let work = async move {
             super::ensure_registered(svc.clone(), record.clone()).await?;
             if !joined {
@@ -95,10 +104,23 @@ impl Handler<SetTyping> for AgentActor {
         Box::pin(
             work.into_actor(self)
                 .map(move |res: AgentResult<OwnedRoomId>, act, ctx| {
+                    let latest = act.typing.pending.get(&key) == Some(&token);
+                    if latest {
+                        act.typing.pending.remove(&key);
+                    }
                     let room = res?;
                     act.registered = true;
                     act.joined.insert(room.clone());
-                    act.arm(room, until, ctx);
+                    if latest {
+                        act.arm(room, until, ctx);
+                    } else if !act.typing.pending.contains_key(&room)
+                        && !act.typing.active.contains_key(&room)
+                    {
+                        // Typing ended (a message, typing off) while this call was on its
+                        // way; it may have landed after the end, so clear it again.
+                        let work = clear(act.svc.clone(), act.user_id.clone(), room);
+                        ctx.spawn(work.into_actor(act));
+                    }
                     Ok(())
                 }),
         )
@@ -166,8 +188,10 @@ impl AgentActor {
         self.arm(room, until, ctx);
     }
 
-    /// Stops the timer of `room`; returns whether typing was on.
+    /// Stops the timer of `room` and forgets a typing-on call still on its way; returns
+    /// whether typing was on.
     fn cancel_timer(&mut self, room: &RoomId, ctx: &mut Context<Self>) -> bool {
+        self.typing.pending.remove(room);
         match self.typing.active.remove(room) {
             Some(t) => {
                 ctx.cancel_future(t.timer);
