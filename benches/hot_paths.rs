@@ -1,0 +1,190 @@
+//! Micro-benchmarks of the daemon's hot functions (issue 8): transaction parsing and
+//! routing, the token check, markdown rendering. `cargo bench --bench hot_paths`;
+//! `cargo test --bench hot_paths` runs each once (the smoke mode of scripts/bench).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use mosaic_as::{
+    actors::{directory::Directory, routing::route},
+    api::{
+        auth::{any_token_matches, token_matches},
+        body,
+    },
+    config::InboundConfig,
+    ids::{AgentSlug, Namespaces},
+    matrix::content::markdown_to_html,
+};
+use ruma::{OwnedRoomId, OwnedServerName};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The shape the transaction route reads (`events` kept raw, unknown keys ignored).
+#[derive(Deserialize)]
+struct Transaction {
+    events: Vec<Box<RawValue>>,
+}
+
+const EVENTS: usize = 50;
+/// Size of one event in bytes, as in the W1 workload (50 events ≈ 10.6 KB).
+const EVENT_BYTES: usize = 212;
+
+fn namespaces() -> Namespaces {
+    let server: OwnedServerName = "bench.local".try_into().expect("server name");
+    Namespaces::new(server, "agent-", "mosaic-", "mosaic-as")
+}
+
+/// One `m.room.message` event of about `EVENT_BYTES` bytes.
+fn message_event(id: usize, room: &str) -> String {
+    let head = format!(
+        r#"{{"event_id":"$bench-{id}","room_id":"{room}","sender":"@human:bench.local","type":"m.room.message","origin_server_ts":1700000000000,"content":{{"msgtype":"m.text","body":""#
+    );
+    let tail = r#""}}"#;
+    let fill = EVENT_BYTES.saturating_sub(head.len() + tail.len()).max(1);
+    format!("{head}{}{tail}", "x".repeat(fill))
+}
+
+/// A transaction body: `joined` of the events go to `joined_room`, the others to rooms
+/// where no agent is joined.
+fn transaction_body(events: usize, joined: usize, joined_room: &str) -> Vec<u8> {
+    let parts: Vec<String> = (0..events)
+        .map(|i| {
+            if i < joined {
+                message_event(i, joined_room)
+            } else {
+                message_event(i, &format!("!free-{}", i % 8))
+            }
+        })
+        .collect();
+    format!(r#"{{"events":[{}]}}"#, parts.join(",")).into_bytes()
+}
+
+fn directory_with(room: &str, agents: usize) -> Directory {
+    let dir = Directory::default();
+    let room: OwnedRoomId = room.try_into().expect("room id");
+    for i in 0..agents {
+        let slug = AgentSlug::parse(&format!("a{i}")).expect("slug");
+        dir.join(&room, &slug);
+    }
+    dir
+}
+
+fn parse(bytes: &[u8]) -> Transaction {
+    match body::json::<Transaction>(bytes) {
+        Ok(t) => t,
+        Err(_) => panic!("bench transaction does not parse"),
+    }
+}
+
+fn bench_transactions(c: &mut Criterion) {
+    let ns = namespaces();
+    let inbound = InboundConfig::default();
+    let mut group = c.benchmark_group("transaction");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+
+    // W1: 50 events, no agent joined anywhere.
+    let unjoined = transaction_body(EVENTS, 0, "!joined");
+    let empty = Directory::default();
+    group.bench_function("parse_50_events", |b| {
+        b.iter(|| parse(black_box(&unjoined)))
+    });
+    group.bench_function("parse_and_route_50_events_no_agents", |b| {
+        b.iter(|| {
+            let txn = parse(black_box(&unjoined));
+            let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
+            route("txn-1", &refs, &ns, &empty, &inbound)
+        })
+    });
+
+    // W1J: 5 of 50 events into a room with 2 agents.
+    let few = transaction_body(EVENTS, 5, "!joined");
+    let two = directory_with("!joined", 2);
+    {
+        // The bench measures the delivering path: 5 events, each for both agents.
+        let txn = parse(&few);
+        let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
+        let routed = route("txn-1", &refs, &ns, &two, &inbound);
+        assert_eq!(routed.write.deliveries.len(), 5);
+        assert!(routed
+            .write
+            .deliveries
+            .iter()
+            .all(|d| d.recipients.len() == 2));
+    }
+    group.bench_function("parse_and_route_50_events_5_to_2_agents", |b| {
+        b.iter(|| {
+            let txn = parse(black_box(&few));
+            let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
+            route("txn-1", &refs, &ns, &two, &inbound)
+        })
+    });
+
+    // Routing alone, on parsed events.
+    let parsed = parse(&unjoined);
+    let refs: Vec<&RawValue> = parsed.events.iter().map(|e| &**e).collect();
+    group.bench_function("route_50_events_no_agents", |b| {
+        b.iter(|| route("txn-1", black_box(&refs), &ns, &empty, &inbound))
+    });
+    group.finish();
+
+    // W3: messages into one room with 100 agents (100 deliveries per event).
+    let mut group = c.benchmark_group("fanout");
+    let fan = transaction_body(10, 10, "!fan");
+    let hundred = directory_with("!fan", 100);
+    group.throughput(Throughput::Elements(10 * 100));
+    group.bench_function("parse_and_route_10_events_to_100_agents", |b| {
+        b.iter(|| {
+            let txn = parse(black_box(&fan));
+            let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
+            route("txn-1", &refs, &ns, &hundred, &inbound)
+        })
+    });
+    // The routed write is moved into the store layer; dropping it is part of the cost.
+    group.bench_function("route_and_drop_10_events_to_100_agents", |b| {
+        let txn = parse(&fan);
+        b.iter_batched(
+            || txn.events.iter().map(|e| &**e).collect::<Vec<&RawValue>>(),
+            |refs| drop(route("txn-1", &refs, &ns, &hundred, &inbound)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn bench_tokens(c: &mut Criterion) {
+    let secret = SecretString::from("s".repeat(64));
+    let tokens: Vec<SecretString> = (0..3)
+        .map(|i| SecretString::from(format!("{i}").repeat(64)))
+        .collect();
+    let good = "s".repeat(64);
+    let wrong = "t".repeat(64);
+    let third = "2".repeat(64);
+    let mut group = c.benchmark_group("token");
+    group.bench_function("hs_token_match", |b| {
+        b.iter(|| token_matches(black_box(&good), &secret))
+    });
+    group.bench_function("hs_token_mismatch", |b| {
+        b.iter(|| token_matches(black_box(&wrong), &secret))
+    });
+    group.bench_function("bridge_any_of_3_match_last", |b| {
+        b.iter(|| any_token_matches(black_box(&third), &tokens))
+    });
+    group.finish();
+}
+
+fn bench_markdown(c: &mut Criterion) {
+    let plain = "hello from the bench, message 12345";
+    let rich = "**Build** finished: see `target/bench` and\n\n- [x] W1\n- [ ] W2\n\n| a | b |\n|---|---|\n| 1 | 2 |";
+    let mut group = c.benchmark_group("markdown");
+    group.bench_function("plain_body", |b| {
+        b.iter(|| markdown_to_html(black_box(plain)))
+    });
+    group.bench_function("rich_body", |b| {
+        b.iter(|| markdown_to_html(black_box(rich)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_transactions, bench_tokens, bench_markdown);
+criterion_main!(benches);
