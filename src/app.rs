@@ -9,6 +9,7 @@ use actix_web::{middleware::from_fn, web, App, HttpServer};
 
 use crate::{
     actors::{
+        registry::AgentRegistry,
         supervisor::{PrepareShutdown, Supervisor},
         Hub,
     },
@@ -47,8 +48,9 @@ pub enum AppError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     let listen = config.appservice.listen;
     let store = store::open(&config.store.url).await?;
-    let writer = CommitWriter::spawn(store.clone(), WRITER_QUEUE);
-    let svc = Services::new(config, store, writer);
+    let agents = Arc::new(AgentRegistry::new());
+    let writer = CommitWriter::spawn(store.clone(), WRITER_QUEUE, agents.clone());
+    let svc = Services::new(config, store, writer, agents);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     svc.agents.start_arbiters(workers);
     restore_directory(&svc).await?;

@@ -78,6 +78,8 @@ impl<'de> Deserialize<'de> for AgentSlug {
 pub struct Namespaces {
     server_name: OwnedServerName,
     agent_prefix: String,
+    /// `@` + agent_prefix, for quick scans of message bodies.
+    agent_id_prefix: String,
     alias_prefix: String,
     sender: OwnedUserId,
 }
@@ -94,6 +96,7 @@ impl Namespaces {
         Self {
             server_name,
             agent_prefix: agent_prefix.to_owned(),
+            agent_id_prefix: format!("@{agent_prefix}"),
             alias_prefix: alias_prefix.to_owned(),
             sender,
         }
@@ -106,6 +109,11 @@ impl Namespaces {
     /// The AS sender bot.
     pub fn sender(&self) -> &OwnedUserId {
         &self.sender
+    }
+
+    /// `@<agent_prefix>`: how every agent user id starts.
+    pub fn agent_id_prefix(&self) -> &str {
+        &self.agent_id_prefix
     }
 
     /// `@<agent_prefix><slug>:<server>`.

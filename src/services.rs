@@ -19,13 +19,18 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub writer: CommitWriter,
     /// Live agent actors, reachable without asking the supervisor.
-    pub agents: AgentRegistry,
+    pub agents: Arc<AgentRegistry>,
     /// Which agents are joined where, and their display names (read by the router).
     pub directory: Directory,
 }
 
 impl Services {
-    pub fn new(config: Config, store: Arc<dyn Store>, writer: CommitWriter) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        writer: CommitWriter,
+        agents: Arc<AgentRegistry>,
+    ) -> Arc<Self> {
         let ns = Namespaces::new(
             config.homeserver.server_name.clone(),
             &config.appservice.agent_prefix,
@@ -38,7 +43,7 @@ impl Services {
             hs,
             store,
             writer,
-            agents: AgentRegistry::new(),
+            agents,
             directory: Directory::default(),
             config,
         })

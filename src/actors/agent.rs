@@ -11,13 +11,15 @@ use std::{collections::HashSet, sync::Arc, time::Instant};
 use actix::prelude::*;
 use ruma::{OwnedMxcUri, OwnedRoomId, OwnedUserId};
 use serde::Serialize;
-use tokio::sync::watch;
 
 pub use membership::{JoinRoom, MembershipChanged};
 pub use send::{SendMessage, Sent};
 pub use typing::{ClearTyping, SetTyping};
 
-use super::error::{AgentError, AgentResult};
+use super::{
+    error::{AgentError, AgentResult},
+    inbox::InboxTail,
+};
 use crate::{ids::AgentSlug, metrics::METRICS, services::Services, store::AgentRecord};
 
 /// Actor mailbox size: a bounded queue in front of the actor.
@@ -39,13 +41,13 @@ pub struct AgentActor {
     typing: typing::TypingTimers,
     /// When the profile last changed (profile changes fan out member events).
     last_profile_change: Option<Instant>,
-    /// Latest inbox cursor; long-poll and SSE readers wait on it.
-    inbox: watch::Sender<i64>,
+    /// The in-memory tail of the inbox (shared with the registry); anchored at start.
+    tail: Arc<InboxTail>,
 }
 
 impl AgentActor {
     /// Creates the actor for `slug`; its state is loaded from the store when it starts.
-    pub fn new(slug: AgentSlug, svc: Arc<Services>) -> Self {
+    pub fn new(slug: AgentSlug, svc: Arc<Services>, tail: Arc<InboxTail>) -> Self {
         let user_id = svc.ns.agent_user_id(&slug);
         Self {
             slug,
@@ -58,7 +60,7 @@ impl AgentActor {
             sends: Default::default(),
             typing: Default::default(),
             last_profile_change: None,
-            inbox: watch::channel(0).0,
+            tail,
         }
     }
 
@@ -120,7 +122,7 @@ impl Actor for AgentActor {
                 act.display_name = record.display_name;
                 act.avatar_url = record.avatar_url;
                 act.joined = rooms.into_iter().collect();
-                act.inbox.send_replace(cursor);
+                act.tail.anchor(cursor);
             }
             Err(e) => {
                 tracing::error!(agent = %act.slug, error = %e, "cannot load agent state; stopping");
@@ -129,10 +131,10 @@ impl Actor for AgentActor {
         }));
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
         METRICS.agents_live.dec();
         METRICS.typing_active.sub(self.typing.rooms().len() as i64);
-        self.svc.agents.remove(&self.slug);
+        self.svc.agents.remove(&self.slug, &ctx.address());
     }
 }
 
@@ -263,37 +265,5 @@ impl Handler<SetProfile> for AgentActor {
                     Ok(act.state())
                 }),
         )
-    }
-}
-
-/// New events were written to the agent's inbox, up to `cursor`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct InboxAppended {
-    pub cursor: i64,
-}
-
-impl Handler<InboxAppended> for AgentActor {
-    type Result = ();
-    fn handle(&mut self, msg: InboxAppended, _: &mut Self::Context) {
-        self.inbox.send_if_modified(|c| {
-            let newer = msg.cursor > *c;
-            if newer {
-                *c = msg.cursor;
-            }
-            newer
-        });
-    }
-}
-
-/// A receiver of the agent's latest inbox cursor, for readers that wait.
-#[derive(Message)]
-#[rtype(result = "watch::Receiver<i64>")]
-pub struct SubscribeInbox;
-
-impl Handler<SubscribeInbox> for AgentActor {
-    type Result = MessageResult<SubscribeInbox>;
-    fn handle(&mut self, _: SubscribeInbox, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.inbox.subscribe())
     }
 }

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod directory;
 pub mod error;
+pub mod inbox;
 pub mod provision;
 pub mod registry;
 pub mod routing;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-use self::{agent::AgentActor, error::AgentResult, supervisor::Supervisor};
+use self::{agent::AgentActor, error::AgentResult, registry::LiveAgent, supervisor::Supervisor};
 use crate::{ids::AgentSlug, services::Services};
 
 /// What HTTP handlers hold: the shared services and the supervisor's address.
@@ -27,8 +28,13 @@ pub struct Hub {
 impl Hub {
     /// The agent's actor, started when it is not live (the only supervisor round trip).
     pub async fn agent(&self, slug: &AgentSlug) -> AgentResult<Addr<AgentActor>> {
-        if let Some(addr) = self.svc.agents.get(slug) {
-            return Ok(addr);
+        self.live_agent(slug).await.map(|a| a.addr)
+    }
+
+    /// The agent's actor and inbox tail, started when it is not live.
+    pub async fn live_agent(&self, slug: &AgentSlug) -> AgentResult<LiveAgent> {
+        if let Some(agent) = self.svc.agents.live(slug) {
+            return Ok(agent);
         }
         Ok(self
             .supervisor
@@ -36,14 +42,14 @@ impl Hub {
             .await?)
     }
 
-    /// The agent's actor if the agent is known (live or stored); never creates one.
-    pub async fn known_agent(&self, slug: &AgentSlug) -> AgentResult<Option<Addr<AgentActor>>> {
-        if let Some(addr) = self.svc.agents.get(slug) {
-            return Ok(Some(addr));
+    /// The agent's actor and tail if the agent is known (live or stored); never creates one.
+    pub async fn known_agent(&self, slug: &AgentSlug) -> AgentResult<Option<LiveAgent>> {
+        if let Some(agent) = self.svc.agents.live(slug) {
+            return Ok(Some(agent));
         }
         if self.svc.store.agent(slug).await?.is_none() {
             return Ok(None);
         }
-        self.agent(slug).await.map(Some)
+        self.live_agent(slug).await.map(Some)
     }
 }

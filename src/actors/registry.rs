@@ -1,17 +1,32 @@
-//! The agent registry: `DashMap<AgentSlug, Addr<AgentActor>>`, so HTTP workers and the
-//! router reach a live agent directly; and the arbiter pool that agent actors run on
-//! (one per core, chosen by a hash of the slug).
+//! The agent registry: a `DashMap` from slug to the live agent's actor address and its
+//! inbox tail, so HTTP workers and the router reach a live agent without the supervisor;
+//! the arbiter pool agent actors run on (one per core, chosen by a hash of the slug); and
+//! the post-commit hook that appends committed inbox rows to live agents' tails.
 
-use std::hash::BuildHasher;
+use std::{hash::BuildHasher, sync::Arc};
 
 use actix::{Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
 
-use super::agent::AgentActor;
-use crate::ids::AgentSlug;
+use super::{
+    agent::AgentActor,
+    inbox::{InboxTail, TailEntry, TailEvent},
+};
+use crate::{
+    ids::AgentSlug,
+    metrics::METRICS,
+    store::{writer::CommitHook, TransactionOutcome, WriteOp, WriteOutcome},
+};
+
+/// A live agent, as HTTP workers and the writer see it.
+#[derive(Clone)]
+pub struct LiveAgent {
+    pub addr: Addr<AgentActor>,
+    pub tail: Arc<InboxTail>,
+}
 
 pub struct AgentRegistry {
-    live: DashMap<AgentSlug, Addr<AgentActor>>,
+    live: DashMap<AgentSlug, LiveAgent>,
     arbiters: std::sync::OnceLock<Vec<Arbiter>>,
 }
 
@@ -46,16 +61,25 @@ impl AgentRegistry {
     pub fn get(&self, slug: &AgentSlug) -> Option<Addr<AgentActor>> {
         self.live
             .get(slug)
-            .map(|a| a.clone())
+            .map(|a| a.addr.clone())
             .filter(Addr::connected)
     }
 
-    pub fn insert(&self, slug: AgentSlug, addr: Addr<AgentActor>) {
-        self.live.insert(slug, addr);
+    /// A live agent's address and inbox tail.
+    pub fn live(&self, slug: &AgentSlug) -> Option<LiveAgent> {
+        self.live
+            .get(slug)
+            .map(|a| a.clone())
+            .filter(|a| a.addr.connected())
     }
 
-    pub fn remove(&self, slug: &AgentSlug) {
-        self.live.remove(slug);
+    pub fn insert(&self, slug: AgentSlug, agent: LiveAgent) {
+        self.live.insert(slug, agent);
+    }
+
+    /// Forgets `slug` if `addr` is still its actor.
+    pub fn remove(&self, slug: &AgentSlug, addr: &Addr<AgentActor>) {
+        self.live.remove_if(slug, |_, a| a.addr == *addr);
     }
 
     pub fn len(&self) -> usize {
@@ -68,7 +92,7 @@ impl AgentRegistry {
 
     /// Addresses of every live agent (for shutdown).
     pub fn all(&self) -> Vec<Addr<AgentActor>> {
-        self.live.iter().map(|e| e.value().clone()).collect()
+        self.live.iter().map(|e| e.value().addr.clone()).collect()
     }
 
     /// Stops the arbiter pool.
@@ -78,5 +102,49 @@ impl AgentRegistry {
                 a.stop();
             }
         }
+    }
+}
+
+impl CommitHook for AgentRegistry {
+    /// Appends the inbox rows of each committed transaction to the live recipients' tails,
+    /// in commit order (the writer runs this before answering anyone).
+    fn committed(&self, ops: Vec<WriteOp>, outcomes: &[WriteOutcome]) {
+        let mut delivered = 0u64;
+        let mut duplicates = 0u64;
+        for (op, outcome) in ops.into_iter().zip(outcomes) {
+            let (
+                WriteOp::Transaction(txn),
+                WriteOutcome::Transaction(TransactionOutcome::Recorded(cursors)),
+            ) = (op, outcome)
+            else {
+                continue;
+            };
+            for (d, cursors) in txn.deliveries.into_iter().zip(cursors) {
+                let Some(cursors) = cursors else {
+                    duplicates += 1;
+                    continue;
+                };
+                delivered += cursors.len() as u64;
+                let event = Arc::new(TailEvent {
+                    room_id: d.room_id,
+                    event_id: d.event_id,
+                    sender: d.sender,
+                    event_type: d.event_type,
+                    content: d.content,
+                    origin_server_ts: d.origin_server_ts,
+                });
+                for ((slug, mentioned), cursor) in d.recipients.iter().zip(cursors) {
+                    if let Some(agent) = self.live.get(slug) {
+                        agent.tail.push(TailEntry {
+                            cursor: *cursor,
+                            mentioned: *mentioned,
+                            event: event.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        METRICS.inbox_deliveries.inc_by(delivered);
+        METRICS.events_duplicate.inc_by(duplicates);
     }
 }

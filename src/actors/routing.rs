@@ -9,6 +9,7 @@ use ruma::{
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 use super::directory::Directory;
 use crate::{
@@ -89,6 +90,7 @@ pub fn route(
         },
         ..Default::default()
     };
+    let mut by_type = EventTypeCounts::default();
     for raw in events {
         let ev: Envelope<'_> = match serde_json::from_str(raw.get()) {
             Ok(ev) => ev,
@@ -99,17 +101,38 @@ pub fn route(
                 continue;
             }
         };
-        METRICS
-            .events_received
-            .with_label_values(&[event_type_label(ev.kind)])
-            .inc();
+        by_type.add(ev.kind);
         if ev.kind == "m.room.member" {
             member_event(&ev, ns, directory, inbound, &mut routed);
         } else if DELIVERED_TYPES.contains(&ev.kind) {
             deliver(&ev, ns, directory, &mut routed);
         }
     }
+    by_type.flush();
     routed
+}
+
+/// Per-transaction event counts by type label, added to the metric once per label.
+#[derive(Default)]
+struct EventTypeCounts(Vec<(&'static str, u64)>);
+
+impl EventTypeCounts {
+    fn add(&mut self, kind: &str) {
+        let label = event_type_label(kind);
+        match self.0.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((label, 1)),
+        }
+    }
+
+    fn flush(self) {
+        for (label, n) in self.0 {
+            METRICS
+                .events_received
+                .with_label_values(&[label])
+                .inc_by(n);
+        }
+    }
 }
 
 fn member_event(
@@ -186,11 +209,11 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
     } else {
         MessageContent::default()
     };
+    let mentions = Mentioned::new(&content, ns);
     let recipients = recipients
         .into_iter()
         .map(|slug| {
-            let user = ns.agent_user_id(&slug);
-            let mentioned = is_mentioned(&content, &user, &slug, directory);
+            let mentioned = mentions.names(&slug, ns, directory);
             (slug, mentioned)
         })
         .collect();
@@ -205,28 +228,53 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
     });
 }
 
-/// `m.mentions.user_ids` names the agent, or (older clients) the body contains its user id
-/// or display name.
-fn is_mentioned(
-    content: &MessageContent,
-    user: &UserId,
-    slug: &AgentSlug,
-    directory: &Directory,
-) -> bool {
-    if let Some(m) = &content.mentions {
-        if m.user_ids.contains(user) {
-            return true;
+/// What an event's content says about mentions, prepared once per event:
+/// `m.mentions.user_ids` naming agents, or (older clients) the body containing an agent's
+/// user id or display name.
+struct Mentioned<'c> {
+    /// Agents named in `m.mentions.user_ids`.
+    slugs: SmallVec<[AgentSlug; 4]>,
+    body: Option<&'c str>,
+    /// The body mentions some user id of the agent namespace (`@<prefix>`).
+    body_has_agent_ids: bool,
+    /// The lowercased body, made on first use for display-name checks.
+    lower: std::cell::OnceCell<String>,
+}
+
+impl<'c> Mentioned<'c> {
+    fn new(content: &'c MessageContent, ns: &Namespaces) -> Self {
+        let slugs = content
+            .mentions
+            .iter()
+            .flat_map(|m| m.user_ids.iter())
+            .filter_map(|u| ns.agent_slug(u))
+            .collect();
+        let body = content.body.as_deref();
+        Self {
+            slugs,
+            body,
+            body_has_agent_ids: body.is_some_and(|b| b.contains(ns.agent_id_prefix())),
+            lower: std::cell::OnceCell::new(),
         }
     }
-    let Some(body) = content.body.as_deref() else {
-        return false;
-    };
-    if body.contains(user.as_str()) {
-        return true;
+
+    fn names(&self, slug: &AgentSlug, ns: &Namespaces, directory: &Directory) -> bool {
+        if self.slugs.contains(slug) {
+            return true;
+        }
+        let Some(body) = self.body else {
+            return false;
+        };
+        if self.body_has_agent_ids && body.contains(ns.agent_user_id(slug).as_str()) {
+            return true;
+        }
+        directory.with_display_name(slug, |name| {
+            name.is_some_and(|n| {
+                let lower = self.lower.get_or_init(|| body.to_lowercase());
+                lower.contains(&n.to_lowercase())
+            })
+        })
     }
-    directory.with_display_name(slug, |name| {
-        name.is_some_and(|n| body.to_lowercase().contains(&n.to_lowercase()))
-    })
 }
 
 fn invite_allowed(inviter: &UserId, inbound: &InboundConfig) -> bool {

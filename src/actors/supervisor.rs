@@ -5,12 +5,13 @@
 use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
-use serde_json::value::RawValue;
 
 use super::{
-    agent::{self, AgentActor, ClearTyping, InboxAppended, JoinRoom, MembershipChanged},
+    agent::{self, AgentActor, ClearTyping, JoinRoom, MembershipChanged},
+    inbox::InboxTail,
     provision::{self, ProvisionError, ProvisionRequest, Provisioned},
-    routing::{self, Effect},
+    registry::LiveAgent,
+    routing::{Effect, Routed},
     Hub,
 };
 use crate::{
@@ -29,16 +30,18 @@ impl Supervisor {
         Self { svc }
     }
 
-    fn ensure_agent(&mut self, slug: AgentSlug) -> Addr<AgentActor> {
-        if let Some(addr) = self.svc.agents.get(&slug) {
-            return addr;
+    fn ensure_agent(&mut self, slug: AgentSlug) -> LiveAgent {
+        if let Some(agent) = self.svc.agents.live(&slug) {
+            return agent;
         }
         let arbiter = self.svc.agents.arbiter_for(&slug);
         let svc = self.svc.clone();
-        let s = slug.clone();
-        let addr = AgentActor::start_in_arbiter(&arbiter, move |_| AgentActor::new(s, svc));
-        self.svc.agents.insert(slug, addr.clone());
-        addr
+        let tail = Arc::new(InboxTail::default());
+        let (s, t) = (slug.clone(), tail.clone());
+        let addr = AgentActor::start_in_arbiter(&arbiter, move |_| AgentActor::new(s, svc, t));
+        let agent = LiveAgent { addr, tail };
+        self.svc.agents.insert(slug, agent.clone());
+        agent
     }
 }
 
@@ -52,7 +55,7 @@ impl Actor for Supervisor {
 
 /// The agent's actor, started when it is not live.
 #[derive(Message)]
-#[rtype(result = "Addr<AgentActor>")]
+#[rtype(result = "LiveAgent")]
 pub struct EnsureAgent {
     pub slug: AgentSlug,
 }
@@ -64,40 +67,34 @@ impl Handler<EnsureAgent> for Supervisor {
     }
 }
 
-/// A transaction pushed by the homeserver.
+/// A transaction pushed by the homeserver, already routed by the HTTP worker against the
+/// shared directory.
 #[derive(Message)]
 #[rtype(result = "Result<TransactionAck, StoreError>")]
 pub struct RouteTransaction {
-    pub txn_id: String,
-    /// The `events` array, each event still raw.
-    pub events: Vec<Box<RawValue>>,
+    pub routed: Routed,
 }
 
 /// How a transaction was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionAck {
-    Recorded { deliveries: usize, skipped: usize },
+    Recorded { skipped: usize },
     Duplicate,
 }
 
 impl Handler<RouteTransaction> for Supervisor {
     type Result = ResponseActFuture<Self, Result<TransactionAck, StoreError>>;
 
+    /// Records the transaction (the writer appends inbox rows to live agents' tails and
+    /// wakes their readers), then hands membership changes and invites to the agents.
     fn handle(&mut self, msg: RouteTransaction, _: &mut Self::Context) -> Self::Result {
-        let refs: Vec<&RawValue> = msg.events.iter().map(|e| &**e).collect();
-        let routed = routing::route(
-            &msg.txn_id,
-            &refs,
-            &self.svc.ns,
-            &self.svc.directory,
-            &self.svc.config.inbound,
-        );
-        let writer = self.svc.writer.clone();
-        let skipped = routed.skipped;
-        let write = routed.write;
-        let effects = routed.effects;
-        let deliveries = write.deliveries.clone();
+        let Routed {
+            write,
+            effects,
+            skipped,
+        } = msg.routed;
         let memberships = write.memberships.clone();
+        let writer = self.svc.writer.clone();
         let commit = async move { writer.commit(write).await };
         Box::pin(
             commit
@@ -107,25 +104,12 @@ impl Handler<RouteTransaction> for Supervisor {
                         METRICS.transactions.with_label_values(&["duplicate"]).inc();
                         Ok(TransactionAck::Duplicate)
                     }
-                    TransactionOutcome::Recorded(cursors) => {
+                    TransactionOutcome::Recorded(_) => {
                         METRICS.transactions.with_label_values(&["new"]).inc();
-                        let mut delivered = 0;
-                        for (d, cursors) in deliveries.iter().zip(cursors) {
-                            let Some(cursors) = cursors else {
-                                METRICS.events_duplicate.inc();
-                                continue;
-                            };
-                            for ((slug, _), cursor) in d.recipients.iter().zip(cursors) {
-                                delivered += 1;
-                                if let Some(addr) = act.svc.agents.get(slug) {
-                                    let _ = addr.try_send(InboxAppended { cursor });
-                                }
-                            }
-                        }
-                        METRICS.inbox_deliveries.inc_by(delivered as u64);
                         for m in memberships {
                             if let Some(addr) = act.svc.agents.get(&m.slug) {
-                                let _ = addr.try_send(MembershipChanged {
+                                // Rare and must not be lost: ignore mailbox capacity.
+                                addr.do_send(MembershipChanged {
                                     room: m.room_id,
                                     joined: m.joined,
                                 });
@@ -134,10 +118,7 @@ impl Handler<RouteTransaction> for Supervisor {
                         for effect in effects {
                             act.apply(effect, ctx);
                         }
-                        Ok(TransactionAck::Recorded {
-                            deliveries: delivered,
-                            skipped,
-                        })
+                        Ok(TransactionAck::Recorded { skipped })
                     }
                 }),
         )
@@ -149,7 +130,7 @@ impl Supervisor {
     fn apply(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
             Effect::AcceptInvite { slug, room } => {
-                let addr = self.ensure_agent(slug.clone());
+                let addr = self.ensure_agent(slug.clone()).addr;
                 ctx.spawn(
                     async move {
                         match addr.send(JoinRoom { room: room.clone() }).await {

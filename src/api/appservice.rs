@@ -10,20 +10,22 @@ use serde_json::{json, value::RawValue};
 
 use super::{body, error::ApiError};
 use crate::{
-    actors::{agent::EnsureRegistered, supervisor::RouteTransaction, Hub},
+    actors::{agent::EnsureRegistered, routing, supervisor::RouteTransaction, Hub},
     metrics::METRICS,
 };
 
 /// Longest accepted transaction id.
 const MAX_TXN_ID_LEN: usize = 255;
 
-/// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw so one malformed
-/// event cannot fail the batch. Unknown keys (MSC extensions) are ignored.
+/// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw (borrowed from the
+/// body, not copied) so one malformed event cannot fail the batch. Unknown keys (MSC
+/// extensions) are ignored.
 #[derive(Deserialize)]
-struct Transaction {
-    events: Vec<Box<RawValue>>,
-    #[serde(default)]
-    ephemeral: Vec<Box<RawValue>>,
+struct Transaction<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    ephemeral: Vec<&'a RawValue>,
 }
 
 /// Answers 200 `{}` once the events are durably recorded (or the transaction was handled
@@ -40,7 +42,7 @@ pub async fn put_transaction(
         )));
     }
     let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
-    let txn: Transaction = body::json(&bytes)?;
+    let txn: Transaction<'_> = body::json_borrowed(&bytes)?;
     METRICS.last_transaction_unixtime.set(crate::store::now_s());
     if !txn.ephemeral.is_empty() {
         METRICS
@@ -49,12 +51,19 @@ pub async fn put_transaction(
             .inc_by(txn.ephemeral.len() as u64);
     }
     let events = txn.events.len();
+    // Routing reads the shared directory, so it runs here, on this worker thread; the
+    // supervisor records the result and hands it to the agents.
+    let svc = &hub.svc;
+    let routed = routing::route(
+        &txn_id,
+        &txn.events,
+        &svc.ns,
+        &svc.directory,
+        &svc.config.inbound,
+    );
     let ack = hub
         .supervisor
-        .send(RouteTransaction {
-            txn_id: txn_id.clone(),
-            events: txn.events,
-        })
+        .send(RouteTransaction { routed })
         .await?
         .map_err(|e| {
             METRICS.transactions.with_label_values(&["failed"]).inc();

@@ -2,7 +2,7 @@
 //! (`M_NOT_JSON`) from "wrong shape" (`M_BAD_JSON`, naming the field).
 
 use actix_web::web::Bytes;
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::error::Category;
 
 use super::error::ApiError;
@@ -20,6 +20,11 @@ pub fn payload(body: Result<Bytes, actix_web::Error>, limit: usize) -> Result<By
 
 /// Parses JSON, naming the offending field on shape errors.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    json_borrowed(bytes)
+}
+
+/// [`json`] for types that borrow from the body (no copies of raw event JSON).
+pub fn json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

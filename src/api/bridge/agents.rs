@@ -73,11 +73,11 @@ pub async fn get_agent(
     agent: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = slug_param(&agent)?;
-    let addr = hub
+    let agent = hub
         .known_agent(&slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
-    Ok(HttpResponse::Ok().json(addr.send(GetState).await?))
+    Ok(HttpResponse::Ok().json(agent.addr.send(GetState).await?))
 }
 
 /// Default and largest page of `GET /bridge/v1/agents`.

@@ -4,32 +4,21 @@
 //! stream is pull-based: rows are read from the store only when the client takes more, so
 //! a slow reader holds no buffer and never slows routing.
 
-use std::{
-    collections::VecDeque,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use dashmap::DashMap;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use tokio::sync::watch;
+use serde::Deserialize;
 
-use super::slug_param;
-use crate::{
-    actors::{agent::SubscribeInbox, Hub},
-    api::error::ApiError,
-    ids::AgentSlug,
-    metrics::METRICS,
-    store::{InboxRow, Store},
+use super::{
+    inbox_read::{self as stream, InboxReader},
+    slug_param,
 };
+use crate::{actors::Hub, api::error::ApiError, ids::AgentSlug, metrics::METRICS};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 100;
 const MAX_TIMEOUT_MS: u64 = 30_000;
-/// SSE keep-alive comment interval.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Deserialize)]
 pub struct EventsQuery {
@@ -75,35 +64,6 @@ impl Drop for Slot {
             *n -= 1;
             *n == 0
         });
-    }
-}
-
-/// One inbox item as the bridge shows it.
-#[derive(Serialize)]
-struct EventItem<'a> {
-    cursor: String,
-    room_id: &'a str,
-    event_id: &'a str,
-    sender: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    content: &'a RawValue,
-    origin_server_ts: i64,
-    mentioned: bool,
-}
-
-impl<'a> From<&'a InboxRow> for EventItem<'a> {
-    fn from(r: &'a InboxRow) -> Self {
-        EventItem {
-            cursor: r.cursor.to_string(),
-            room_id: &r.room_id,
-            event_id: &r.event_id,
-            sender: &r.sender,
-            kind: &r.event_type,
-            content: &r.content,
-            origin_server_ts: r.origin_server_ts,
-            mentioned: r.mentioned,
-        }
     }
 }
 
@@ -170,119 +130,26 @@ pub async fn agent_events(
             since = parse_cursor("Last-Event-ID", last.to_str().ok())?;
         }
     }
-    let addr = hub
+    let agent = hub
         .known_agent(&slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
     let slot = slots
         .into_inner()
         .acquire(&slug, hub.svc.config.limits.streams_per_agent)?;
-    let store = hub.svc.store.clone();
-    let wake = addr.send(SubscribeInbox).await?;
-    if sse {
-        return Ok(sse_response(store, slug, since, wake, slot));
-    }
-    let rows = wait_for_rows(&*store, &slug, since, limit, timeout, wake).await?;
-    drop(slot);
-    let next = rows.last().map_or(since, |r| r.cursor);
-    let items: Vec<EventItem<'_>> = rows.iter().map(EventItem::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": items, "next": next.to_string() })))
-}
-
-/// Rows after `since`, waiting up to `timeout` for the first one.
-async fn wait_for_rows(
-    store: &dyn Store,
-    slug: &AgentSlug,
-    since: i64,
-    limit: u32,
-    timeout: Duration,
-    mut wake: watch::Receiver<i64>,
-) -> Result<Vec<InboxRow>, ApiError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        // Mark the current value seen before reading, so a commit between the read and the
-        // wait still wakes us.
-        let latest = *wake.borrow_and_update();
-        let rows = store.read_inbox(slug, since, limit).await?;
-        if !rows.is_empty() || Instant::now() >= deadline {
-            return Ok(rows);
-        }
-        if latest > since {
-            // Signalled, but the rows were pruned or are not visible yet: wait for more.
-            tracing::trace!(agent = %slug, latest, since, "cursor ahead of readable rows");
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, wake.changed()).await {
-            Ok(Ok(())) => continue,
-            Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
-        }
-    }
-}
-
-struct SseState {
-    store: Arc<dyn Store>,
-    slug: AgentSlug,
-    cursor: i64,
-    wake: watch::Receiver<i64>,
-    pending: VecDeque<web::Bytes>,
-    _slot: Slot,
-}
-
-fn sse_response(
-    store: Arc<dyn Store>,
-    slug: AgentSlug,
-    since: i64,
-    wake: watch::Receiver<i64>,
-    slot: Slot,
-) -> HttpResponse {
-    let mut pending = VecDeque::new();
-    pending.push_back(web::Bytes::from_static(b": connected\n\n"));
-    let state = SseState {
-        store,
+    let reader = InboxReader {
+        store: hub.svc.store.clone(),
+        tail: agent.tail,
         slug,
-        cursor: since,
-        wake,
-        pending,
-        _slot: slot,
     };
-    let stream = futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(chunk) = st.pending.pop_front() {
-                return Some((Ok::<_, actix_web::Error>(chunk), st));
-            }
-            st.wake.borrow_and_update();
-            let rows = match st.store.read_inbox(&st.slug, st.cursor, MAX_LIMIT).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(agent = %st.slug, error = %e, "event stream ends: store error");
-                    return None;
-                }
-            };
-            if let Some(last) = rows.last() {
-                st.cursor = last.cursor;
-                for r in &rows {
-                    let data = serde_json::to_string(&EventItem::from(r)).expect("serialises");
-                    st.pending.push_back(web::Bytes::from(format!(
-                        "id: {}\nevent: event\ndata: {data}\n\n",
-                        r.cursor
-                    )));
-                }
-                continue;
-            }
-            match tokio::time::timeout(KEEP_ALIVE, st.wake.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return None,
-                Err(_) => st
-                    .pending
-                    .push_back(web::Bytes::from_static(b": keep-alive\n\n")),
-            }
-        }
-    });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream)
+    if sse {
+        return Ok(stream::sse_response(reader, since, slot));
+    }
+    let batch = reader.wait(since, limit as usize, timeout).await?;
+    drop(slot);
+    let next = batch.last_cursor().unwrap_or(since);
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "events": batch.items(), "next": next.to_string() })))
 }
 
 #[cfg(test)]

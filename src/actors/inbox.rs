@@ -1,0 +1,190 @@
+//! The live tail of an agent's inbox: its newest entries in memory, so that a woken reader
+//! needs no store read, and the signal readers wait on. The group-commit writer appends
+//! to it right after each commit, in commit order (see [`registry`](super::registry)); HTTP
+//! workers read it. Older entries, and everything before the tail was anchored, are read
+//! from the store.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+};
+
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+use serde_json::value::RawValue;
+use tokio::sync::{futures::Notified, Notify};
+
+/// Entries kept in memory per agent.
+const TAIL_LEN: usize = 64;
+
+/// An event as delivered to inboxes (shared by every recipient).
+#[derive(Debug)]
+pub struct TailEvent {
+    pub room_id: OwnedRoomId,
+    pub event_id: OwnedEventId,
+    pub sender: OwnedUserId,
+    pub event_type: String,
+    pub content: Box<RawValue>,
+    pub origin_server_ts: i64,
+}
+
+/// One inbox entry of one agent.
+#[derive(Debug, Clone)]
+pub struct TailEntry {
+    pub cursor: i64,
+    pub mentioned: bool,
+    pub event: Arc<TailEvent>,
+}
+
+#[derive(Debug)]
+struct TailState {
+    /// Every entry with a cursor above this is in `recent`. `i64::MAX` until anchored.
+    covered_from: i64,
+    anchored: bool,
+    recent: VecDeque<TailEntry>,
+    /// Highest cursor known (store or tail).
+    latest: i64,
+}
+
+#[derive(Debug)]
+pub struct InboxTail {
+    state: Mutex<TailState>,
+    notify: Notify,
+}
+
+impl Default for InboxTail {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(TailState {
+                covered_from: i64::MAX,
+                anchored: false,
+                recent: VecDeque::new(),
+                latest: 0,
+            }),
+            notify: Notify::new(),
+        }
+    }
+}
+
+impl InboxTail {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TailState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the store's latest cursor at load time: every entry after it reaches the tail
+    /// through [`push`](Self::push), so readers past it need no store read.
+    pub fn anchor(&self, latest_in_store: i64) {
+        let mut st = self.lock();
+        st.anchored = true;
+        st.recent.retain(|e| e.cursor > latest_in_store);
+        // Rows after the store's latest were committed after the load, and every commit
+        // since the agent entered the registry is pushed: the tail holds them all.
+        st.covered_from = latest_in_store;
+        st.latest = st.latest.max(latest_in_store);
+        drop(st);
+        self.notify.notify_waiters();
+    }
+
+    /// Appends a committed entry (cursors arrive in increasing order) and wakes readers.
+    pub fn push(&self, entry: TailEntry) {
+        let mut st = self.lock();
+        if st.anchored && entry.cursor <= st.covered_from {
+            return; // Already in the store when the tail was anchored.
+        }
+        if st.recent.back().is_some_and(|b| b.cursor >= entry.cursor) {
+            return;
+        }
+        st.latest = st.latest.max(entry.cursor);
+        st.recent.push_back(entry);
+        if st.recent.len() > TAIL_LEN {
+            if let Some(old) = st.recent.pop_front() {
+                if st.anchored {
+                    st.covered_from = old.cursor;
+                }
+            }
+        }
+        drop(st);
+        self.notify.notify_waiters();
+    }
+
+    /// Entries after `since` (at most `limit`) when the tail covers them all; `None` when
+    /// the store must be read.
+    pub fn read_after(&self, since: i64, limit: usize) -> Option<Vec<TailEntry>> {
+        let st = self.lock();
+        if !st.anchored || since < st.covered_from {
+            return None;
+        }
+        Some(
+            st.recent
+                .iter()
+                .filter(|e| e.cursor > since)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// The highest cursor known.
+    pub fn latest(&self) -> i64 {
+        self.lock().latest
+    }
+
+    /// A future that completes at the next push or anchor. Create it (and `enable` it)
+    /// before checking for entries, so that no wake-up is missed in between.
+    pub fn notified(&self) -> Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(cursor: i64) -> TailEntry {
+        TailEntry {
+            cursor,
+            mentioned: false,
+            event: Arc::new(TailEvent {
+                room_id: "!r".try_into().unwrap(),
+                event_id: format!("$e{cursor}").try_into().unwrap(),
+                sender: "@h:hs".try_into().unwrap(),
+                event_type: "m.room.message".into(),
+                content: RawValue::from_string("{}".into()).unwrap(),
+                origin_server_ts: 0,
+            }),
+        }
+    }
+
+    fn cursors(v: Option<Vec<TailEntry>>) -> Option<Vec<i64>> {
+        v.map(|v| v.iter().map(|e| e.cursor).collect())
+    }
+
+    #[test]
+    fn covers_only_after_the_anchor() {
+        let t = InboxTail::default();
+        t.push(entry(5));
+        assert_eq!(cursors(t.read_after(0, 10)), None, "not anchored yet");
+        t.anchor(4);
+        assert_eq!(cursors(t.read_after(4, 10)), Some(vec![5]));
+        assert_eq!(
+            cursors(t.read_after(3, 10)),
+            None,
+            "before the anchor: store"
+        );
+        t.push(entry(3)); // older than what it has: ignored
+        t.push(entry(9));
+        assert_eq!(cursors(t.read_after(5, 10)), Some(vec![9]));
+        assert_eq!(t.latest(), 9);
+    }
+
+    #[test]
+    fn eviction_moves_the_coverage() {
+        let t = InboxTail::default();
+        t.anchor(0);
+        for c in 1..=(TAIL_LEN as i64 + 10) {
+            t.push(entry(c));
+        }
+        assert_eq!(cursors(t.read_after(5, 10)), None);
+        let from = 10;
+        assert_eq!(cursors(t.read_after(from, 2)), Some(vec![11, 12]));
+    }
+}
