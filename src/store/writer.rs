@@ -16,6 +16,12 @@ use crate::{ids::AgentSlug, metrics::METRICS};
 /// Most writes applied in one commit.
 const MAX_BATCH: usize = 512;
 
+/// Runs right after each successful commit, in commit order, before any caller of that
+/// commit is answered; it receives the committed writes by value.
+pub trait CommitHook: Send + Sync + 'static {
+    fn committed(&self, ops: Vec<WriteOp>, outcomes: &[WriteOutcome]);
+}
+
 struct Job {
     op: WriteOp,
     reply: oneshot::Sender<StoreResult<WriteOutcome>>,
@@ -29,9 +35,9 @@ pub struct CommitWriter {
 
 impl CommitWriter {
     /// Starts the writer task on the current runtime. `queue` bounds waiting writes.
-    pub fn spawn(store: Arc<dyn Store>, queue: usize) -> Self {
+    pub fn spawn(store: Arc<dyn Store>, queue: usize, hook: Arc<dyn CommitHook>) -> Self {
         let (jobs, rx) = mpsc::channel(queue);
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, hook));
         Self { jobs }
     }
 
@@ -81,13 +87,14 @@ impl CommitWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, hook: Arc<dyn CommitHook>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (ops, replies): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.op, j.reply)).unzip();
         METRICS.commit_batch.observe(ops.len() as f64);
         match store.apply(&ops).await {
             Ok(outcomes) => {
+                hook.committed(ops, &outcomes);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
