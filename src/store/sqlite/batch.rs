@@ -1,0 +1,302 @@
+//! The group-commit write path of the SQLite store: one dedicated connection, a whole
+//! batch of writes in two round trips (look-ups, then one insert per table and the commit),
+//! rows passed as JSON arrays to statements whose text never changes.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{
+    sqlite::{SqliteArguments, SqliteConnection},
+    Arguments, Row,
+};
+
+use super::super::{
+    AgentRecord, RoomRecord, StoreError, StoreResult, TransactionOutcome, WriteOp, WriteOutcome,
+};
+
+/// The only writing connection, and whether a transaction may have been left open on it
+/// (by a failed write, or a write whose future was dropped half-way).
+pub(super) struct Writer {
+    pub(super) conn: SqliteConnection,
+    pub(super) open: bool,
+}
+
+impl Writer {
+    /// Rolls back whatever an earlier write left open. An error means there was nothing
+    /// to roll back, or the next `BEGIN` fails and the next write tries again.
+    pub(super) async fn settle(&mut self) {
+        if std::mem::take(&mut self.open) {
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+    }
+}
+
+/// Opens the write transaction and, in the same round trip, finds which txn ids (`?` 1) and
+/// event ids (`?` 2) are known, and the highest event id and cursor handed out so far
+/// (sqlite_sequence remembers cursors of pruned rows; the table's maximum covers a missing
+/// entry). Keys travel as JSON arrays, so the statement text never changes (prepared once).
+const BEGIN_AND_LOOK_UP: &str = "BEGIN IMMEDIATE; \
+    SELECT 0, (SELECT COALESCE(MAX(id), 0) FROM events), \
+        MAX((SELECT COALESCE(MAX(seq), 0) FROM inbox), \
+            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0)); \
+    SELECT 1, txn_id FROM transactions WHERE txn_id IN (SELECT value FROM json_each(?)); \
+    SELECT 2, event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))";
+
+// One statement per table, each taking its rows as one JSON array of arrays (`?` last) and,
+// where the table has a time column, the time first. However many rows, the text is the
+// same: no SQL to parse per row, no bind-parameter limit, and a cached prepared statement.
+// ("WHERE true" resolves the parser's ambiguity between a join and an upsert clause.)
+const INSERT_TXNS: &str =
+    "INSERT INTO transactions (txn_id, handled_at) SELECT value, ? FROM json_each(?)";
+const INSERT_EVENTS: &str = "INSERT INTO events \
+    (id, event_id, room_id, sender, event_type, content, origin_server_ts, received_at) \
+    SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, ? \
+    FROM json_each(?)";
+// Explicit cursors also raise sqlite_sequence, so AUTOINCREMENT never hands out a used one.
+const INSERT_INBOX: &str = "INSERT INTO inbox (seq, slug, event_ref, mentioned, received_at) \
+    SELECT value->>0, value->>1, value->>2, value->>3, ? FROM json_each(?)";
+const INSERT_JOINS: &str = "INSERT INTO memberships (slug, room_id) \
+    SELECT value->>0, value->>1 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
+const DELETE_LEAVES: &str = "DELETE FROM memberships WHERE (slug, room_id) IN \
+    (SELECT value->>0, value->>1 FROM json_each(?))";
+const UPSERT_AGENTS: &str = "INSERT INTO agents \
+    (slug, registered, display_name, avatar_url, created_at) \
+    SELECT value->>0, value->>1, value->>2, value->>3, ? FROM json_each(?) WHERE true \
+    ON CONFLICT (slug) DO UPDATE SET registered = excluded.registered, \
+    display_name = excluded.display_name, avatar_url = excluded.avatar_url";
+const INSERT_SENT: &str = "INSERT INTO sent (slug, client_txn_id, event_id, sent_at) \
+    SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
+    ON CONFLICT DO NOTHING";
+const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created_at) \
+    SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
+    ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id";
+
+/// Writes one group commit with two round trips to sqlx's worker thread (each statement
+/// sent costs one): [`BEGIN_AND_LOOK_UP`], then one insert per table that has rows and
+/// `COMMIT`. The outcome of each write is what applying the writes one by one, in batch
+/// order, would give:
+/// - a txn id already stored, or met earlier in the batch, is a `Duplicate` and writes
+///   nothing (not even its memberships);
+/// - an event id already stored, or met earlier in the batch (also earlier in the same
+///   transaction), is `None` and reaches no inbox;
+/// - new events get the next ids, inbox rows the next cursors, both in batch order, so
+///   cursors grow in commit order for every agent;
+/// - an agent, room or membership ends as its last write in the batch leaves it, a send
+///   key keeps its first event id.
+///
+/// Picking ids here is sound because this connection is the only writer and `IMMEDIATE`
+/// holds the write lock from the look-ups to the commit. On error the transaction may be
+/// left open: the caller rolls it back.
+pub(super) async fn write_batch(
+    conn: &mut SqliteConnection,
+    batch: &[WriteOp],
+    now: i64,
+) -> StoreResult<Vec<WriteOutcome>> {
+    let mut txn_ids: Vec<&str> = Vec::new();
+    let mut event_ids: Vec<&str> = Vec::new();
+    for op in batch {
+        if let WriteOp::Transaction(t) = op {
+            txn_ids.push(&t.txn_id);
+            event_ids.extend(t.deliveries.iter().map(|d| d.event_id.as_str()));
+        }
+    }
+    let rows = sqlx::query(BEGIN_AND_LOOK_UP)
+        .bind(json(&txn_ids)?)
+        .bind(json(&event_ids)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut known_txns: HashSet<String> = HashSet::new();
+    let mut known_events: HashSet<String> = HashSet::new();
+    let (mut next_id, mut next_seq) = (0i64, 0i64);
+    for row in rows {
+        match row.get::<i64, _>(0) {
+            0 => (next_id, next_seq) = (row.get(1), row.get(2)),
+            1 => {
+                known_txns.insert(row.get(1));
+            }
+            _ => {
+                known_events.insert(row.get(1));
+            }
+        }
+    }
+
+    // Plan every row, in batch order.
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut txn_seen: HashSet<&str> = HashSet::new();
+    let mut event_seen: HashSet<&str> = HashSet::new();
+    let mut txn_rows: Vec<&str> = Vec::new();
+    let mut event_rows: Vec<EventRow> = Vec::new();
+    let mut inbox_rows: Vec<(i64, &str, i64, bool)> = Vec::new();
+    let mut memberships: LastWrite<(&str, &str), bool> = LastWrite::default();
+    let mut agents: LastWrite<&str, &AgentRecord> = LastWrite::default();
+    let mut sent: LastWrite<(&str, &str), &str> = LastWrite::default();
+    let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
+    for op in batch {
+        let outcome = match op {
+            WriteOp::Transaction(t)
+                if known_txns.contains(&t.txn_id) || !txn_seen.insert(&t.txn_id) =>
+            {
+                WriteOutcome::Transaction(TransactionOutcome::Duplicate)
+            }
+            WriteOp::Transaction(t) => {
+                txn_rows.push(&t.txn_id);
+                for m in &t.memberships {
+                    memberships.set((m.slug.as_str(), m.room_id.as_str()), m.joined);
+                }
+                let mut per_event = Vec::with_capacity(t.deliveries.len());
+                for d in &t.deliveries {
+                    let id = d.event_id.as_str();
+                    if known_events.contains(id) || !event_seen.insert(id) {
+                        per_event.push(None);
+                        continue;
+                    }
+                    next_id += 1;
+                    event_rows.push((
+                        next_id,
+                        id,
+                        d.room_id.as_str(),
+                        d.sender.as_str(),
+                        &d.event_type,
+                        d.content.get(),
+                        d.origin_server_ts,
+                    ));
+                    let cursors = d
+                        .recipients
+                        .iter()
+                        .map(|(slug, mentioned)| {
+                            next_seq += 1;
+                            inbox_rows.push((next_seq, slug.as_str(), next_id, *mentioned));
+                            next_seq
+                        })
+                        .collect();
+                    per_event.push(Some(cursors));
+                }
+                WriteOutcome::Transaction(TransactionOutcome::Recorded(per_event))
+            }
+            WriteOp::Agent(a) => {
+                agents.set(a.slug.as_str(), a);
+                WriteOutcome::Done
+            }
+            WriteOp::Membership(m) => {
+                memberships.set((m.slug.as_str(), m.room_id.as_str()), m.joined);
+                WriteOutcome::Done
+            }
+            WriteOp::Sent {
+                slug,
+                client_txn,
+                event_id,
+            } => {
+                sent.set_first((slug.as_str(), client_txn), event_id.as_str());
+                WriteOutcome::Done
+            }
+            WriteOp::Room(r) => {
+                rooms.set(r.room_id.as_str(), r);
+                WriteOutcome::Done
+            }
+        };
+        outcomes.push(outcome);
+    }
+
+    // Write every row and commit: one round trip.
+    let mut w = Statements::default();
+    w.rows(INSERT_TXNS, Some(now), &txn_rows)?;
+    w.rows(INSERT_EVENTS, Some(now), &event_rows)?;
+    w.rows(INSERT_INBOX, Some(now), &inbox_rows)?;
+    let (joins, leaves): (Vec<_>, Vec<_>) = memberships.0.iter().partition(|(_, joined)| *joined);
+    w.rows(
+        INSERT_JOINS,
+        None,
+        &joins.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+    )?;
+    w.rows(
+        DELETE_LEAVES,
+        None,
+        &leaves.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+    )?;
+    let agents: Vec<_> = agents
+        .0
+        .iter()
+        .map(|(_, a)| {
+            (
+                a.slug.as_str(),
+                a.registered,
+                &a.display_name,
+                &a.avatar_url,
+            )
+        })
+        .collect();
+    w.rows(UPSERT_AGENTS, Some(now), &agents)?;
+    let sent: Vec<_> = sent.0.iter().map(|((s, c), e)| (s, c, e)).collect();
+    w.rows(INSERT_SENT, Some(now), &sent)?;
+    let rooms: Vec<_> = rooms
+        .0
+        .iter()
+        .map(|(_, r)| (r.room_id.as_str(), &r.alias, &r.space_id))
+        .collect();
+    w.rows(UPSERT_ROOMS, Some(now), &rooms)?;
+    w.sql.push_str("COMMIT");
+    sqlx::query_with(&w.sql, w.args).execute(&mut *conn).await?;
+    Ok(outcomes)
+}
+
+/// `(id, event_id, room_id, sender, type, content, origin_server_ts)`
+type EventRow<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, i64);
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("row encoding: {e}")))
+}
+
+/// Statements sent as one; sqlx binds the `?` parameters across them in order.
+#[derive(Default)]
+struct Statements {
+    sql: String,
+    args: SqliteArguments<'static>,
+}
+
+impl Statements {
+    /// Appends `statement` with its parameters (the time when it takes one, then the
+    /// rows as JSON), unless there are no rows.
+    fn rows<T: serde::Serialize>(
+        &mut self,
+        statement: &str,
+        now: Option<i64>,
+        rows: &[T],
+    ) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.sql.push_str(statement);
+        self.sql.push_str("; ");
+        let encode = |e| StoreError::Corrupt(format!("row encoding: {e}"));
+        if let Some(now) = now {
+            self.args.add(now).map_err(encode)?;
+        }
+        self.args.add(json(rows)?).map_err(encode)?;
+        Ok(())
+    }
+}
+
+/// One value per key, in the order keys first appeared: the last value set, or with
+/// [`LastWrite::set_first`] the first.
+struct LastWrite<K, V>(Vec<(K, V)>, HashMap<K, usize>);
+
+impl<K, V> Default for LastWrite<K, V> {
+    fn default() -> Self {
+        Self(Vec::new(), HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V> LastWrite<K, V> {
+    fn set(&mut self, key: K, value: V) {
+        match self.1.get(&key) {
+            Some(&i) => self.0[i].1 = value,
+            None => self.set_first(key, value),
+        }
+    }
+
+    fn set_first(&mut self, key: K, value: V) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.1.entry(key) {
+            slot.insert(self.0.len());
+            self.0.push((key, value));
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The embedded SQLite store (sqlx): WAL journal, `synchronous = NORMAL` (durable across a
+//! process crash; an fsync per commit group, not per row), migrations applied at open.
+//!
+//! Two kinds of connection: a pool for reads, and one dedicated connection for every write
+//! (the group commits of [`super::writer`] and retention). sqlx runs the statements of a
+//! connection on its own worker thread, so every statement sent costs a thread round trip:
+//! [`SqliteStore::apply`] therefore writes a whole group commit in two round trips (look-ups,
+//! then one multi-row insert per table and the commit), rows passed as JSON arrays to
+//! statements whose text never changes, and it picks event ids and inbox cursors itself
+//! inside an immediate (write-locked) transaction on the only writing connection.
+
+use std::{str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use ruma::{OwnedEventId, OwnedRoomId};
+use serde_json::value::RawValue;
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    ConnectOptions, Connection, Row, SqlitePool,
+};
+use tokio::sync::Mutex;
+
+use super::{now_s, AgentRecord, InboxRow, Store, StoreError, StoreResult, WriteOp, WriteOutcome};
+use crate::ids::AgentSlug;
+
+/// Handled transaction ids are kept this long (homeservers retry within minutes).
+const TXN_RETENTION_S: i64 = 7 * 24 * 3600;
+
+pub struct SqliteStore {
+    /// Reads; any number run concurrently (WAL readers do not block the writer).
+    pool: SqlitePool,
+    /// The only connection that writes: group commits and retention. Holding it (rather
+    /// than taking one from a pool) saves the pool's acquire and keeps its prepared
+    /// statements warm; being the only writer is what lets [`write_batch`] pick row ids.
+    writer: Mutex<Writer>,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(false)
+            // Temporary b-trees (sorts, IN lists) in memory.
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            // sqlx would otherwise ping the connection's worker thread on every acquire.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // The writer walks the indexes that grow (event ids, inboxes): a page cache of up to
+        // 16 MiB (allocated as used; readers keep SQLite's default of about 2 MiB).
+        let conn = options.pragma("cache_size", "-16384").connect().await?;
+        Ok(Self {
+            pool,
+            writer: Mutex::new(Writer { conn, open: false }),
+        })
+    }
+}
+
+fn slug_of(s: String) -> StoreResult<AgentSlug> {
+    AgentSlug::parse(&s).map_err(|e| StoreError::Corrupt(format!("agent slug {s:?}: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>> {
+        let now = now_s();
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        writer.open = true;
+        let outcomes = write_batch(&mut writer.conn, batch, now).await;
+        match outcomes {
+            Ok(_) => writer.open = false,
+            Err(_) => writer.settle().await,
+        }
+        outcomes
+    }
+
+    async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>> {
+        let row =
+            sqlx::query("SELECT registered, display_name, avatar_url FROM agents WHERE slug = ?")
+                .bind(slug.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| AgentRecord {
+            slug: slug.clone(),
+            registered: r.get::<bool, _>(0),
+            display_name: r.get(1),
+            avatar_url: r.get(2),
+        }))
+    }
+
+    async fn agents(&self, after: Option<&AgentSlug>, limit: u32) -> StoreResult<Vec<AgentRecord>> {
+        let rows = sqlx::query(
+            "SELECT slug, registered, display_name, avatar_url FROM agents WHERE slug > ? ORDER BY slug LIMIT ?",
+        )
+        .bind(after.map_or("", AgentSlug::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AgentRecord {
+                    slug: slug_of(r.get(0))?,
+                    registered: r.get::<bool, _>(1),
+                    display_name: r.get(2),
+                    avatar_url: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    async fn display_names(&self) -> StoreResult<Vec<(AgentSlug, String)>> {
+        let rows = sqlx::query(
+            "SELECT slug, display_name FROM agents WHERE display_name IS NOT NULL AND display_name <> ''",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((slug_of(r.get(0))?, r.get(1))))
+            .collect()
+    }
+
+    async fn agent_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agents")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>> {
+        let rows = sqlx::query("SELECT slug, room_id FROM memberships")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let room: String = r.get(1);
+                let room = OwnedRoomId::try_from(room)
+                    .map_err(|e| StoreError::Corrupt(format!("room id: {e}")))?;
+                Ok((slug_of(r.get(0))?, room))
+            })
+            .collect()
+    }
+
+    async fn agent_rooms(&self, slug: &AgentSlug) -> StoreResult<Vec<OwnedRoomId>> {
+        let rooms: Vec<String> =
+            sqlx::query_scalar("SELECT room_id FROM memberships WHERE slug = ?")
+                .bind(slug.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        rooms
+            .into_iter()
+            .map(|r| {
+                OwnedRoomId::try_from(r).map_err(|e| StoreError::Corrupt(format!("room id: {e}")))
+            })
+            .collect()
+    }
+
+    async fn sent_event(
+        &self,
+        slug: &AgentSlug,
+        client_txn: &str,
+    ) -> StoreResult<Option<OwnedEventId>> {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT event_id FROM sent WHERE slug = ? AND client_txn_id = ?")
+                .bind(slug.as_str())
+                .bind(client_txn)
+                .fetch_optional(&self.pool)
+                .await?;
+        id.map(|s| {
+            OwnedEventId::try_from(s).map_err(|e| StoreError::Corrupt(format!("event id: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn read_inbox(
+        &self,
+        slug: &AgentSlug,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<InboxRow>> {
+        let rows = sqlx::query(
+            "SELECT i.seq, e.room_id, e.event_id, e.sender, e.event_type, e.content, e.origin_server_ts, i.mentioned \
+             FROM inbox i JOIN events e ON e.id = i.event_ref \
+             WHERE i.slug = ? AND i.seq > ? ORDER BY i.seq LIMIT ?",
+        )
+        .bind(slug.as_str())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let content: String = r.get(5);
+                Ok(InboxRow {
+                    cursor: r.get(0),
+                    room_id: r.get(1),
+                    event_id: r.get(2),
+                    sender: r.get(3),
+                    event_type: r.get(4),
+                    content: RawValue::from_string(content)
+                        .map_err(|e| StoreError::Corrupt(format!("event content: {e}")))?,
+                    origin_server_ts: r.get(6),
+                    mentioned: r.get::<bool, _>(7),
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM inbox WHERE slug = ?")
+            .bind(slug.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn prune(&self, max_per_agent: u32, max_age_s: u64) -> StoreResult<u64> {
+        let cutoff = now_s() - max_age_s as i64;
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        let mut tx = writer.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let aged = sqlx::query("DELETE FROM inbox WHERE received_at < ?")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let over = sqlx::query(
+            "DELETE FROM inbox WHERE seq IN (SELECT seq FROM ( \
+               SELECT seq, ROW_NUMBER() OVER (PARTITION BY slug ORDER BY seq DESC) AS rn FROM inbox) \
+             WHERE rn > ?)",
+        )
+        .bind(max_per_agent)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Event rows double as the "already seen" set: keep them as long as transactions.
+        sqlx::query(
+            "DELETE FROM events WHERE received_at < ? AND id NOT IN (SELECT event_ref FROM inbox)",
+        )
+        .bind(now_s() - TXN_RETENTION_S)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM transactions WHERE handled_at < ?")
+            .bind(now_s() - TXN_RETENTION_S)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(aged + over)
+    }
+
+    async fn inbox_depth(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+mod batch;
+#[cfg(test)]
+mod tests;
+
+use batch::{write_batch, Writer};

@@ -1,0 +1,479 @@
+//! Tests of the SQLite store: batched writes, dedupe, cursors, retention, awkward text.
+
+use super::*;
+use crate::store::{
+    EventDelivery, MembershipChange, RoomRecord, TransactionOutcome, TransactionWrite,
+};
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    (dir, SqliteStore::open(&url).await.unwrap())
+}
+
+async fn commit(s: &SqliteStore, txns: Vec<TransactionWrite>) -> Vec<TransactionOutcome> {
+    let ops: Vec<_> = txns.into_iter().map(WriteOp::Transaction).collect();
+    s.apply(&ops)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| match o {
+            WriteOutcome::Transaction(t) => t,
+            WriteOutcome::Done => panic!("transaction outcome expected"),
+        })
+        .collect()
+}
+
+fn delivery(event_id: &str, to: &[&str]) -> EventDelivery {
+    EventDelivery {
+        event_id: event_id.try_into().unwrap(),
+        room_id: "!r".try_into().unwrap(),
+        sender: "@h:hs".try_into().unwrap(),
+        event_type: "m.room.message".into(),
+        content: RawValue::from_string(r#"{"body":"x"}"#.into()).unwrap(),
+        origin_server_ts: 1,
+        recipients: to
+            .iter()
+            .map(|s| (AgentSlug::parse(s).unwrap(), false))
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn transactions_are_recorded_once_and_events_deduplicated() {
+    let (_dir, s) = store().await;
+    let t1 = TransactionWrite {
+        txn_id: "t1".into(),
+        deliveries: vec![delivery("$e1", &["a", "b"])],
+        memberships: vec![],
+    };
+    let t2 = TransactionWrite {
+        txn_id: "t2".into(),
+        deliveries: vec![delivery("$e1", &["a"]), delivery("$e2", &["a"])],
+        memberships: vec![],
+    };
+    let out = commit(&s, vec![t1.clone(), t2]).await;
+    let TransactionOutcome::Recorded(first) = &out[0] else {
+        panic!()
+    };
+    assert_eq!(first[0].as_ref().unwrap().len(), 2);
+    let TransactionOutcome::Recorded(second) = &out[1] else {
+        panic!()
+    };
+    assert!(
+        second[0].is_none(),
+        "event seen before is not delivered again"
+    );
+    assert!(second[1].is_some());
+    assert_eq!(
+        commit(&s, vec![t1]).await,
+        vec![TransactionOutcome::Duplicate]
+    );
+    let a = AgentSlug::parse("a").unwrap();
+    let rows = s.read_inbox(&a, 0, 10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].cursor < rows[1].cursor);
+    assert_eq!(rows[1].event_id, "$e2");
+    assert_eq!(s.read_inbox(&a, rows[0].cursor, 10).await.unwrap().len(), 1);
+    assert_eq!(s.latest_cursor(&a).await.unwrap(), rows[1].cursor);
+}
+
+fn txn(id: &str, deliveries: Vec<EventDelivery>) -> TransactionWrite {
+    TransactionWrite {
+        txn_id: id.into(),
+        deliveries,
+        memberships: vec![],
+    }
+}
+
+fn recorded(o: &TransactionOutcome) -> &[Option<Vec<i64>>] {
+    match o {
+        TransactionOutcome::Recorded(per_event) => per_event,
+        TransactionOutcome::Duplicate => panic!("recorded expected"),
+    }
+}
+
+fn slug(s: &str) -> AgentSlug {
+    AgentSlug::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn duplicates_within_one_batch() {
+    let (_dir, s) = store().await;
+    let out = commit(
+        &s,
+        vec![
+            txn("t1", vec![delivery("$e1", &["a"]), delivery("$e1", &["b"])]),
+            txn("t1", vec![delivery("$e9", &["a"])]),
+            txn("t2", vec![delivery("$e2", &["a"]), delivery("$e1", &["a"])]),
+            txn("t2", vec![]),
+            txn("t3", vec![delivery("$e3", &["a", "b"])]),
+        ],
+    )
+    .await;
+    // Same event id twice in one transaction: the second is not delivered.
+    let t1 = recorded(&out[0]);
+    assert_eq!(t1.len(), 2);
+    assert_eq!(t1[0].as_ref().unwrap().len(), 1);
+    assert!(t1[1].is_none());
+    // A txn id repeated in the batch is a duplicate and writes nothing ($e9).
+    assert_eq!(out[1], TransactionOutcome::Duplicate);
+    // An event id of an earlier transaction of the batch is not delivered again.
+    let t2 = recorded(&out[2]);
+    assert!(t2[0].is_some());
+    assert!(t2[1].is_none());
+    assert_eq!(out[3], TransactionOutcome::Duplicate);
+    // Cursors in batch order, one per recipient in recipient order.
+    let c = |o: &TransactionOutcome, i: usize| recorded(o)[i].clone().unwrap();
+    let (e1, e2, e3) = (c(&out[0], 0)[0], c(&out[2], 0)[0], c(&out[4], 0));
+    assert!(e1 < e2 && e2 < e3[0] && e3[0] < e3[1]);
+
+    let a = s.read_inbox(&slug("a"), 0, 10).await.unwrap();
+    assert_eq!(
+        a.iter()
+            .map(|r| (r.cursor, r.event_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(e1, "$e1"), (e2, "$e2"), (e3[0], "$e3")]
+    );
+    let b = s.read_inbox(&slug("b"), 0, 10).await.unwrap();
+    assert_eq!(
+        b.iter()
+            .map(|r| (r.cursor, r.event_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(e3[1], "$e3")],
+        "b got $e1 only through its second, undelivered copy"
+    );
+    // The whole batch is remembered: a later batch sees every txn id and event id.
+    let again = commit(
+        &s,
+        vec![
+            txn("t1", vec![]),
+            txn("t2", vec![]),
+            txn("t3", vec![]),
+            txn("t4", vec![delivery("$e9", &["a"]), delivery("$e3", &["a"])]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        again[..3],
+        [
+            TransactionOutcome::Duplicate,
+            TransactionOutcome::Duplicate,
+            TransactionOutcome::Duplicate
+        ]
+    );
+    let t4 = recorded(&again[3]);
+    assert!(t4[0].as_ref().unwrap()[0] > e3[1], "$e9 was never written");
+    assert!(t4[1].is_none());
+}
+
+#[tokio::test]
+async fn cursors_grow_across_batches_and_survive_pruning() {
+    let (_dir, s) = store().await;
+    let mut last = 0;
+    for round in 0..3 {
+        let txns = (0..4)
+            .map(|t| {
+                txn(
+                    &format!("t{round}-{t}"),
+                    (0..3)
+                        .map(|e| delivery(&format!("$e{round}-{t}-{e}"), &["a", "b"]))
+                        .collect(),
+                )
+            })
+            .collect();
+        for o in commit(&s, txns).await {
+            for cursors in recorded(&o) {
+                for &c in cursors.as_ref().unwrap() {
+                    assert!(c > last, "cursor {c} after {last}");
+                    last = c;
+                }
+            }
+        }
+    }
+    assert_eq!(last, 3 * 4 * 3 * 2);
+    assert_eq!(s.latest_cursor(&slug("a")).await.unwrap(), last - 1);
+    assert_eq!(s.latest_cursor(&slug("b")).await.unwrap(), last);
+    // Pruning everything leaves no row, yet cursors never go back.
+    assert_eq!(s.prune(0, 3600).await.unwrap(), last as u64);
+    assert_eq!(s.inbox_depth().await.unwrap(), 0);
+    let out = commit(&s, vec![txn("late", vec![delivery("$late", &["a"])])]).await;
+    assert_eq!(recorded(&out[0])[0], Some(vec![last + 1]));
+    // Explicit cursors keep sqlite_sequence in step: AUTOINCREMENT continues above them.
+    let seq: i64 = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(seq, last + 1);
+}
+
+#[tokio::test]
+async fn outcomes_follow_batch_order_across_kinds() {
+    let (_dir, s) = store().await;
+    let agent = |name: Option<&str>| {
+        WriteOp::Agent(AgentRecord {
+            slug: slug("a"),
+            registered: name.is_some(),
+            display_name: name.map(Into::into),
+            avatar_url: None,
+        })
+    };
+    let member = |joined| {
+        WriteOp::Membership(MembershipChange {
+            slug: slug("a"),
+            room_id: "!r".try_into().unwrap(),
+            joined,
+        })
+    };
+    let sent = |event: &str| WriteOp::Sent {
+        slug: slug("a"),
+        client_txn: "c1".into(),
+        event_id: event.try_into().unwrap(),
+    };
+    let room = |alias: &str| {
+        WriteOp::Room(RoomRecord {
+            room_id: "!r".try_into().unwrap(),
+            alias: Some(alias.try_into().unwrap()),
+            space_id: None,
+        })
+    };
+    let mut t2 = txn("t2", vec![delivery("$e2", &["a"])]);
+    t2.memberships.push(MembershipChange {
+        slug: slug("b"),
+        room_id: "!r".try_into().unwrap(),
+        joined: true,
+    });
+    let batch = vec![
+        agent(Some("first")),
+        WriteOp::Transaction(txn("t1", vec![delivery("$e1", &["a"])])),
+        member(true),
+        sent("$s1"),
+        agent(Some("second")),
+        member(false),
+        WriteOp::Transaction(t2),
+        room("#one:hs"),
+        sent("$s2"),
+        member(true),
+        room("#two:hs"),
+        WriteOp::Transaction(txn("t1", vec![])),
+    ];
+    let out = s.apply(&batch).await.unwrap();
+    assert_eq!(out.len(), batch.len());
+    let kinds: Vec<_> = out
+        .iter()
+        .map(|o| match o {
+            WriteOutcome::Done => "done",
+            WriteOutcome::Transaction(TransactionOutcome::Duplicate) => "dup",
+            WriteOutcome::Transaction(TransactionOutcome::Recorded(_)) => "txn",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "done", "txn", "done", "done", "done", "done", "txn", "done", "done", "done", "done",
+            "dup"
+        ]
+    );
+    let (WriteOutcome::Transaction(t1), WriteOutcome::Transaction(t2)) = (&out[1], &out[6]) else {
+        panic!()
+    };
+    assert!(recorded(t1)[0].as_ref().unwrap()[0] < recorded(t2)[0].as_ref().unwrap()[0]);
+    // The last write of a key wins (the first for sends), as applied one by one.
+    let a = s.agent(&slug("a")).await.unwrap().unwrap();
+    assert_eq!(a.display_name.as_deref(), Some("second"));
+    let mut members = s.memberships().await.unwrap();
+    members.sort();
+    assert_eq!(
+        members
+            .iter()
+            .map(|(s, r)| (s.as_str(), r.as_str()))
+            .collect::<Vec<_>>(),
+        [("a", "!r"), ("b", "!r")]
+    );
+    assert_eq!(
+        s.sent_event(&slug("a"), "c1").await.unwrap().unwrap(),
+        "$s1"
+    );
+    let alias: String = sqlx::query_scalar("SELECT alias FROM rooms WHERE room_id = '!r'")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(alias, "#two:hs");
+    // A leave as the last word removes the membership.
+    s.apply(&[member(true), member(false)]).await.unwrap();
+    assert_eq!(
+        s.agent_rooms(&slug("a")).await.unwrap(),
+        Vec::<OwnedRoomId>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_big_batch_is_written_whole() {
+    let (_dir, s) = store().await;
+    // 5,000 events to 4 agents: more rows than bind parameters could carry.
+    let deliveries: Vec<_> = (0..5000)
+        .map(|i| delivery(&format!("$big{i}"), &["a", "b", "c", "d"]))
+        .collect();
+    let out = commit(&s, vec![txn("big", deliveries)]).await;
+    let cursors: Vec<i64> = recorded(&out[0])
+        .iter()
+        .flat_map(|c| c.clone().unwrap())
+        .collect();
+    assert_eq!(cursors, (1..=20_000).collect::<Vec<_>>());
+    assert_eq!(s.inbox_depth().await.unwrap(), 20_000);
+    let d = s.read_inbox(&slug("d"), 0, 2).await.unwrap();
+    assert_eq!(
+        d.iter()
+            .map(|r| (r.cursor, r.event_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(4, "$big0"), (8, "$big1")]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_batch_writes_nothing_and_the_writer_recovers() {
+    let (_dir, s) = store().await;
+    sqlx::query(
+        "CREATE TRIGGER boom BEFORE INSERT ON inbox WHEN NEW.slug = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'boom'); END",
+    )
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    let batch = || {
+        vec![
+            WriteOp::Transaction(txn("t1", vec![delivery("$e1", &["a"])])),
+            WriteOp::Transaction(txn("t2", vec![delivery("$e2", &["boom"])])),
+        ]
+    };
+    assert!(s.apply(&batch()).await.is_err());
+    assert_eq!(s.inbox_depth().await.unwrap(), 0);
+    sqlx::query("DROP TRIGGER boom")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let out = s.apply(&batch()).await.unwrap();
+    assert_eq!(
+        out,
+        [
+            WriteOutcome::Transaction(TransactionOutcome::Recorded(vec![Some(vec![1])])),
+            WriteOutcome::Transaction(TransactionOutcome::Recorded(vec![Some(vec![2])])),
+        ],
+        "nothing of the failed batch was kept"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_is_rolled_back_before_the_next_write() {
+    let (_dir, s) = store().await;
+    {
+        // As a write whose future was dropped half-way would leave the connection.
+        let mut w = s.writer.lock().await;
+        w.open = true;
+        sqlx::query("BEGIN IMMEDIATE; INSERT INTO transactions VALUES ('ghost', 0)")
+            .execute(&mut w.conn)
+            .await
+            .unwrap();
+    }
+    let out = commit(&s, vec![txn("ghost", vec![delivery("$e1", &["a"])])]).await;
+    assert_eq!(out[0], TransactionOutcome::Recorded(vec![Some(vec![1])]));
+    assert_eq!(s.prune(10, 3600).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn awkward_text_is_stored_exactly() {
+    let (_dir, s) = store().await;
+    let content = r#"{"body":"quote \" backslash \\ nul \u0000 \ud83d\ude00 😀 \u2028","n":1.50}"#;
+    let mut d = delivery("$e\"\u{1}é", &["a"]);
+    d.content = RawValue::from_string(content.into()).unwrap();
+    d.event_type = "m.\u{0}type \"x\"".into();
+    let txn_id = "t\u{0}1\"\\😀";
+    let out = commit(&s, vec![txn(txn_id, vec![d.clone()])]).await;
+    assert!(recorded(&out[0])[0].is_some());
+    let rows = s.read_inbox(&slug("a"), 0, 10).await.unwrap();
+    assert_eq!(rows[0].content.get(), content);
+    assert_eq!(rows[0].event_id, d.event_id.as_str());
+    assert_eq!(rows[0].event_type, d.event_type);
+    // The same keys are found again: the txn id is a duplicate, the event id seen.
+    let again = commit(&s, vec![txn(txn_id, vec![]), txn("t2", vec![d])]).await;
+    assert_eq!(again[0], TransactionOutcome::Duplicate);
+    assert_eq!(recorded(&again[1]), [None]);
+    s.apply(&[
+        WriteOp::Sent {
+            slug: slug("a"),
+            client_txn: "c\u{0}\"1".into(),
+            event_id: "$s".try_into().unwrap(),
+        },
+        WriteOp::Agent(AgentRecord {
+            slug: slug("a"),
+            registered: true,
+            display_name: Some("Ä \"n\u{0}\"".into()),
+            avatar_url: None,
+        }),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.sent_event(&slug("a"), "c\u{0}\"1")
+            .await
+            .unwrap()
+            .unwrap(),
+        "$s"
+    );
+    let a = s.agent(&slug("a")).await.unwrap().unwrap();
+    assert_eq!(a.display_name.as_deref(), Some("Ä \"n\u{0}\""));
+    assert!(a.registered);
+    assert_eq!(a.avatar_url, None);
+}
+
+#[tokio::test]
+async fn the_writer_is_one_wal_connection_with_a_bigger_cache() {
+    let (_dir, s) = store().await;
+    let mut w = s.writer.lock().await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut w.conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut w.conn)
+        .await
+        .unwrap();
+    assert_eq!(sync, 1, "NORMAL");
+    let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+        .fetch_one(&mut w.conn)
+        .await
+        .unwrap();
+    assert_eq!(cache, -16384);
+    let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert!(cache > -16384, "readers keep the default cache");
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest() {
+    let (_dir, s) = store().await;
+    let deliveries = (0..5)
+        .map(|i| delivery(&format!("$e{i}"), &["a"]))
+        .collect();
+    commit(
+        &s,
+        vec![TransactionWrite {
+            txn_id: "t".into(),
+            deliveries,
+            memberships: vec![],
+        }],
+    )
+    .await;
+    assert_eq!(s.prune(2, 3600).await.unwrap(), 3);
+    let rows = s
+        .read_inbox(&AgentSlug::parse("a").unwrap(), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(),
+        ["$e3", "$e4"]
+    );
+}
