@@ -10,21 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::{blocking::Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::mock_hs::{ready_daemon, MockHs};
+use support::synapse::http_client as client;
 use support::{Daemon, DaemonOptions};
 
 const SERVER: &str = "hs.local";
 const ROOM: &str = "!streams";
-
-fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTP client")
-}
 
 /// Pushes one homeserver transaction; asserts 200.
 fn push(d: &Daemon, txn: &str, events: Vec<Value>) {
