@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
+use ruma::{OwnedServerName, ServerName, UserId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -356,15 +356,6 @@ impl Config {
         }
     }
 
-    /// The AS sender bot's user id.
-    pub fn sender_user_id(&self) -> OwnedUserId {
-        UserId::parse(format!(
-            "@{}:{}",
-            self.appservice.sender_localpart, self.homeserver.server_name
-        ))
-        .expect("validated at load")
-    }
-
     /// Deadline for a homeserver call including retries.
     pub fn hs_deadline(&self) -> Duration {
         Duration::from_millis(self.limits.hs_deadline_ms)
@@ -548,7 +539,7 @@ url = "http://127.0.0.1:9000"
         let env = [(ENV_AS_TOKEN, A), (ENV_HS_TOKEN, H), (ENV_BRIDGE_TOKENS, B)];
         let c = Config::load(f.path(), &env).unwrap();
         assert_eq!(c.appservice.agent_prefix, "agent-");
-        assert_eq!(c.sender_user_id().as_str(), "@mosaic-as:hs.local");
+        assert_eq!(c.appservice.sender_localpart, "mosaic-as");
         assert_eq!(c.secrets.bridge_tokens.len(), 1);
         assert!(!format!("{c:?}").contains(A));
     }

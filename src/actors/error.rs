@@ -18,9 +18,6 @@ pub enum AgentError {
     /// Profile changes come too fast for this agent.
     #[error("profile changes are rate-limited for this agent")]
     RateLimited { retry_after: Duration },
-    /// The homeserver has not been reachable lately; try again after the hint.
-    #[error("homeserver is unavailable")]
-    HomeserverDown { retry_after: Duration },
     /// The agent's actor stopped before answering (shutdown).
     #[error("agent actor stopped")]
     Stopped,

@@ -41,8 +41,6 @@ struct TailState {
     covered_from: i64,
     anchored: bool,
     recent: VecDeque<TailEntry>,
-    /// Highest cursor known (store or tail).
-    latest: i64,
 }
 
 #[derive(Debug)]
@@ -58,7 +56,6 @@ impl Default for InboxTail {
                 covered_from: i64::MAX,
                 anchored: false,
                 recent: VecDeque::new(),
-                latest: 0,
             }),
             notify: Notify::new(),
         }
@@ -79,7 +76,6 @@ impl InboxTail {
         // Rows after the store's latest were committed after the load, and every commit
         // since the agent entered the registry is pushed: the tail holds them all.
         st.covered_from = latest_in_store;
-        st.latest = st.latest.max(latest_in_store);
         drop(st);
         self.notify.notify_waiters();
     }
@@ -93,7 +89,6 @@ impl InboxTail {
         if st.recent.back().is_some_and(|b| b.cursor >= entry.cursor) {
             return;
         }
-        st.latest = st.latest.max(entry.cursor);
         st.recent.push_back(entry);
         if st.recent.len() > TAIL_LEN {
             if let Some(old) = st.recent.pop_front() {
@@ -121,11 +116,6 @@ impl InboxTail {
                 .cloned()
                 .collect(),
         )
-    }
-
-    /// The highest cursor known.
-    pub fn latest(&self) -> i64 {
-        self.lock().latest
     }
 
     /// A future that completes at the next push or anchor. Create it (and `enable` it)
@@ -173,7 +163,6 @@ mod tests {
         t.push(entry(3)); // older than what it has: ignored
         t.push(entry(9));
         assert_eq!(cursors(t.read_after(5, 10)), Some(vec![9]));
-        assert_eq!(t.latest(), 9);
     }
 
     #[test]

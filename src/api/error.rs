@@ -147,10 +147,6 @@ impl From<AgentError> for ApiError {
                 error: "profile changes are rate-limited for this agent".into(),
                 retry_after,
             },
-            AgentError::HomeserverDown { retry_after } => ApiError::Unavailable {
-                error: "homeserver is unreachable".into(),
-                retry_after: Some(retry_after),
-            },
             AgentError::Stopped => ApiError::Unavailable {
                 error: "agent is shutting down".into(),
                 retry_after: Some(Duration::from_secs(1)),

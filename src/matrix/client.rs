@@ -325,20 +325,6 @@ impl HomeserverClient {
         .map(drop)
     }
 
-    /// Leaves `room` as `user`.
-    pub async fn leave(&self, user: &UserId, room: &RoomId) -> Result<(), HomeserverError> {
-        let url = self.url(&["v3", "rooms", room.as_str(), "leave"], Some(user));
-        self.call::<Empty>(
-            "leave",
-            Method::POST,
-            url,
-            Some(&json!({})),
-            self.inner.deadline,
-        )
-        .await
-        .map(drop)
-    }
-
     /// Invites `target` into `room`, as `by`.
     pub async fn invite(
         &self,

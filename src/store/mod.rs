@@ -148,7 +148,6 @@ pub trait Store: Send + Sync + 'static {
     async fn agents(&self, after: Option<&AgentSlug>, limit: u32) -> StoreResult<Vec<AgentRecord>>;
     /// `(slug, display name)` of every agent that has a display name.
     async fn display_names(&self) -> StoreResult<Vec<(AgentSlug, String)>>;
-    async fn agent_count(&self) -> StoreResult<u64>;
 
     /// Every (agent, room) where an agent is joined.
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>>;

@@ -132,13 +132,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn agent_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agents")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n as u64)
-    }
-
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>> {
         let rows = sqlx::query("SELECT slug, room_id FROM memberships")
             .fetch_all(&self.pool)
