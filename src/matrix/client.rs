@@ -3,9 +3,10 @@
 //! policy under a per-call deadline, and a global cap on requests in flight.
 
 use std::{
+    cell::RefCell,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Weak,
     },
     time::{Duration, Instant},
 };
@@ -37,7 +38,6 @@ pub struct HomeserverClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
     base: Url,
     auth: HeaderValue,
     in_flight: Semaphore,
@@ -82,19 +82,46 @@ struct RoomVersions {
 #[derive(Deserialize)]
 struct Empty {}
 
+thread_local! {
+    /// This thread's reqwest client of each live [`HomeserverClient`] (see [`Inner::http`]).
+    static HTTP: RefCell<Vec<(Weak<Inner>, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn build_http(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .expect("TLS backend available")
+}
+
+impl Inner {
+    /// The reqwest client (connection pool) of the calling thread. hyper runs each pooled
+    /// connection as a task on the runtime that opened it, and every actix arbiter is a
+    /// single-threaded runtime: with one pool shared by the arbiters, a request would often
+    /// go out on a connection owned by another thread, costing a cross-thread wake-up each
+    /// way. A pool per thread keeps a send and its connection on one thread. The global
+    /// cap on requests in flight is unaffected (it is [`Inner::in_flight`]).
+    fn http(self: &Arc<Self>) -> reqwest::Client {
+        let me = Arc::as_ptr(self);
+        HTTP.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            // A live `Weak` keeps its allocation, so an address match is this client.
+            if let Some((_, http)) = clients.iter().find(|(w, _)| w.as_ptr() == me) {
+                return http.clone();
+            }
+            clients.retain(|(w, _)| w.strong_count() > 0);
+            let http = build_http(self.attempt_timeout);
+            clients.push((Arc::downgrade(self), http.clone()));
+            http
+        })
+    }
+}
+
 impl HomeserverClient {
     pub fn new(config: &Config) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.limits.hs_attempt_timeout_ms))
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()
-            .expect("TLS backend available");
-        Self::with_http(config, http)
-    }
-
-    fn with_http(config: &Config, http: reqwest::Client) -> Self {
         let mut auth = HeaderValue::from_str(&format!(
             "Bearer {}",
             config.secrets.as_token.expose_secret()
@@ -103,7 +130,6 @@ impl HomeserverClient {
         auth.set_sensitive(true);
         Self {
             inner: Arc::new(Inner {
-                http,
                 base: config.homeserver.url.clone(),
                 auth,
                 in_flight: Semaphore::new(config.limits.hs_max_in_flight),
@@ -246,7 +272,7 @@ impl HomeserverClient {
             .expect("semaphore never closed");
         let mut req = self
             .inner
-            .http
+            .http()
             .request(method, url)
             .timeout(timeout)
             .header(AUTHORIZATION, self.inner.auth.clone());
