@@ -19,11 +19,7 @@ use support::{Daemon, DaemonOptions};
 const SERVER: &str = "hs.local";
 
 fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTP client")
+    support::http_client(Duration::from_secs(30))
 }
 
 /// An answer: status, headers, body text.

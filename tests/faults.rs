@@ -23,11 +23,7 @@ const SERVER: &str = "hs.local";
 const FAST_LIMITS: &str = "hs_attempt_timeout_ms = 500\nhs_deadline_ms = 8000";
 
 fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("HTTP client")
+    support::http_client(Duration::from_secs(60))
 }
 
 fn start(name: &str, limits: &str) -> (MockHs, Daemon) {

@@ -59,10 +59,7 @@ impl AgentRegistry {
 
     /// A live agent's address.
     pub fn get(&self, slug: &AgentSlug) -> Option<Addr<AgentActor>> {
-        self.live
-            .get(slug)
-            .map(|a| a.addr.clone())
-            .filter(Addr::connected)
+        self.live(slug).map(|a| a.addr)
     }
 
     /// A live agent's address and inbox tail.

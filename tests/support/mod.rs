@@ -24,6 +24,15 @@ pub use ports::free_port;
 pub use stack::{Stack, SERVER_NAME};
 pub use synapse::Synapse;
 
+/// A blocking HTTP client for loopback tests: no proxy, the given overall timeout.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .expect("build HTTP client")
+}
+
 /// A name unique in this test process and unlikely to repeat across runs:
 /// `<prefix>-<counter><4 random hex>`. Valid as a user localpart, agent slug
 /// or alias name when `prefix` is (lowercase letters, digits, `-`, `_`).

@@ -338,9 +338,5 @@ impl Drop for Synapse {
 
 /// The blocking HTTP client the harness uses (no proxy: everything is loopback).
 pub fn http_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(90))
-        .build()
-        .expect("build HTTP client")
+    super::http_client(Duration::from_secs(90))
 }

@@ -1,8 +1,8 @@
 //! `GET /bridge/v1/agents/{agent}/events?since=&limit=&timeout_ms=`: an agent's durable
 //! inbox, as a long-poll or (with `Accept: text/event-stream`) as Server-Sent Events with
-//! `id:` = cursor. Readers wait on the agent actor's cursor signal, never poll. The SSE
-//! stream is pull-based: rows are read from the store only when the client takes more, so
-//! a slow reader holds no buffer and never slows routing.
+//! `id:` = cursor. Parameters, the per-agent stream limit and the handler live here; the
+//! reads (in-memory tail or store), the wait on the tail's signal and the pull-based SSE
+//! stream are in [`inbox_read`](super::inbox_read).
 
 use std::{sync::Arc, time::Duration};
 
