@@ -65,11 +65,6 @@ fn agent_state(stack: &Stack, agent: &str) -> Value {
     state
 }
 
-fn contains_str(list: &Value, item: &str) -> bool {
-    list.as_array()
-        .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(item)))
-}
-
 /// Provisioning with an alias (prefix prepended when missing, kept when present), a topic
 /// and an invite; the room is created by the sender bot with the power levels its room
 /// version requires; a taken alias is 409 `M_ROOM_IN_USE`.
@@ -382,7 +377,10 @@ fn uninvited_agent_is_invited_by_the_sender_bot() {
         .expect("the invite of the agent");
     assert_eq!(invite["sender"], stack.daemon.sender_user().as_str());
     let state = agent_state(stack, &agent);
-    assert!(contains_str(&state["joined_rooms"], &room), "{state}");
+    assert!(
+        support::json_list_contains(&state["joined_rooms"], &room),
+        "{state}"
+    );
     assert_eq!(state["registered"], true, "{state}");
 }
 
@@ -449,8 +447,14 @@ fn typing_is_seen_and_cleared() {
     set_typing(stack, &room, &agent, true);
     alice.wait_typing(&room, &user, true, WAIT);
     let state = agent_state(stack, &agent);
-    assert!(contains_str(&state["typing_rooms"], &room), "{state}");
-    assert!(contains_str(&state["joined_rooms"], &room), "{state}");
+    assert!(
+        support::json_list_contains(&state["typing_rooms"], &room),
+        "{state}"
+    );
+    assert!(
+        support::json_list_contains(&state["joined_rooms"], &room),
+        "{state}"
+    );
     assert_eq!(state["user_id"], user.as_str());
 
     let (status, list) = stack.daemon.bridge_get("/bridge/v1/agents");
@@ -472,7 +476,10 @@ fn typing_is_seen_and_cleared() {
         cleared_at.elapsed()
     );
     let state = agent_state(stack, &agent);
-    assert!(!contains_str(&state["typing_rooms"], &room), "{state}");
+    assert!(
+        !support::json_list_contains(&state["typing_rooms"], &room),
+        "{state}"
+    );
 
     set_typing(stack, &room, &agent, true);
     alice.wait_typing(&room, &user, true, WAIT);

@@ -190,11 +190,7 @@ fn invite_join_and_long_poll_delivery() {
         .bridge_get(&format!("/bridge/v1/agents/{agent}"))
         .1;
     assert!(
-        state["joined_rooms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r == room.as_str()),
+        support::json_list_contains(&state["joined_rooms"], room.as_str()),
         "{state}"
     );
     // Drain what is there (the join itself is not an inbox event), then wait.

@@ -301,9 +301,7 @@ fn restart_processes_no_transaction_twice() {
         .bridge_get(&format!("/bridge/v1/agents/{agent}"))
         .1;
     assert!(
-        state["joined_rooms"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r == room.as_str())),
+        support::json_list_contains(&state["joined_rooms"], room.as_str()),
         "{state}"
     );
     let (status, answer) = stack.daemon.bridge_post("/bridge/v1/messages", &keyed);

@@ -22,6 +22,9 @@ use super::{
 };
 use crate::{ids::AgentSlug, metrics::METRICS, services::Services, store::AgentRecord};
 
+/// The shared services, as the agent's async work holds them.
+type Svc = Arc<Services>;
+
 /// Actor mailbox size: a bounded queue in front of the actor.
 const MAILBOX: usize = 64;
 

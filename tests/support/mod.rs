@@ -33,6 +33,12 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::blocking::Client {
         .expect("build HTTP client")
 }
 
+/// Whether a JSON array holds the string `item` (false when `list` is not an array).
+pub fn json_list_contains(list: &serde_json::Value, item: &str) -> bool {
+    list.as_array()
+        .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(item)))
+}
+
 /// A name unique in this test process and unlikely to repeat across runs:
 /// `<prefix>-<counter><4 random hex>`. Valid as a user localpart, agent slug
 /// or alias name when `prefix` is (lowercase letters, digits, `-`, `_`).

@@ -1,8 +1,5 @@
 //! Room membership of an agent: joining (with the sender bot's invite as fallback when the
 //! agent is not invited) and membership facts learnt from the homeserver.
-
-use std::sync::Arc;
-
 use actix::prelude::*;
 use ruma::{OwnedRoomId, RoomId, UserId};
 
@@ -111,6 +108,3 @@ impl Handler<MembershipChanged> for AgentActor {
         }
     }
 }
-
-/// Shared for the send pipeline.
-pub(super) type Svc = Arc<Services>;

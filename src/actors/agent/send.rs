@@ -9,7 +9,7 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use super::{membership::Svc, AgentActor};
+use super::{AgentActor, Svc};
 use crate::{
     actors::error::{AgentError, AgentResult},
     ids::AgentSlug,

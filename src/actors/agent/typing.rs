@@ -10,7 +10,7 @@ use std::{
 use actix::prelude::*;
 use ruma::{OwnedRoomId, RoomId};
 
-use super::{membership::Svc, AgentActor};
+use super::{AgentActor, Svc};
 use crate::{actors::error::AgentResult, metrics::METRICS};
 
 /// Deadline of a best-effort typing call (renewal or clear), retries included.
