@@ -31,8 +31,8 @@ pub struct SendMessage {
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub event_id: OwnedEventId,
-    /// The idempotency key of this send (the client's, or the generated one).
-    pub txn_id: String,
+    /// The client's idempotency key, when it gave one.
+    pub txn_id: Option<String>,
 }
 
 struct SendJob {
@@ -114,8 +114,9 @@ struct SendOutcome {
     registered: bool,
     joined: bool,
     result: AgentResult<Sent>,
-    /// The send reached the homeserver now (not found in the sent map): record it.
-    fresh: bool,
+    /// The client's key of a send that reached the homeserver now (not found in the sent
+    /// map): to be recorded.
+    to_record: Option<String>,
 }
 
 impl AgentActor {
@@ -149,8 +150,8 @@ impl AgentActor {
                 // A message ends the agent's typing in that room (Synapse does not).
                 act.end_typing(&room, ctx);
             }
-            match outcome.result {
-                Ok(sent) if outcome.fresh => {
+            match (outcome.result, outcome.to_record) {
+                (Ok(sent), Some(key)) => {
                     // The next send of this room need not wait for this record: the
                     // homeserver has the event, and a concurrent retry with the same key
                     // reuses the same Matrix txn id, which the homeserver deduplicates.
@@ -159,14 +160,14 @@ impl AgentActor {
                     ctx.spawn(
                         async move {
                             let recorded = writer
-                                .record_sent(slug, sent.txn_id.clone(), sent.event_id.clone())
+                                .record_sent(slug, key, sent.event_id.clone())
                                 .await;
                             let _ = reply.send(recorded.map(|()| sent).map_err(Into::into));
                         }
                         .into_actor(act),
                     );
                 }
-                result => {
+                (result, _) => {
                     let _ = reply.send(result);
                 }
             }
@@ -194,12 +195,15 @@ async fn deliver(
     } = job;
     let mut registered = record.registered;
     let mut joined_now = joined;
-    let mut fresh = false;
+    let mut to_record = None;
     let result = async {
         let slug = record.slug.clone();
         if client_key {
             if let Some(event_id) = svc.store.sent_event(&slug, &txn_id).await? {
-                return Ok(Sent { event_id, txn_id });
+                return Ok(Sent {
+                    event_id,
+                    txn_id: Some(txn_id),
+                });
             }
         }
         if !registered {
@@ -216,7 +220,10 @@ async fn deliver(
             .hs
             .send_event(&user, &room, "m.room.message", &matrix_txn, &content)
             .await?;
-        fresh = true;
+        // Only a client's key can come back: a generated one needs no record (nobody
+        // can retry with it), which keeps the store out of the plain send path.
+        let txn_id = client_key.then_some(txn_id);
+        to_record = txn_id.clone();
         Ok(Sent { event_id, txn_id })
     }
     .await;
@@ -224,7 +231,7 @@ async fn deliver(
         registered,
         joined: joined_now,
         result,
-        fresh,
+        to_record,
     }
 }
 

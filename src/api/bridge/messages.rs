@@ -80,5 +80,8 @@ pub async fn send_message(
             client_txn: req.txn_id,
         })
         .await??;
-    Ok(HttpResponse::Ok().json(json!({ "event_id": sent.event_id, "txn_id": sent.txn_id })))
+    Ok(HttpResponse::Ok().json(match sent.txn_id {
+        Some(txn_id) => json!({ "event_id": sent.event_id, "txn_id": txn_id }),
+        None => json!({ "event_id": sent.event_id }),
+    }))
 }
