@@ -159,9 +159,8 @@ impl AgentActor {
                     let slug = act.slug.clone();
                     ctx.spawn(
                         async move {
-                            let recorded = writer
-                                .record_sent(slug, key, sent.event_id.clone())
-                                .await;
+                            let recorded =
+                                writer.record_sent(slug, key, sent.event_id.clone()).await;
                             let _ = reply.send(recorded.map(|()| sent).map_err(Into::into));
                         }
                         .into_actor(act),

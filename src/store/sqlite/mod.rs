@@ -9,7 +9,7 @@
 //! statements whose text never changes, and it picks event ids and inbox cursors itself
 //! inside an immediate (write-locked) transaction on the only writing connection.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use ruma::{OwnedEventId, OwnedRoomId};
@@ -32,7 +32,7 @@ pub struct SqliteStore {
     /// The only connection that writes: group commits and retention. Holding it (rather
     /// than taking one from a pool) saves the pool's acquire and keeps its prepared
     /// statements warm; being the only writer is what lets [`write_batch`] pick row ids.
-    writer: Mutex<Writer>,
+    writer: Arc<Mutex<Writer>>,
 }
 
 impl SqliteStore {
@@ -54,12 +54,16 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         // The writer walks the indexes that grow (event ids, inboxes): a page cache of up to
-        // 16 MiB (allocated as used; readers keep SQLite's default of about 2 MiB).
-        let conn = options.pragma("cache_size", "-16384").connect().await?;
-        Ok(Self {
-            pool,
-            writer: Mutex::new(Writer { conn, open: false }),
-        })
+        // 16 MiB (allocated as used; readers keep SQLite's default of about 2 MiB). It never
+        // checkpoints inside a commit: the checkpoint task does (see `checkpoint`).
+        let conn = options
+            .pragma("cache_size", "-16384")
+            .pragma("wal_autocheckpoint", "0")
+            .connect()
+            .await?;
+        let writer = Arc::new(Mutex::new(Writer { conn, open: false }));
+        tokio::spawn(checkpoint::run(pool.clone(), Arc::downgrade(&writer)));
+        Ok(Self { pool, writer })
     }
 }
 
@@ -261,6 +265,7 @@ impl Store for SqliteStore {
 }
 
 mod batch;
+mod checkpoint;
 #[cfg(test)]
 mod tests;
 
