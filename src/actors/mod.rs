@@ -15,8 +15,26 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-use self::{agent::AgentActor, error::AgentResult, registry::LiveAgent, supervisor::Supervisor};
-use crate::{ids::AgentSlug, services::Services};
+use self::{
+    agent::{AgentActor, MembershipChanged},
+    error::AgentResult,
+    registry::LiveAgent,
+    routing::Routed,
+    supervisor::{ApplyEffects, Supervisor},
+};
+use crate::{
+    ids::AgentSlug,
+    metrics::METRICS,
+    services::Services,
+    store::{StoreError, TransactionOutcome},
+};
+
+/// How a homeserver transaction was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionAck {
+    Recorded { skipped: usize },
+    Duplicate,
+}
 
 /// What HTTP handlers hold: the shared services and the supervisor's address.
 #[derive(Clone)]
@@ -40,6 +58,41 @@ impl Hub {
             .supervisor
             .send(supervisor::EnsureAgent { slug: slug.clone() })
             .await?)
+    }
+
+    /// Records a routed homeserver transaction in the group commit (the writer appends its
+    /// inbox rows to live agents' tails and wakes their readers), then hands membership
+    /// changes straight to the live agents and invites to the supervisor. Only the commit
+    /// is waited for; no actor round trip is on this path.
+    pub async fn record_transaction(&self, routed: Routed) -> Result<TransactionAck, StoreError> {
+        let Routed {
+            write,
+            effects,
+            skipped,
+        } = routed;
+        let memberships = write.memberships.clone();
+        match self.svc.writer.commit(write).await? {
+            TransactionOutcome::Duplicate => {
+                METRICS.transactions.with_label_values(&["duplicate"]).inc();
+                Ok(TransactionAck::Duplicate)
+            }
+            TransactionOutcome::Recorded(_) => {
+                METRICS.transactions.with_label_values(&["new"]).inc();
+                for m in memberships {
+                    if let Some(addr) = self.svc.agents.get(&m.slug) {
+                        // Rare and must not be lost: ignore mailbox capacity.
+                        addr.do_send(MembershipChanged {
+                            room: m.room_id,
+                            joined: m.joined,
+                        });
+                    }
+                }
+                if !effects.is_empty() {
+                    self.supervisor.do_send(ApplyEffects(effects));
+                }
+                Ok(TransactionAck::Recorded { skipped })
+            }
+        }
     }
 
     /// The agent's actor and tail if the agent is known (live or stored); never creates one.

@@ -1,25 +1,20 @@
-//! The supervisor: starts agent actors on demand (spread over the arbiter pool), routes
-//! homeserver transactions to the agents they concern after a durable group commit, runs
-//! room provisioning, and tells every agent to clear its typing at shutdown.
+//! The supervisor: starts agent actors on demand (spread over the arbiter pool), carries
+//! out what recorded homeserver transactions ask (accepting invites, sender-bot joins),
+//! runs room provisioning, and tells every agent to clear its typing at shutdown.
 
 use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
 
 use super::{
-    agent::{self, AgentActor, ClearTyping, JoinRoom, MembershipChanged},
+    agent::{self, AgentActor, ClearTyping, JoinRoom},
     inbox::InboxTail,
     provision::{self, ProvisionError, ProvisionRequest, Provisioned},
     registry::LiveAgent,
-    routing::{Effect, Routed},
+    routing::Effect,
     Hub,
 };
-use crate::{
-    ids::AgentSlug,
-    metrics::METRICS,
-    services::Services,
-    store::{StoreError, TransactionOutcome},
-};
+use crate::{ids::AgentSlug, services::Services};
 
 pub struct Supervisor {
     svc: Arc<Services>,
@@ -67,61 +62,19 @@ impl Handler<EnsureAgent> for Supervisor {
     }
 }
 
-/// A transaction pushed by the homeserver, already routed by the HTTP worker against the
-/// shared directory.
+/// What a recorded transaction asks of the supervisor: invites to accept (starting the
+/// agents when needed), sender-bot joins. Sent after the commit; runs in the background.
 #[derive(Message)]
-#[rtype(result = "Result<TransactionAck, StoreError>")]
-pub struct RouteTransaction {
-    pub routed: Routed,
-}
+#[rtype(result = "()")]
+pub struct ApplyEffects(pub Vec<Effect>);
 
-/// How a transaction was handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionAck {
-    Recorded { skipped: usize },
-    Duplicate,
-}
+impl Handler<ApplyEffects> for Supervisor {
+    type Result = ();
 
-impl Handler<RouteTransaction> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<TransactionAck, StoreError>>;
-
-    /// Records the transaction (the writer appends inbox rows to live agents' tails and
-    /// wakes their readers), then hands membership changes and invites to the agents.
-    fn handle(&mut self, msg: RouteTransaction, _: &mut Self::Context) -> Self::Result {
-        let Routed {
-            write,
-            effects,
-            skipped,
-        } = msg.routed;
-        let memberships = write.memberships.clone();
-        let writer = self.svc.writer.clone();
-        let commit = async move { writer.commit(write).await };
-        Box::pin(
-            commit
-                .into_actor(self)
-                .map(move |outcome, act, ctx| match outcome? {
-                    TransactionOutcome::Duplicate => {
-                        METRICS.transactions.with_label_values(&["duplicate"]).inc();
-                        Ok(TransactionAck::Duplicate)
-                    }
-                    TransactionOutcome::Recorded(_) => {
-                        METRICS.transactions.with_label_values(&["new"]).inc();
-                        for m in memberships {
-                            if let Some(addr) = act.svc.agents.get(&m.slug) {
-                                // Rare and must not be lost: ignore mailbox capacity.
-                                addr.do_send(MembershipChanged {
-                                    room: m.room_id,
-                                    joined: m.joined,
-                                });
-                            }
-                        }
-                        for effect in effects {
-                            act.apply(effect, ctx);
-                        }
-                        Ok(TransactionAck::Recorded { skipped })
-                    }
-                }),
-        )
+    fn handle(&mut self, msg: ApplyEffects, ctx: &mut Self::Context) {
+        for effect in msg.0 {
+            self.apply(effect, ctx);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, value::RawValue};
 
 use super::{body, error::ApiError};
 use crate::{
-    actors::{agent::EnsureRegistered, routing, supervisor::RouteTransaction, Hub},
+    actors::{agent::EnsureRegistered, routing, Hub},
     metrics::METRICS,
 };
 
@@ -51,8 +51,8 @@ pub async fn put_transaction(
             .inc_by(txn.ephemeral.len() as u64);
     }
     let events = txn.events.len();
-    // Routing reads the shared directory, so it runs here, on this worker thread; the
-    // supervisor records the result and hands it to the agents.
+    // Routing reads the shared directory, so it runs here, on this worker thread, and so
+    // does the wait for the group commit.
     let svc = &hub.svc;
     let routed = routing::route(
         &txn_id,
@@ -61,11 +61,7 @@ pub async fn put_transaction(
         &svc.directory,
         &svc.config.inbound,
     );
-    let ack = hub
-        .supervisor
-        .send(RouteTransaction { routed })
-        .await?
-        .map_err(|e| {
+    let ack = hub.record_transaction(routed).await.map_err(|e| {
             METRICS.transactions.with_label_values(&["failed"]).inc();
             tracing::error!(txn_id = %txn_id, error = %e, "transaction not recorded; the homeserver will retry");
             ApiError::Internal
