@@ -288,6 +288,7 @@ def fanout(args):
     nonce = f"{time.time_ns()}"
     latencies = []  # seconds, one per (reader, message): kernel receive time - PUT start
     observed = []  # the same, as the driver saw it (first readable moment)
+    firsts, lasts = [], []  # per message: the first and the last reader woken
     put_latencies = []
     deliveries = 0
     messages = 0
@@ -317,6 +318,7 @@ def fanout(args):
         body = json.dumps({"events": [event]}).encode()
         waiting = set(slugs)
         put_done = False
+        this_msg = []
         put = http_request("PUT", f"/_matrix/app/v1/transactions/fan-{nonce}-{n}", hostport, hs, body)
         t0_ns = time.time_ns()
         t0 = time.perf_counter()
@@ -367,12 +369,15 @@ def fanout(args):
                         observed.append(woke_at - t0)
                         if rx_ns is None:
                             kernel_stamps = False
-                            latencies.append(woke_at - t0)
+                            this_msg.append(woke_at - t0)
                         else:
-                            latencies.append((rx_ns - t0_ns) / 1e9)
+                            this_msg.append((rx_ns - t0_ns) / 1e9)
                         deliveries += 1
         if measuring:
             messages += 1
+            latencies.extend(this_msg)
+            firsts.append(min(this_msg))
+            lasts.append(max(this_msg))
         if args.pause_ms > 0:
             time.sleep(args.pause_ms / 1000.0)
     elapsed = time.perf_counter() - (measured_from or started)
@@ -387,6 +392,10 @@ def fanout(args):
         wake_p99_ms=percentile(latencies, 99) * ms,
         wake_max_ms=(max(latencies) if latencies else 0.0) * ms,
         stamps="kernel" if kernel_stamps else "driver",
+        first_p50_ms=percentile(firsts, 50) * ms,
+        first_p99_ms=percentile(firsts, 99) * ms,
+        last_p50_ms=percentile(lasts, 50) * ms,
+        last_p99_ms=percentile(lasts, 99) * ms,
         observed_p50_ms=percentile(observed, 50) * ms,
         observed_p99_ms=percentile(observed, 99) * ms,
         put_p50_ms=percentile(put_latencies, 50) * ms,

@@ -6,7 +6,7 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
@@ -25,6 +25,9 @@ pub struct TailEvent {
     pub event_type: String,
     pub content: Box<RawValue>,
     pub origin_server_ts: i64,
+    /// The event's fields as the bridge API writes them, serialised once by the first
+    /// reader and copied by every other recipient's reader.
+    pub json_fields: OnceLock<Box<str>>,
 }
 
 /// One inbox entry of one agent.
@@ -140,6 +143,7 @@ mod tests {
                 event_type: "m.room.message".into(),
                 content: RawValue::from_string("{}".into()).unwrap(),
                 origin_server_ts: 0,
+                json_fields: Default::default(),
             }),
         }
     }

@@ -129,6 +129,7 @@ impl CommitHook for AgentRegistry {
                     event_type: d.event_type,
                     content: d.content,
                     origin_server_ts: d.origin_server_ts,
+                    json_fields: Default::default(),
                 });
                 for ((slug, mentioned), cursor) in d.recipients.iter().zip(cursors) {
                     if let Some(agent) = self.live.get(slug) {

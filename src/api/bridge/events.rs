@@ -149,7 +149,8 @@ pub async fn agent_events(
     drop(slot);
     let next = batch.last_cursor().unwrap_or(since);
     Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "events": batch.items(), "next": next.to_string() })))
+        .insert_header(header::ContentType::json())
+        .body(batch.answer(next)))
 }
 
 #[cfg(test)]

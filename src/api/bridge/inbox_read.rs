@@ -25,10 +25,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Rows read per SSE step.
 const SSE_BATCH: usize = 100;
 
-/// One inbox item as the bridge shows it.
+/// The fields of an inbox item that are the same for every recipient.
 #[derive(Serialize)]
-pub struct EventItem<'a> {
-    cursor: String,
+struct EventFields<'a> {
     room_id: &'a str,
     event_id: &'a str,
     sender: &'a str,
@@ -36,38 +35,59 @@ pub struct EventItem<'a> {
     kind: &'a str,
     content: &'a RawValue,
     origin_server_ts: i64,
-    mentioned: bool,
 }
 
-impl<'a> From<&'a InboxRow> for EventItem<'a> {
-    fn from(r: &'a InboxRow) -> Self {
-        EventItem {
-            cursor: r.cursor.to_string(),
-            room_id: &r.room_id,
-            event_id: &r.event_id,
-            sender: &r.sender,
-            kind: &r.event_type,
-            content: &r.content,
-            origin_server_ts: r.origin_server_ts,
-            mentioned: r.mentioned,
-        }
+impl EventFields<'_> {
+    /// `"room_id":...,"origin_server_ts":...`: the object's members without the braces.
+    fn members(&self) -> String {
+        let mut json = serde_json::to_string(self).expect("strings and raw JSON serialise");
+        json.pop();
+        json.remove(0);
+        json
     }
 }
 
-impl<'a> From<&'a TailEntry> for EventItem<'a> {
-    fn from(e: &'a TailEntry) -> Self {
-        let ev = &e.event;
-        EventItem {
-            cursor: e.cursor.to_string(),
+fn row_members(r: &InboxRow) -> String {
+    EventFields {
+        room_id: &r.room_id,
+        event_id: &r.event_id,
+        sender: &r.sender,
+        kind: &r.event_type,
+        content: &r.content,
+        origin_server_ts: r.origin_server_ts,
+    }
+    .members()
+}
+
+/// The shared members of a tail event, serialised by the first of its readers.
+fn tail_members(e: &TailEntry) -> &str {
+    let ev = &e.event;
+    ev.json_fields.get_or_init(|| {
+        EventFields {
             room_id: ev.room_id.as_str(),
             event_id: ev.event_id.as_str(),
             sender: ev.sender.as_str(),
             kind: &ev.event_type,
             content: &ev.content,
             origin_server_ts: ev.origin_server_ts,
-            mentioned: e.mentioned,
         }
-    }
+        .members()
+        .into_boxed_str()
+    })
+}
+
+/// Writes one inbox item: `{"cursor":"<n>","mentioned":<bool>,<members>}`. The pieces are a
+/// number, a boolean and members serde_json wrote, so the whole is valid JSON.
+fn write_item(out: &mut Vec<u8>, cursor: i64, mentioned: bool, members: &str) {
+    out.extend_from_slice(b"{\"cursor\":\"");
+    out.extend_from_slice(cursor.to_string().as_bytes());
+    out.extend_from_slice(if mentioned {
+        b"\",\"mentioned\":true,"
+    } else {
+        b"\",\"mentioned\":false,"
+    });
+    out.extend_from_slice(members.as_bytes());
+    out.push(b'}');
 }
 
 /// Entries after a cursor, from wherever they were read.
@@ -91,11 +111,38 @@ impl Batch {
         }
     }
 
-    pub fn items(&self) -> Vec<EventItem<'_>> {
+    /// Each item as JSON, with its cursor.
+    fn for_each_item(&self, mut f: impl FnMut(i64, &[u8])) {
+        let mut buf = Vec::with_capacity(512);
+        let mut item = |cursor, mentioned, members: &str| {
+            buf.clear();
+            write_item(&mut buf, cursor, mentioned, members);
+            f(cursor, &buf);
+        };
         match self {
-            Batch::Tail(v) => v.iter().map(EventItem::from).collect(),
-            Batch::Store(v) => v.iter().map(EventItem::from).collect(),
+            Batch::Tail(v) => v
+                .iter()
+                .for_each(|e| item(e.cursor, e.mentioned, tail_members(e))),
+            Batch::Store(v) => v
+                .iter()
+                .for_each(|r| item(r.cursor, r.mentioned, &row_members(r))),
         }
+    }
+
+    /// The long-poll answer: `{"events":[...],"next":"<cursor>"}`.
+    pub fn answer(&self, next: i64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"events\":[");
+        self.for_each_item(|_, item| {
+            if out.last() != Some(&b'[') {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
+        });
+        out.extend_from_slice(b"],\"next\":\"");
+        out.extend_from_slice(next.to_string().as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
     }
 }
 
@@ -180,13 +227,12 @@ pub fn sse_response(reader: InboxReader, since: i64, slot: Slot) -> HttpResponse
                     .push_back(web::Bytes::from_static(b": keep-alive\n\n"));
                 continue;
             };
-            for item in batch.items() {
-                let data = serde_json::to_string(&item).expect("serialises");
-                st.pending.push_back(web::Bytes::from(format!(
-                    "id: {}\nevent: event\ndata: {data}\n\n",
-                    item.cursor
-                )));
-            }
+            batch.for_each_item(|cursor, item| {
+                let mut chunk = format!("id: {cursor}\nevent: event\ndata: ").into_bytes();
+                chunk.extend_from_slice(item);
+                chunk.extend_from_slice(b"\n\n");
+                st.pending.push_back(web::Bytes::from(chunk));
+            });
             st.cursor = last;
         }
     });
@@ -195,4 +241,92 @@ pub fn sse_response(reader: InboxReader, since: i64, slot: Slot) -> HttpResponse
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::actors::inbox::TailEvent;
+
+    const CONTENT: &str = r#"{"body":"a \"quoted\" line\nand ünïcode","msgtype":"m.text"}"#;
+
+    fn expected(cursor: i64, mentioned: bool) -> Value {
+        json!({
+            "cursor": cursor.to_string(),
+            "room_id": "!r:hs",
+            "event_id": format!("$e{cursor}"),
+            "sender": "@h:hs",
+            "type": "m.room.message",
+            "content": serde_json::from_str::<Value>(CONTENT).unwrap(),
+            "origin_server_ts": 7,
+            "mentioned": mentioned,
+        })
+    }
+
+    fn tail_entry(cursor: i64, mentioned: bool) -> TailEntry {
+        TailEntry {
+            cursor,
+            mentioned,
+            event: Arc::new(TailEvent {
+                room_id: "!r:hs".try_into().unwrap(),
+                event_id: format!("$e{cursor}").try_into().unwrap(),
+                sender: "@h:hs".try_into().unwrap(),
+                event_type: "m.room.message".into(),
+                content: RawValue::from_string(CONTENT.into()).unwrap(),
+                origin_server_ts: 7,
+                json_fields: Default::default(),
+            }),
+        }
+    }
+
+    fn row(cursor: i64, mentioned: bool) -> InboxRow {
+        InboxRow {
+            cursor,
+            room_id: "!r:hs".into(),
+            event_id: format!("$e{cursor}"),
+            sender: "@h:hs".into(),
+            event_type: "m.room.message".into(),
+            content: RawValue::from_string(CONTENT.into()).unwrap(),
+            origin_server_ts: 7,
+            mentioned,
+        }
+    }
+
+    /// The answer written from fragments is the JSON the bridge documents, from the tail
+    /// (whose shared members are reused by a second reader) and from the store alike.
+    #[test]
+    fn answers_are_the_documented_json() {
+        let want = json!({ "events": [expected(3, true), expected(4, false)], "next": "4" });
+        let tail = Batch::Tail(vec![tail_entry(3, true), tail_entry(4, false)]);
+        for _ in 0..2 {
+            let got: Value = serde_json::from_slice(&tail.answer(4)).unwrap();
+            assert_eq!(got, want);
+        }
+        let store = Batch::Store(vec![row(3, true), row(4, false)]);
+        let got: Value = serde_json::from_slice(&store.answer(4)).unwrap();
+        assert_eq!(got, want);
+        let empty: Value = serde_json::from_slice(&Batch::Tail(vec![]).answer(9)).unwrap();
+        assert_eq!(empty, json!({ "events": [], "next": "9" }));
+    }
+
+    /// Two recipients of one event share its members, and keep their own cursor and
+    /// mention flag.
+    #[test]
+    fn recipients_share_members_not_cursors() {
+        let first = tail_entry(10, true);
+        let second = TailEntry {
+            cursor: 11,
+            mentioned: false,
+            event: first.event.clone(),
+        };
+        let a: Value = serde_json::from_slice(&Batch::Tail(vec![first]).answer(10)).unwrap();
+        let b: Value = serde_json::from_slice(&Batch::Tail(vec![second]).answer(11)).unwrap();
+        assert_eq!(a["events"][0]["cursor"], "10");
+        assert_eq!(a["events"][0]["mentioned"], true);
+        assert_eq!(b["events"][0]["cursor"], "11");
+        assert_eq!(b["events"][0]["mentioned"], false);
+        assert_eq!(a["events"][0]["content"], b["events"][0]["content"]);
+    }
 }
