@@ -383,6 +383,41 @@ fn duplicate_transactions_are_processed_once_across_restart() {
     assert_eq!(inbox_ids(&d, "x"), ["$m1", "$m2"]);
 }
 
+/// A transaction replayed after later ones changes nothing: an old join does not bring
+/// back an agent that has left since (memberships count only once recorded).
+#[test]
+fn replayed_old_transaction_does_not_undo_a_later_leave() {
+    let (_mock, d) = start("as-replay", DaemonOptions::default());
+    put_agent(&d, "x");
+    let agent = d.agent_user("x");
+    let room = "!replay:hs.local";
+    let alice = "@alice:hs.local";
+    let join = vec![member_join("$join-x", room, &agent)];
+    assert_eq!(put_txn(&d, "r1", join.clone()).status, StatusCode::OK);
+    let mut leave = member_join("$leave-x", room, &agent);
+    leave["content"]["membership"] = json!("leave");
+    assert_eq!(put_txn(&d, "r2", vec![leave]).status, StatusCode::OK);
+    let r = put_txn(&d, "r1", join);
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({})), "replay");
+    let r = put_txn(&d, "r3", vec![text_event("$after", room, alice, "x left")]);
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        inbox_ids(&d, "x").is_empty(),
+        "the replayed join made x a recipient again"
+    );
+    // A join and a message in one transaction: the message reaches the agent.
+    let r = put_txn(
+        &d,
+        "r4",
+        vec![
+            member_join("$rejoin-x", room, &agent),
+            text_event("$back", room, alice, "welcome back"),
+        ],
+    );
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(inbox_ids(&d, "x"), ["$back"]);
+}
+
 /// Malformed JSON → 400 `M_NOT_JSON`; JSON of the wrong shape → 400 `M_BAD_JSON`; a body
 /// over `limits.max_body_bytes` → 413 `M_TOO_LARGE` with a JSON body (homeserver and
 /// bridge routes).

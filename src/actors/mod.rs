@@ -61,8 +61,9 @@ impl Hub {
     }
 
     /// Records a routed homeserver transaction in the group commit (the writer appends its
-    /// inbox rows to live agents' tails and wakes their readers), then hands membership
-    /// changes straight to the live agents and invites to the supervisor. Only the commit
+    /// inbox rows to live agents' tails and wakes their readers), then applies its
+    /// membership changes to the directory, hands them straight to the live agents and
+    /// invites to the supervisor. Only the commit
     /// is waited for; no actor round trip is on this path.
     pub async fn record_transaction(&self, routed: Routed) -> Result<TransactionAck, StoreError> {
         let Routed {
@@ -79,6 +80,12 @@ impl Hub {
             TransactionOutcome::Recorded(_) => {
                 METRICS.transactions.with_label_values(&["new"]).inc();
                 for m in memberships {
+                    // Routing saw these changes; the directory takes them now they count.
+                    if m.joined {
+                        self.svc.directory.join(&m.room_id, &m.slug);
+                    } else {
+                        self.svc.directory.leave(&m.room_id, &m.slug);
+                    }
                     if let Some(addr) = self.svc.agents.get(&m.slug) {
                         // Rare and must not be lost: ignore mailbox capacity.
                         addr.do_send(MembershipChanged {

@@ -5,13 +5,13 @@
 
 use ruma::{
     events::{room::member::MembershipState, Mentions},
-    OwnedEventId, OwnedRoomId, OwnedUserId, UserId,
+    OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
-use super::directory::Directory;
+use super::directory::{Directory, RoomAgents};
 use crate::{
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
@@ -103,7 +103,7 @@ pub fn route(
         };
         by_type.add(ev.kind);
         if ev.kind == "m.room.member" {
-            member_event(&ev, ns, directory, inbound, &mut routed);
+            member_event(&ev, ns, inbound, &mut routed);
         } else if DELIVERED_TYPES.contains(&ev.kind) {
             deliver(&ev, ns, directory, &mut routed);
         }
@@ -135,13 +135,7 @@ impl EventTypeCounts {
     }
 }
 
-fn member_event(
-    ev: &Envelope<'_>,
-    ns: &Namespaces,
-    directory: &Directory,
-    inbound: &InboundConfig,
-    routed: &mut Routed,
-) {
+fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, routed: &mut Routed) {
     let Some(target) = ev.state_key.and_then(|k| UserId::parse(k).ok()) else {
         return;
     };
@@ -175,7 +169,6 @@ fn member_event(
             }
         }
         MembershipState::Join => {
-            directory.join(&ev.room_id, &slug);
             routed.write.memberships.push(MembershipChange {
                 slug,
                 room_id: ev.room_id.clone(),
@@ -183,7 +176,6 @@ fn member_event(
             });
         }
         MembershipState::Leave | MembershipState::Ban => {
-            directory.leave(&ev.room_id, &slug);
             routed.write.memberships.push(MembershipChange {
                 slug,
                 room_id: ev.room_id.clone(),
@@ -194,8 +186,23 @@ fn member_event(
     }
 }
 
+/// The agents joined to `room` once the membership changes met so far in this transaction
+/// apply. The directory itself changes only when the transaction is recorded, so a
+/// transaction that is a duplicate (or fails to record) changes nothing.
+fn agents_in(directory: &Directory, room: &RoomId, changes: &[MembershipChange]) -> RoomAgents {
+    let mut agents = directory.agents_in(room);
+    for c in changes.iter().filter(|c| c.room_id == room) {
+        if !c.joined {
+            agents.retain(|a| *a != c.slug);
+        } else if !agents.contains(&c.slug) {
+            agents.push(c.slug.clone());
+        }
+    }
+    agents
+}
+
 fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &mut Routed) {
-    let agents = directory.agents_in(&ev.room_id);
+    let agents = agents_in(directory, &ev.room_id, &routed.write.memberships);
     let sender_slug = ns.agent_slug(&ev.sender);
     let recipients: Vec<AgentSlug> = agents
         .into_iter()
@@ -357,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn invites_follow_the_allow_list_and_leaves_update_the_directory() {
+    fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only() {
         let dir = Directory::default();
         let room: OwnedRoomId = "!r".try_into().unwrap();
         dir.join(&room, &AgentSlug::parse("a").unwrap());
@@ -370,6 +377,7 @@ mod tests {
             member("$2", "@h:evil", "@agent-y:hs", "invite"),
             member("$3", "@h:good", "@bot:hs", "invite"),
             member("$4", "@h:good", "@agent-a:hs", "leave"),
+            message("$5", "@h:good", json!({"body": "after the leave"})),
         ];
         let r = run(&events, &dir, &inbound);
         assert_eq!(
@@ -382,7 +390,9 @@ mod tests {
                 Effect::BotJoin { room: room.clone() },
             ]
         );
-        assert!(dir.agents_in(&room).is_empty());
         assert!(!r.write.memberships[0].joined);
+        assert!(r.write.deliveries.is_empty(), "a left before $5");
+        // The directory changes only once the transaction is recorded (by the caller).
+        assert_eq!(dir.agents_in(&room).len(), 1);
     }
 }
