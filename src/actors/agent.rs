@@ -6,7 +6,7 @@ mod membership;
 mod send;
 mod typing;
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{collections::BTreeSet, sync::Arc, time::Instant};
 
 use actix::prelude::*;
 use ruma::{OwnedMxcUri, OwnedRoomId, OwnedUserId};
@@ -34,16 +34,17 @@ pub struct AgentActor {
     svc: Arc<Services>,
     /// Whether the homeserver knows the user (cached from the store, set after register).
     registered: bool,
-    display_name: Option<String>,
-    avatar_url: Option<String>,
-    /// Rooms the agent is joined to (kept in step with the directory and the store).
-    joined: HashSet<OwnedRoomId>,
+    /// Display name, avatar and when they last changed; boxed, and absent until set, so
+    /// that an agent without a profile carries one pointer (see the README's memory notes).
+    profile: Option<Box<Profile>>,
+    /// Rooms the agent is joined to (kept in step with the directory and the store). The
+    /// maps of an agent are B-trees: empty, they take no heap and half the inline room
+    /// of a hash map (an agent is in few rooms).
+    joined: BTreeSet<OwnedRoomId>,
     /// Per-room FIFOs of outgoing messages, one send in flight per room.
     sends: send::SendQueues,
     /// Typing indicators kept alive, one timer per room.
     typing: typing::TypingTimers,
-    /// When the profile last changed (profile changes fan out member events).
-    last_profile_change: Option<Instant>,
     /// The in-memory tail of the inbox (shared with the registry); anchored at start.
     tail: Arc<InboxTail>,
 }
@@ -57,12 +58,10 @@ impl AgentActor {
             user_id,
             svc,
             registered: false,
-            display_name: None,
-            avatar_url: None,
-            joined: HashSet::new(),
+            profile: None,
+            joined: BTreeSet::new(),
             sends: Default::default(),
             typing: Default::default(),
-            last_profile_change: None,
             tail,
         }
     }
@@ -71,20 +70,40 @@ impl AgentActor {
         AgentRecord {
             slug: self.slug.clone(),
             registered: self.registered,
-            display_name: self.display_name.clone(),
-            avatar_url: self.avatar_url.clone(),
+            display_name: self.display_name().cloned(),
+            avatar_url: self.avatar_url().cloned(),
         }
     }
 
+    fn display_name(&self) -> Option<&String> {
+        self.profile.as_ref()?.display_name.as_ref()
+    }
+
+    fn avatar_url(&self) -> Option<&String> {
+        self.profile.as_ref()?.avatar_url.as_ref()
+    }
+
+    /// Keeps a profile only when there is something in it.
+    fn set_profile(&mut self, display_name: Option<String>, avatar_url: Option<String>) {
+        let last_change = self.profile.as_ref().and_then(|p| p.last_change);
+        self.profile = (display_name.is_some() || avatar_url.is_some() || last_change.is_some())
+            .then(|| {
+                Box::new(Profile {
+                    display_name,
+                    avatar_url,
+                    last_change,
+                })
+            });
+    }
+
     fn state(&self) -> AgentState {
-        let mut joined_rooms: Vec<_> = self.joined.iter().cloned().collect();
-        joined_rooms.sort();
+        let joined_rooms: Vec<_> = self.joined.iter().cloned().collect();
         AgentState {
             agent: self.slug.clone(),
             user_id: self.user_id.clone(),
             registered: self.registered,
-            display_name: self.display_name.clone(),
-            avatar_url: self.avatar_url.clone(),
+            display_name: self.display_name().cloned(),
+            avatar_url: self.avatar_url().cloned(),
             joined_rooms,
             typing_rooms: self.typing.rooms(),
             queued_messages: self.sends.queued(),
@@ -122,8 +141,7 @@ impl Actor for AgentActor {
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok((record, rooms, cursor)) => {
                 act.registered = record.registered;
-                act.display_name = record.display_name;
-                act.avatar_url = record.avatar_url;
+                act.set_profile(record.display_name, record.avatar_url);
                 act.joined = rooms.into_iter().collect();
                 act.tail.anchor(cursor);
             }
@@ -139,6 +157,15 @@ impl Actor for AgentActor {
         METRICS.typing_active.sub(self.typing.rooms().len() as i64);
         self.svc.agents.remove(&self.slug, &ctx.address());
     }
+}
+
+/// An agent's profile, as the actor keeps it.
+#[derive(Default)]
+struct Profile {
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    /// When the profile last changed (profile changes fan out member events).
+    last_change: Option<Instant>,
 }
 
 /// What `GET /bridge/v1/agents/{agent}` shows.
@@ -209,24 +236,22 @@ pub struct SetProfile {
 impl Handler<SetProfile> for AgentActor {
     type Result = ResponseActFuture<Self, AgentResult<AgentState>>;
     fn handle(&mut self, msg: SetProfile, _: &mut Self::Context) -> Self::Result {
-        let name = msg
-            .display_name
-            .filter(|n| Some(n) != self.display_name.as_ref());
+        let name = msg.display_name.filter(|n| Some(n) != self.display_name());
         let avatar = msg
             .avatar_url
             .map(|a| a.to_string())
-            .filter(|a| Some(a) != self.avatar_url.as_ref());
+            .filter(|a| Some(a) != self.avatar_url());
         let changes = name.is_some() || avatar.is_some();
         if changes {
             let min =
                 std::time::Duration::from_millis(self.svc.config.limits.profile_min_interval_ms);
-            if let Some(at) = self.last_profile_change {
+            if let Some(at) = self.profile.as_ref().and_then(|p| p.last_change) {
                 if at.elapsed() < min {
                     let retry_after = min - at.elapsed();
                     return Box::pin(fut::ready(Err(AgentError::RateLimited { retry_after })));
                 }
             }
-            self.last_profile_change = Some(Instant::now());
+            self.profile.get_or_insert_default().last_change = Some(Instant::now());
         }
         let svc = self.svc.clone();
         let record = self.record();
@@ -260,11 +285,10 @@ impl Handler<SetProfile> for AgentActor {
                 .map(|res: AgentResult<AgentRecord>, act, _| {
                     let stored = res?;
                     act.registered = true;
-                    act.display_name = stored.display_name;
-                    act.avatar_url = stored.avatar_url;
+                    act.set_profile(stored.display_name, stored.avatar_url);
                     act.svc
                         .directory
-                        .set_display_name(&act.slug, act.display_name.as_deref());
+                        .set_display_name(&act.slug, act.display_name().map(String::as_str));
                     Ok(act.state())
                 }),
         )

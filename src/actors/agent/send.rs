@@ -2,7 +2,7 @@
 //! ordering guarantee), rooms in parallel, a bound on queued messages, and idempotent
 //! sends through the `(agent, txn_id) → event_id` map.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use actix::prelude::*;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
@@ -52,7 +52,7 @@ struct RoomQueue {
 
 #[derive(Default)]
 pub(super) struct SendQueues {
-    rooms: HashMap<OwnedRoomId, RoomQueue>,
+    rooms: BTreeMap<OwnedRoomId, RoomQueue>,
     /// Messages waiting or in flight, across rooms.
     queued: usize,
 }

@@ -3,7 +3,7 @@
 //! maximum duration. Renewals and clears are best-effort (logged, never block messages).
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     time::{Duration, Instant},
 };
 
@@ -38,19 +38,17 @@ struct Typing {
 
 #[derive(Default)]
 pub(super) struct TypingTimers {
-    active: HashMap<OwnedRoomId, Typing>,
+    active: BTreeMap<OwnedRoomId, Typing>,
     /// Typing-on calls still on their way to the homeserver: room → token of the latest.
     /// Ending typing in a room forgets its entry, so a call that lands afterwards is
     /// cleared instead of armed.
-    pending: HashMap<OwnedRoomId, u64>,
+    pending: BTreeMap<OwnedRoomId, u64>,
     next_token: u64,
 }
 
 impl TypingTimers {
     pub(super) fn rooms(&self) -> Vec<OwnedRoomId> {
-        let mut rooms: Vec<_> = self.active.keys().cloned().collect();
-        rooms.sort();
-        rooms
+        self.active.keys().cloned().collect()
     }
 }
 
