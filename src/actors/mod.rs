@@ -63,8 +63,8 @@ impl Hub {
     /// Records a routed homeserver transaction in the group commit (the writer appends its
     /// inbox rows to live agents' tails and wakes their readers), then applies its
     /// membership changes to the directory, hands them straight to the live agents and
-    /// invites to the supervisor. Only the commit
-    /// is waited for; no actor round trip is on this path.
+    /// invites to the supervisor. Only the commit is waited for; no actor round trip is on
+    /// this path.
     pub async fn record_transaction(&self, routed: Routed) -> Result<TransactionAck, StoreError> {
         let Routed {
             write,

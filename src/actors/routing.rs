@@ -1,7 +1,8 @@
 //! Decides which agents an inbound event concerns (pure logic, no I/O): inbox deliveries
-//! with mention flags, membership facts of agents, and invites to accept. Membership
-//! changes are applied to the directory as they are read, so a join and a message in the
-//! same transaction route as the homeserver ordered them.
+//! with mention flags, membership facts of agents, and invites to accept. A transaction's
+//! membership changes count for its later events (a join and a message route as the
+//! homeserver ordered them) but reach the shared directory only once the transaction is
+//! recorded ([`Hub::record_transaction`](super::Hub::record_transaction)).
 
 use ruma::{
     events::{room::member::MembershipState, Mentions},

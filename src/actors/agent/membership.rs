@@ -88,7 +88,7 @@ pub(super) async fn record_membership(
 }
 
 /// The homeserver reported a membership change of this agent (already recorded in the
-/// store and directory by the supervisor).
+/// store and the directory by [`Hub::record_transaction`](crate::actors::Hub::record_transaction)).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct MembershipChanged {
