@@ -43,6 +43,8 @@ struct TailState {
     /// Every entry with a cursor above this is in `recent`. `i64::MAX` until anchored.
     covered_from: i64,
     anchored: bool,
+    /// The newest entry dropped for room before the anchor (0 when none was).
+    dropped_unanchored: i64,
     recent: VecDeque<TailEntry>,
 }
 
@@ -58,6 +60,7 @@ impl Default for InboxTail {
             state: Mutex::new(TailState {
                 covered_from: i64::MAX,
                 anchored: false,
+                dropped_unanchored: 0,
                 recent: VecDeque::new(),
             }),
             notify: Notify::new(),
@@ -70,15 +73,25 @@ impl InboxTail {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets the store's latest cursor at load time: every entry after it reaches the tail
-    /// through [`push`](Self::push), so readers past it need no store read.
+    /// Whether [`anchor`](Self::anchor) ran.
+    pub fn is_anchored(&self) -> bool {
+        self.lock().anchored
+    }
+
+    /// Sets the store's latest cursor, as read after the tail was created: every entry
+    /// after it reaches the tail through [`push`](Self::push), so readers past it need no
+    /// store read. The first anchor counts (a later one may come from an older read).
     pub fn anchor(&self, latest_in_store: i64) {
         let mut st = self.lock();
+        if st.anchored {
+            return;
+        }
         st.anchored = true;
         st.recent.retain(|e| e.cursor > latest_in_store);
-        // Rows after the store's latest were committed after the load, and every commit
-        // since the agent entered the registry is pushed: the tail holds them all.
-        st.covered_from = latest_in_store;
+        // Rows after the store's latest were committed after the read, and every commit
+        // since the tail was created is pushed: the tail holds them all, but for any it
+        // had to drop for room before the anchor.
+        st.covered_from = latest_in_store.max(st.dropped_unanchored);
         drop(st);
         self.notify.notify_waiters();
     }
@@ -97,6 +110,8 @@ impl InboxTail {
             if let Some(old) = st.recent.pop_front() {
                 if st.anchored {
                     st.covered_from = old.cursor;
+                } else {
+                    st.dropped_unanchored = old.cursor;
                 }
             }
         }
@@ -179,5 +194,28 @@ mod tests {
         assert_eq!(cursors(t.read_after(5, 10)), None);
         let from = 10;
         assert_eq!(cursors(t.read_after(from, 2)), Some(vec![11, 12]));
+    }
+
+    #[test]
+    fn entries_dropped_before_the_anchor_are_read_from_the_store() {
+        let t = InboxTail::default();
+        for c in 1..=(TAIL_LEN as i64 + 6) {
+            t.push(entry(c));
+        }
+        // The store read behind the anchor saw none of them.
+        t.anchor(0);
+        assert_eq!(cursors(t.read_after(0, 10)), None, "1..=6 were dropped");
+        assert_eq!(cursors(t.read_after(6, 2)), Some(vec![7, 8]));
+    }
+
+    #[test]
+    fn the_first_anchor_counts() {
+        let t = InboxTail::default();
+        t.push(entry(5));
+        t.anchor(4);
+        // A second reader's older store read must not claim more coverage.
+        t.anchor(2);
+        assert_eq!(cursors(t.read_after(2, 10)), None);
+        assert_eq!(cursors(t.read_after(4, 10)), Some(vec![5]));
     }
 }

@@ -13,12 +13,12 @@ pub mod supervisor;
 
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Addr, Handler, Message};
 
 use self::{
     agent::{AgentActor, MembershipChanged},
     error::AgentResult,
-    registry::LiveAgent,
+    inbox::InboxTail,
     routing::Routed,
     supervisor::{ApplyEffects, Supervisor},
 };
@@ -46,18 +46,28 @@ pub struct Hub {
 impl Hub {
     /// The agent's actor, started when it is not live (the only supervisor round trip).
     pub async fn agent(&self, slug: &AgentSlug) -> AgentResult<Addr<AgentActor>> {
-        self.live_agent(slug).await.map(|a| a.addr)
-    }
-
-    /// The agent's actor and inbox tail, started when it is not live.
-    pub async fn live_agent(&self, slug: &AgentSlug) -> AgentResult<LiveAgent> {
-        if let Some(agent) = self.svc.agents.live(slug) {
-            return Ok(agent);
+        if let Some(addr) = self.svc.agents.get(slug) {
+            return Ok(addr);
         }
         Ok(self
             .supervisor
             .send(supervisor::EnsureAgent { slug: slug.clone() })
             .await?)
+    }
+
+    /// Sends `msg` to the agent and waits for its answer, starting the agent when it is
+    /// not live. A live agent is reached straight from the registry (no address clone).
+    pub async fn ask<M>(&self, slug: &AgentSlug, msg: M) -> AgentResult<M::Result>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        AgentActor: Handler<M>,
+    {
+        let request = match self.svc.agents.send(slug, msg) {
+            Ok(request) => request,
+            Err(msg) => self.agent(slug).await?.send(msg),
+        };
+        Ok(request.await?)
     }
 
     /// Records a routed homeserver transaction in the group commit (the writer appends its
@@ -102,14 +112,37 @@ impl Hub {
         }
     }
 
-    /// The agent's actor and tail if the agent is known (live or stored); never creates one.
-    pub async fn known_agent(&self, slug: &AgentSlug) -> AgentResult<Option<LiveAgent>> {
-        if let Some(agent) = self.svc.agents.live(slug) {
-            return Ok(Some(agent));
+    /// The agent's actor if the agent is known (live or stored); never creates one.
+    pub async fn known_agent(&self, slug: &AgentSlug) -> AgentResult<Option<Addr<AgentActor>>> {
+        if let Some(addr) = self.svc.agents.get(slug) {
+            return Ok(Some(addr));
         }
         if self.svc.store.agent(slug).await?.is_none() {
             return Ok(None);
         }
-        self.live_agent(slug).await.map(Some)
+        self.agent(slug).await.map(Some)
+    }
+
+    /// The inbox tail of a known agent (`None` when the agent is unknown), anchored: its
+    /// first reader creates it and anchors it at the store's latest row, and the writer
+    /// pushes every commit after that, so readers past the anchor need no store read.
+    pub async fn inbox_tail(&self, slug: &AgentSlug) -> AgentResult<Option<Arc<InboxTail>>> {
+        // An actor stops only at shutdown or when its state cannot load: one retry covers
+        // a reader arriving as it stops.
+        for _ in 0..2 {
+            if self.known_agent(slug).await?.is_none() {
+                return Ok(None);
+            }
+            let Some(tail) = self.svc.agents.tail(slug) else {
+                continue;
+            };
+            if !tail.is_anchored() {
+                // Read after the tail entered the registry: later commits reach it.
+                let latest = self.svc.store.latest_cursor(slug).await?;
+                tail.anchor(latest);
+            }
+            return Ok(Some(tail));
+        }
+        Err(error::AgentError::Stopped)
     }
 }

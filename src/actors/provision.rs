@@ -81,7 +81,7 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
 
     let mut agent_users = Vec::with_capacity(req.agents.len());
     for slug in &req.agents {
-        hub.agent(slug).await?.send(EnsureRegistered).await??;
+        hub.ask(slug, EnsureRegistered).await??;
         agent_users.push(svc.ns.agent_user_id(slug));
     }
     let mut invite: Vec<OwnedUserId> = req.invite.clone();
@@ -120,16 +120,10 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
 
     let mut agent_errors = Map::new();
     for slug in &req.agents {
-        let joined = match hub.agent(slug).await {
-            Ok(addr) => addr
-                .send(JoinRoom {
-                    room: room_id.clone(),
-                })
-                .await
-                .map_err(AgentError::from)
-                .and_then(|r| r),
-            Err(e) => Err(e),
+        let join = JoinRoom {
+            room: room_id.clone(),
         };
+        let joined = hub.ask(slug, join).await.and_then(|r| r);
         if let Err(e) = joined {
             tracing::warn!(agent = %slug, room = %room_id, error = %e, "agent could not join the provisioned room");
             agent_errors.insert(slug.to_string(), json!(e.to_string()));

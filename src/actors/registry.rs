@@ -1,11 +1,15 @@
 //! The agent registry: a `DashMap` from slug to the live agent's actor address and its
-//! inbox tail, so HTTP workers and the router reach a live agent without the supervisor;
+//! inbox tail (created by the agent's first reader), so HTTP workers and the router reach
+//! a live agent without the supervisor;
 //! the arbiter pool agent actors run on (one per core, chosen by a hash of the slug); and
 //! the post-commit hook that appends committed inbox rows to live agents' tails.
 
-use std::{hash::BuildHasher, sync::Arc};
+use std::{
+    hash::BuildHasher,
+    sync::{Arc, OnceLock},
+};
 
-use actix::{Addr, Arbiter, ArbiterHandle};
+use actix::{dev::Request, Addr, Arbiter, ArbiterHandle, Handler, Message};
 use dashmap::DashMap;
 
 use super::{
@@ -19,10 +23,10 @@ use crate::{
 };
 
 /// A live agent, as HTTP workers and the writer see it.
-#[derive(Clone)]
-pub struct LiveAgent {
-    pub addr: Addr<AgentActor>,
-    pub tail: Arc<InboxTail>,
+struct LiveAgent {
+    addr: Addr<AgentActor>,
+    /// Created by the first reader of the inbox: the writer skips agents nobody reads.
+    tail: OnceLock<Arc<InboxTail>>,
 }
 
 pub struct AgentRegistry {
@@ -59,18 +63,37 @@ impl AgentRegistry {
 
     /// A live agent's address.
     pub fn get(&self, slug: &AgentSlug) -> Option<Addr<AgentActor>> {
-        self.live(slug).map(|a| a.addr)
-    }
-
-    /// A live agent's address and inbox tail.
-    pub fn live(&self, slug: &AgentSlug) -> Option<LiveAgent> {
         self.live
             .get(slug)
-            .map(|a| a.clone())
             .filter(|a| a.addr.connected())
+            .map(|a| a.addr.clone())
     }
 
-    pub fn insert(&self, slug: AgentSlug, agent: LiveAgent) {
+    /// Sends `msg` to a live agent without cloning its address (a clone allocates), or
+    /// gives the message back when the agent is not live.
+    pub fn send<M>(&self, slug: &AgentSlug, msg: M) -> Result<Request<AgentActor, M>, M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        AgentActor: Handler<M>,
+    {
+        match self.live.get(slug) {
+            Some(a) if a.addr.connected() => Ok(a.addr.send(msg)),
+            _ => Err(msg),
+        }
+    }
+
+    /// A live agent's inbox tail, created (not yet anchored) on first use.
+    pub fn tail(&self, slug: &AgentSlug) -> Option<Arc<InboxTail>> {
+        let agent = self.live.get(slug).filter(|a| a.addr.connected())?;
+        Some(agent.tail.get_or_init(Default::default).clone())
+    }
+
+    pub fn insert(&self, slug: AgentSlug, addr: Addr<AgentActor>) {
+        let agent = LiveAgent {
+            addr,
+            tail: OnceLock::new(),
+        };
         self.live.insert(slug, agent);
     }
 
@@ -132,8 +155,8 @@ impl CommitHook for AgentRegistry {
                     json_fields: Default::default(),
                 });
                 for ((slug, mentioned), cursor) in d.recipients.iter().zip(cursors) {
-                    if let Some(agent) = self.live.get(slug) {
-                        agent.tail.push(TailEntry {
+                    if let Some(tail) = self.live.get(slug).as_ref().and_then(|a| a.tail.get()) {
+                        tail.push(TailEntry {
                             cursor: *cursor,
                             mentioned: *mentioned,
                             event: event.clone(),

@@ -8,9 +8,7 @@ use actix::prelude::*;
 
 use super::{
     agent::{self, AgentActor, ClearTyping, JoinRoom},
-    inbox::InboxTail,
     provision::{self, ProvisionError, ProvisionRequest, Provisioned},
-    registry::LiveAgent,
     routing::Effect,
     Hub,
 };
@@ -25,18 +23,16 @@ impl Supervisor {
         Self { svc }
     }
 
-    fn ensure_agent(&mut self, slug: AgentSlug) -> LiveAgent {
-        if let Some(agent) = self.svc.agents.live(&slug) {
-            return agent;
+    fn ensure_agent(&mut self, slug: AgentSlug) -> Addr<AgentActor> {
+        if let Some(addr) = self.svc.agents.get(&slug) {
+            return addr;
         }
         let arbiter = self.svc.agents.arbiter_for(&slug);
         let svc = self.svc.clone();
-        let tail = Arc::new(InboxTail::default());
-        let (s, t) = (slug.clone(), tail.clone());
-        let addr = AgentActor::start_in_arbiter(&arbiter, move |_| AgentActor::new(s, svc, t));
-        let agent = LiveAgent { addr, tail };
-        self.svc.agents.insert(slug, agent.clone());
-        agent
+        let s = slug.clone();
+        let addr = AgentActor::start_in_arbiter(&arbiter, move |_| AgentActor::new(s, svc));
+        self.svc.agents.insert(slug, addr.clone());
+        addr
     }
 }
 
@@ -50,7 +46,7 @@ impl Actor for Supervisor {
 
 /// The agent's actor, started when it is not live.
 #[derive(Message)]
-#[rtype(result = "LiveAgent")]
+#[rtype(result = "Addr<AgentActor>")]
 pub struct EnsureAgent {
     pub slug: AgentSlug,
 }
@@ -83,7 +79,7 @@ impl Supervisor {
     fn apply(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
             Effect::AcceptInvite { slug, room } => {
-                let addr = self.ensure_agent(slug.clone()).addr;
+                let addr = self.ensure_agent(slug.clone());
                 ctx.spawn(
                     async move {
                         match addr.send(JoinRoom { room: room.clone() }).await {

@@ -82,7 +82,7 @@ pub async fn query_user(
         return Ok(HttpResponse::Ok().json(json!({})));
     }
     let slug = hub.svc.ns.agent_slug(&user).ok_or_else(not_found)?;
-    hub.agent(&slug).await?.send(EnsureRegistered).await??;
+    hub.ask(&slug, EnsureRegistered).await??;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 

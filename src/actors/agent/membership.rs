@@ -21,7 +21,7 @@ impl Handler<JoinRoom> for AgentActor {
     fn handle(&mut self, msg: JoinRoom, _: &mut Self::Context) -> Self::Result {
         let svc = self.svc.clone();
         let record = self.record();
-        let user = self.user_id.clone();
+        let user = self.user_id();
         let room = msg.room;
         let work = async move {
             super::ensure_registered(svc.clone(), record.clone()).await?;
@@ -33,7 +33,7 @@ impl Handler<JoinRoom> for AgentActor {
                 .map(|res: AgentResult<OwnedRoomId>, act, _| {
                     let room = res?;
                     act.registered = true;
-                    act.joined.insert(room);
+                    act.rooms().joined.insert(room);
                     Ok(())
                 }),
         )
@@ -100,11 +100,12 @@ impl Handler<MembershipChanged> for AgentActor {
     type Result = ();
     fn handle(&mut self, msg: MembershipChanged, ctx: &mut Self::Context) {
         if msg.joined {
-            self.joined.insert(msg.room);
-        } else {
-            self.joined.remove(&msg.room);
+            self.rooms().joined.insert(msg.room);
+        } else if let Some(rooms) = self.rooms.as_mut() {
+            rooms.joined.remove(&msg.room);
             // Left or kicked: keeping a typing timer for that room would only fail.
             self.drop_typing(&msg.room, ctx);
+            self.forget_rooms_if_idle();
         }
     }
 }

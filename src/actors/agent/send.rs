@@ -61,6 +61,10 @@ impl SendQueues {
     pub(super) fn queued(&self) -> usize {
         self.queued
     }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queued == 0 && self.rooms.is_empty()
+    }
 }
 
 /// The Matrix transaction id of a send: derived from agent and key, because the homeserver
@@ -78,7 +82,7 @@ impl Handler<SendMessage> for AgentActor {
 
     fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) -> Self::Result {
         let cap = self.svc.config.limits.agent_queue;
-        if self.sends.queued >= cap {
+        if self.rooms.as_ref().is_some_and(|r| r.sends.queued >= cap) {
             return Box::pin(async {
                 Err(AgentError::QueueFull {
                     retry_after: std::time::Duration::from_secs(1),
@@ -90,8 +94,9 @@ impl Handler<SendMessage> for AgentActor {
         let txn_id = msg
             .client_txn
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        self.sends.queued += 1;
-        self.sends
+        let sends = &mut self.rooms().sends;
+        sends.queued += 1;
+        sends
             .rooms
             .entry(msg.room.clone())
             .or_default()
@@ -122,29 +127,33 @@ struct SendOutcome {
 impl AgentActor {
     /// Starts the next send of `room` unless one is in flight.
     fn pump(&mut self, room: OwnedRoomId, ctx: &mut Context<Self>) {
-        let Some(queue) = self.sends.rooms.get_mut(&room) else {
+        let Some(state) = self.rooms.as_deref_mut() else {
+            return;
+        };
+        let Some(queue) = state.sends.rooms.get_mut(&room) else {
             return;
         };
         if queue.busy {
             return;
         }
         let Some((job, reply)) = queue.waiting.pop_front() else {
-            self.sends.rooms.remove(&room);
+            state.sends.rooms.remove(&room);
             return;
         };
         queue.busy = true;
+        let joined = state.joined.contains(&room);
         let work = deliver(
             self.svc.clone(),
             self.record(),
-            self.user_id.clone(),
+            self.user_id(),
             room.clone(),
-            self.joined.contains(&room),
+            joined,
             job,
         );
         ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
             act.registered |= outcome.registered;
             if outcome.joined {
-                act.joined.insert(room.clone());
+                act.rooms().joined.insert(room.clone());
             }
             if outcome.result.is_ok() {
                 // A message ends the agent's typing in that room (Synapse does not).
@@ -170,8 +179,9 @@ impl AgentActor {
                     let _ = reply.send(result);
                 }
             }
-            act.sends.queued -= 1;
-            if let Some(q) = act.sends.rooms.get_mut(&room) {
+            let sends = &mut act.rooms().sends;
+            sends.queued -= 1;
+            if let Some(q) = sends.rooms.get_mut(&room) {
                 q.busy = false;
             }
             act.pump(room, ctx);

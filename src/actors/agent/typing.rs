@@ -50,6 +50,10 @@ impl TypingTimers {
     pub(super) fn rooms(&self) -> Vec<OwnedRoomId> {
         self.active.keys().cloned().collect()
     }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.active.is_empty() && self.pending.is_empty()
+    }
 }
 
 impl Handler<SetTyping> for AgentActor {
@@ -57,11 +61,11 @@ impl Handler<SetTyping> for AgentActor {
 
     fn handle(&mut self, msg: SetTyping, ctx: &mut Self::Context) -> Self::Result {
         let svc = self.svc.clone();
-        let user = self.user_id.clone();
+        let user = self.user_id();
         let room = msg.room;
         if !msg.typing {
             let was_typing = self.cancel_timer(&room, ctx);
-            if !was_typing && !self.joined.contains(&room) {
+            if !was_typing && !self.is_joined(&room) {
                 // Not in the room: it cannot be typing there; nothing to clear.
                 return Box::pin(fut::ready(Ok(())));
             }
@@ -84,10 +88,11 @@ impl Handler<SetTyping> for AgentActor {
         let until = Instant::now() + msg.duration.map_or(max, |d| d.min(max));
         let timeout = Duration::from_millis(limits.typing_timeout_ms);
         let record = self.record();
-        let joined = self.joined.contains(&room);
-        self.typing.next_token += 1;
-        let token = self.typing.next_token;
-        self.typing.pending.insert(room.clone(), token);
+        let joined = self.is_joined(&room);
+        let typing = &mut self.rooms().typing;
+        typing.next_token += 1;
+        let token = typing.next_token;
+        typing.pending.insert(room.clone(), token);
         let key = room.clone();
         let work = async move {
             super::ensure_registered(svc.clone(), record.clone()).await?;
@@ -102,21 +107,23 @@ impl Handler<SetTyping> for AgentActor {
         Box::pin(
             work.into_actor(self)
                 .map(move |res: AgentResult<OwnedRoomId>, act, ctx| {
-                    let latest = act.typing.pending.get(&key) == Some(&token);
+                    let state = act.rooms();
+                    let latest = state.typing.pending.get(&key) == Some(&token);
                     if latest {
-                        act.typing.pending.remove(&key);
+                        state.typing.pending.remove(&key);
                     }
                     let room = res?;
                     act.registered = true;
-                    act.joined.insert(room.clone());
+                    let state = act.rooms();
+                    state.joined.insert(room.clone());
                     if latest {
                         act.arm(room, until, ctx);
-                    } else if !act.typing.pending.contains_key(&room)
-                        && !act.typing.active.contains_key(&room)
+                    } else if !state.typing.pending.contains_key(&room)
+                        && !state.typing.active.contains_key(&room)
                     {
                         // Typing ended (a message, typing off) while this call was on its
                         // way; it may have landed after the end, so clear it again.
-                        let work = clear(act.svc.clone(), act.user_id.clone(), room);
+                        let work = clear(act.svc.clone(), act.user_id(), room);
                         ctx.spawn(work.into_actor(act));
                     }
                     Ok(())
@@ -128,12 +135,15 @@ impl Handler<SetTyping> for AgentActor {
 impl Handler<ClearTyping> for AgentActor {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: ClearTyping, ctx: &mut Self::Context) -> Self::Result {
-        let rooms = self.typing.rooms();
+        let rooms = self
+            .rooms
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.typing.rooms());
         let clears: Vec<_> = rooms
             .into_iter()
             .map(|room| {
                 self.cancel_timer(&room, ctx);
-                clear(self.svc.clone(), self.user_id.clone(), room)
+                clear(self.svc.clone(), self.user_id(), room)
             })
             .collect();
         Box::pin(async move {
@@ -149,7 +159,12 @@ impl AgentActor {
         let renew_in = timeout.mul_f64(0.8);
         let key = room.clone();
         let timer = ctx.run_later(renew_in, move |act, ctx| act.renew(key, ctx));
-        if let Some(old) = self.typing.active.insert(room, Typing { timer, until }) {
+        if let Some(old) = self
+            .rooms()
+            .typing
+            .active
+            .insert(room, Typing { timer, until })
+        {
             ctx.cancel_future(old.timer);
         } else {
             METRICS.typing_active.inc();
@@ -158,7 +173,7 @@ impl AgentActor {
 
     /// Timer callback: renew, or stop once the maximum duration has passed.
     fn renew(&mut self, room: OwnedRoomId, ctx: &mut Context<Self>) {
-        let Some(t) = self.typing.active.get(&room) else {
+        let Some(t) = self.rooms.as_ref().and_then(|r| r.typing.active.get(&room)) else {
             return;
         };
         if Instant::now() >= t.until {
@@ -168,7 +183,7 @@ impl AgentActor {
         }
         let until = t.until;
         let svc = self.svc.clone();
-        let user = self.user_id.clone();
+        let user = self.user_id();
         let timeout = Duration::from_millis(svc.config.limits.typing_timeout_ms);
         let r = room.clone();
         ctx.spawn(
@@ -189,8 +204,11 @@ impl AgentActor {
     /// Stops the timer of `room` and forgets a typing-on call still on its way; returns
     /// whether typing was on.
     fn cancel_timer(&mut self, room: &RoomId, ctx: &mut Context<Self>) -> bool {
-        self.typing.pending.remove(room);
-        match self.typing.active.remove(room) {
+        let Some(state) = self.rooms.as_mut() else {
+            return false;
+        };
+        state.typing.pending.remove(room);
+        match state.typing.active.remove(room) {
             Some(t) => {
                 ctx.cancel_future(t.timer);
                 METRICS.typing_active.dec();
@@ -203,7 +221,7 @@ impl AgentActor {
     /// Ends typing in `room` at the homeserver if it was on (best-effort, in the background).
     pub(super) fn end_typing(&mut self, room: &RoomId, ctx: &mut Context<Self>) {
         if self.cancel_timer(room, ctx) {
-            let work = clear(self.svc.clone(), self.user_id.clone(), room.to_owned());
+            let work = clear(self.svc.clone(), self.user_id(), room.to_owned());
             ctx.spawn(work.into_actor(self));
         }
     }

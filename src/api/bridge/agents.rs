@@ -52,14 +52,11 @@ pub async fn put_agent(
         }
     }
     require_homeserver(&hub)?;
-    let state = hub
-        .agent(&slug)
-        .await?
-        .send(SetProfile {
-            display_name: req.display_name,
-            avatar_url: req.avatar_url,
-        })
-        .await??;
+    let profile = SetProfile {
+        display_name: req.display_name,
+        avatar_url: req.avatar_url,
+    };
+    let state = hub.ask(&slug, profile).await??;
     Ok(HttpResponse::Ok().json(json!({
         "user_id": state.user_id,
         "display_name": state.display_name,
@@ -77,7 +74,7 @@ pub async fn get_agent(
         .known_agent(&slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
-    Ok(HttpResponse::Ok().json(agent.addr.send(GetState).await?))
+    Ok(HttpResponse::Ok().json(agent.send(GetState).await?))
 }
 
 /// Default and largest page of `GET /bridge/v1/agents`.

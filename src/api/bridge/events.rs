@@ -130,8 +130,8 @@ pub async fn agent_events(
             since = parse_cursor("Last-Event-ID", last.to_str().ok())?;
         }
     }
-    let agent = hub
-        .known_agent(&slug)
+    let tail = hub
+        .inbox_tail(&slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
     let slot = slots
@@ -139,7 +139,7 @@ pub async fn agent_events(
         .acquire(&slug, hub.svc.config.limits.streams_per_agent)?;
     let reader = InboxReader {
         store: hub.svc.store.clone(),
-        tail: agent.tail,
+        tail,
         slug,
     };
     if sse {

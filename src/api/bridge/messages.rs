@@ -64,22 +64,19 @@ pub async fn send_message(
         }
     }
     require_homeserver(&hub)?;
-    let sent = hub
-        .agent(&req.agent)
-        .await?
-        .send(SendMessage {
-            room: req.room_id,
-            message: OutgoingMessage {
-                body: req.body,
-                msgtype: req.msgtype,
-                format: req.format,
-                reply_to: req.reply_to,
-                thread_root: req.thread_root,
-                mentions: req.mentions,
-            },
-            client_txn: req.txn_id,
-        })
-        .await??;
+    let send = SendMessage {
+        room: req.room_id,
+        message: OutgoingMessage {
+            body: req.body,
+            msgtype: req.msgtype,
+            format: req.format,
+            reply_to: req.reply_to,
+            thread_root: req.thread_root,
+            mentions: req.mentions,
+        },
+        client_txn: req.txn_id,
+    };
+    let sent = hub.ask(&req.agent, send).await??;
     Ok(HttpResponse::Ok().json(match sent.txn_id {
         Some(txn_id) => json!({ "event_id": sent.event_id, "txn_id": txn_id }),
         None => json!({ "event_id": sent.event_id }),

@@ -40,13 +40,11 @@ pub async fn set_typing(
         }
     }
     require_homeserver(&hub)?;
-    hub.agent(&req.agent)
-        .await?
-        .send(SetTyping {
-            room: req.room_id,
-            typing: req.typing,
-            duration: req.timeout_ms.map(Duration::from_millis),
-        })
-        .await??;
+    let typing = SetTyping {
+        room: req.room_id,
+        typing: req.typing,
+        duration: req.timeout_ms.map(Duration::from_millis),
+    };
+    hub.ask(&req.agent, typing).await??;
     Ok(HttpResponse::Ok().json(json!({})))
 }
