@@ -4,10 +4,7 @@
 //! the arbiter pool agent actors run on (one per core, chosen by a hash of the slug); and
 //! the post-commit hook that appends committed inbox rows to live agents' tails.
 
-use std::{
-    hash::BuildHasher,
-    sync::{Arc, OnceLock},
-};
+use std::{hash::BuildHasher, sync::Arc};
 
 use actix::{dev::Request, Addr, Arbiter, ArbiterHandle, Handler, Message};
 use dashmap::DashMap;
@@ -26,7 +23,7 @@ use crate::{
 struct LiveAgent {
     addr: Addr<AgentActor>,
     /// Created by the first reader of the inbox: the writer skips agents nobody reads.
-    tail: OnceLock<Arc<InboxTail>>,
+    tail: Option<Arc<InboxTail>>,
 }
 
 pub struct AgentRegistry {
@@ -85,16 +82,13 @@ impl AgentRegistry {
 
     /// A live agent's inbox tail, created (not yet anchored) on first use.
     pub fn tail(&self, slug: &AgentSlug) -> Option<Arc<InboxTail>> {
-        let agent = self.live.get(slug).filter(|a| a.addr.connected())?;
-        Some(agent.tail.get_or_init(Default::default).clone())
+        // Rare (once per agent), so the shard's write lock is fine.
+        let mut agent = self.live.get_mut(slug).filter(|a| a.addr.connected())?;
+        Some(agent.tail.get_or_insert_default().clone())
     }
 
     pub fn insert(&self, slug: AgentSlug, addr: Addr<AgentActor>) {
-        let agent = LiveAgent {
-            addr,
-            tail: OnceLock::new(),
-        };
-        self.live.insert(slug, agent);
+        self.live.insert(slug, LiveAgent { addr, tail: None });
     }
 
     /// Forgets `slug` if `addr` is still its actor.
@@ -155,7 +149,7 @@ impl CommitHook for AgentRegistry {
                     json_fields: Default::default(),
                 });
                 for ((slug, mentioned), cursor) in d.recipients.iter().zip(cursors) {
-                    if let Some(tail) = self.live.get(slug).as_ref().and_then(|a| a.tail.get()) {
+                    if let Some(tail) = self.live.get(slug).as_ref().and_then(|a| a.tail.as_ref()) {
                         tail.push(TailEntry {
                             cursor: *cursor,
                             mentioned: *mentioned,

@@ -23,8 +23,9 @@ use super::batch::Writer;
 
 /// How often the WAL is copied back into the database file.
 pub const INTERVAL: Duration = Duration::from_millis(200);
-/// WAL size (in 4 KiB pages) above which the WAL is started over.
-pub const RESTART_FRAMES: i64 = 4096;
+/// WAL size (in pages: 1 KiB in a database this store created) above which the WAL is
+/// started over.
+pub const RESTART_FRAMES: i64 = 16384;
 
 /// Runs until the store is dropped or its pool closed.
 pub async fn run(pool: SqlitePool, writer: Weak<Mutex<Writer>>) {

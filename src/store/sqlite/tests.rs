@@ -440,6 +440,11 @@ async fn the_writer_is_one_wal_connection_with_a_bigger_cache() {
         .await
         .unwrap();
     assert_eq!(sync, 1, "NORMAL");
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut w.conn)
+        .await
+        .unwrap();
+    assert_eq!(page, 1024, "a new database gets small pages");
     let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
         .fetch_one(&mut w.conn)
         .await
