@@ -85,6 +85,50 @@ impl OutgoingMessage {
 /// Renders CommonMark (with tables and strikethrough) to HTML, or `None` when the body has
 /// no markup (its HTML would be just the escaped text in one paragraph).
 pub fn markdown_to_html(body: &str) -> Option<String> {
+    if !may_have_markup(body) {
+        return None;
+    }
+    render_markdown(body)
+}
+
+/// Whether `body` may hold markup. `false` only for one line that neither starts nor ends
+/// with white space, does not start with a digit (a list item), and has no character that
+/// can open any construct: the parser would make one plain paragraph of it. Most agent
+/// messages are like that, and this check saves them the parse.
+fn may_have_markup(body: &str) -> bool {
+    let Some(first) = body.chars().next() else {
+        return true;
+    };
+    first.is_whitespace()
+        || first.is_ascii_digit()
+        || body.ends_with(char::is_whitespace)
+        || body.bytes().any(|c| {
+            matches!(
+                c,
+                b'\n'
+                    | b'\r'
+                    | b'\t'
+                    | b'*'
+                    | b'_'
+                    | b'`'
+                    | b'['
+                    | b']'
+                    | b'!'
+                    | b'<'
+                    | b'>'
+                    | b'&'
+                    | b'\\'
+                    | b'~'
+                    | b'|'
+                    | b'#'
+                    | b'-'
+                    | b'+'
+                    | b'='
+            )
+        })
+}
+
+fn render_markdown(body: &str) -> Option<String> {
     let mut opts = Options::empty();
     opts.insert(Options::ENABLE_TABLES);
     opts.insert(Options::ENABLE_STRIKETHROUGH);
@@ -94,16 +138,18 @@ pub fn markdown_to_html(body: &str) -> Option<String> {
     let plain = trimmed
         .strip_prefix("<p>")
         .and_then(|s| s.strip_suffix("</p>"))
-        .filter(|inner| !inner.contains('<') && *inner == escape_html(body.trim()));
+        .filter(|inner| !inner.contains('<') && *inner == escape_text(body.trim()));
     match plain {
         Some(_) => None,
         None => Some(trimmed.to_owned()),
     }
 }
 
-fn escape_html(s: &str) -> String {
+/// Text escaped the way the renderer escapes a paragraph's text (`<`, `>`, `&`; quotes
+/// stay as they are).
+fn escape_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    pulldown_cmark_escape::escape_html(&mut out, s).expect("writing to a String");
+    pulldown_cmark_escape::escape_html_body_text(&mut out, s).expect("writing to a String");
     out
 }
 
@@ -132,6 +178,40 @@ mod tests {
             Some("<p><strong>bold</strong></p>")
         );
         assert!(markdown_to_html("line one\n\nline two").is_some());
+        assert_eq!(markdown_to_html("don't say \"never\""), None);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_parser() {
+        // Every string of up to three characters from an alphabet holding every ASCII
+        // character and some non-ASCII ones: whenever the check skips the parser, the
+        // parser would have found no markup either.
+        let mut alphabet: Vec<char> = (0u8..=127).map(char::from).collect();
+        alphabet.extend(['é', '\u{a0}', '\u{3000}', '—', '😀']);
+        let mut strings: Vec<String> = Vec::new();
+        for a in &alphabet {
+            strings.push(format!("{a}"));
+            for b in &alphabet {
+                strings.push(format!("{a}{b}"));
+                for c in alphabet.iter().step_by(4) {
+                    strings.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        let skipped: Vec<_> = strings.iter().filter(|s| !may_have_markup(s)).collect();
+        for s in &skipped {
+            assert_eq!(render_markdown(s), None, "{s:?}");
+        }
+        assert!(skipped.len() > 100_000, "{}", skipped.len());
+        for s in [
+            "hello from the bench, message 7",
+            "ok.",
+            "a. b) c",
+            "x y z 1. 2.",
+        ] {
+            assert!(!may_have_markup(s), "{s:?}");
+            assert_eq!(render_markdown(s), None, "{s:?}");
+        }
     }
 
     #[test]
