@@ -81,6 +81,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
             .configure(api::configure)
     })
     .workers(workers)
+    .on_connect(api::hangup::on_connect)
     .disable_signals()
     .shutdown_timeout(5)
     .bind(listen)

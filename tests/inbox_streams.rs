@@ -1,7 +1,7 @@
 //! Inbox reading under load, against the mock homeserver with transactions pushed
 //! directly: a slow SSE reader never holds up routing or other readers; a reader far behind
 //! the in-memory tail reads everything, in order, from the store; cursors keep working
-//! across a restart.
+//! across a restart; a long-poll whose client hung up gives its stream slot back.
 
 mod support;
 
@@ -185,4 +185,58 @@ fn read_all_next(d: &Daemon, agent: &str, since: &str) -> String {
         }
         since = next;
     }
+}
+
+/// The daemon's count of open event streams.
+fn streams_open(d: &Daemon) -> u64 {
+    let (status, text) = d.get("/metrics");
+    assert_eq!(status, StatusCode::OK, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("mosaic_as_event_streams_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("event_streams_open gauge")
+}
+
+#[test]
+fn a_long_poll_whose_client_hung_up_frees_its_stream_slot() {
+    use std::io::Write;
+    let (_mock, d) = start("hung-up-poll");
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", d.port())).expect("connect");
+    write!(
+        sock,
+        "GET /bridge/v1/agents/slow/events?timeout_ms=30000 HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        d.bridge_token()
+    )
+    .expect("request");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while streams_open(&d) != 1 {
+        assert!(Instant::now() < deadline, "the long-poll never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(sock);
+    let hung_up = Instant::now();
+    while streams_open(&d) != 0 {
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(5),
+            "the slot of a client that hung up is still held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "slot freed {:?} after the client hung up",
+        hung_up.elapsed()
+    );
+
+    // A client that stays gets its answer at the timeout, watched or not.
+    let asked = Instant::now();
+    let (status, body) = d.bridge_get("/bridge/v1/agents/fast/events?since=999999&timeout_ms=2500");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], json!([]));
+    assert!(
+        asked.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(streams_open(&d), 0);
 }

@@ -7,6 +7,7 @@ pub mod body;
 pub mod bridge;
 pub mod context;
 pub mod error;
+pub mod hangup;
 pub mod ops;
 
 use actix_web::{middleware::from_fn, web, HttpResponse};

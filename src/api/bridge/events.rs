@@ -6,7 +6,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{
+    http::{header, StatusCode},
+    web, HttpRequest, HttpResponse,
+};
 use dashmap::DashMap;
 use serde::Deserialize;
 
@@ -14,8 +17,16 @@ use super::{
     inbox_read::{self as stream, InboxReader},
     slug_param,
 };
-use crate::{actors::Hub, api::error::ApiError, ids::AgentSlug, metrics::METRICS};
+use crate::{
+    actors::Hub,
+    api::{error::ApiError, hangup},
+    ids::AgentSlug,
+    metrics::METRICS,
+};
 
+/// The status a long-poll ends with when its client hung up (nginx's "client closed
+/// request"; only the request log and metrics see it).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 100;
 const MAX_TIMEOUT_MS: u64 = 30_000;
@@ -145,7 +156,14 @@ pub async fn agent_events(
     if sse {
         return Ok(stream::sse_response(reader, since, slot));
     }
-    let batch = reader.wait(since, limit as usize, timeout).await?;
+    let batch = tokio::select! {
+        batch = reader.wait(since, limit as usize, timeout) => batch?,
+        () = hangup::hung_up(&req) => {
+            // Nobody reads this answer; what counts is that the slot is free again.
+            let status = StatusCode::from_u16(CLIENT_CLOSED_REQUEST).expect("a valid status");
+            return Ok(HttpResponse::new(status));
+        }
+    };
     drop(slot);
     let next = batch.last_cursor().unwrap_or(since);
     Ok(HttpResponse::Ok()
