@@ -185,8 +185,6 @@ class RawConn:
         self.name = name
         self.buf = b""
         self.first_byte = None
-        self.sent_at = None
-        self.sent_at_ns = None
         # CLOCK_REALTIME ns at which the kernel received the answer's first bytes.
         self.kernel_rx_ns = None
 
@@ -194,11 +192,9 @@ class RawConn:
         self.buf = b""
         self.first_byte = None
         self.kernel_rx_ns = None
-        self.sent_at_ns = time.time_ns()
         self.sock.setblocking(True)
         self.sock.sendall(data)
         self.sock.setblocking(False)
-        self.sent_at = time.perf_counter()
 
     def feed(self):
         """Reads what is there; returns (status, body) once a whole response is in."""
