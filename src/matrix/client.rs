@@ -1,28 +1,24 @@
-//! The one homeserver client (Client-Server API, as the application service): a shared
-//! reqwest pool, as_token auth, `user_id` masquerading, per-attempt timeouts, the retry
+//! The one homeserver client (Client-Server API, as the application service): pooled
+//! keep-alive connections ([`super::transport`]), as_token auth, `user_id` masquerading, per-attempt timeouts, the retry
 //! policy under a per-call deadline, and a global cap on requests in flight.
 
 use std::{
-    cell::RefCell,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Weak,
+        Arc,
     },
     time::{Duration, Instant},
 };
 
-use reqwest::{
-    header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
-    Method,
-};
+use http::{header::HeaderValue, Method, Uri};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ruma::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use secrecy::ExposeSecret;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
-use url::Url;
 
-use super::{retry::RetryPolicy, HomeserverError};
+use super::{retry::RetryPolicy, transport::Transport, HomeserverError};
 use crate::{config::Config, metrics::METRICS};
 
 /// Errcode of a registration for a user that already exists.
@@ -38,8 +34,10 @@ pub struct HomeserverClient {
 }
 
 struct Inner {
-    base: Url,
+    /// `<homeserver base>/_matrix/client`, without a trailing slash.
+    prefix: String,
     auth: HeaderValue,
+    transport: Transport,
     in_flight: Semaphore,
     deadline: Duration,
     /// Longest single attempt (also cut to what is left of a call's deadline).
@@ -82,43 +80,32 @@ struct RoomVersions {
 #[derive(Deserialize)]
 struct Empty {}
 
-thread_local! {
-    /// This thread's reqwest client of each live [`HomeserverClient`] (see [`Inner::http`]).
-    static HTTP: RefCell<Vec<(Weak<Inner>, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
-}
-
-fn build_http(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(5))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()
-        .expect("TLS backend available")
-}
-
-impl Inner {
-    /// The reqwest client (connection pool) of the calling thread. hyper runs each pooled
-    /// connection as a task on the runtime that opened it, and every actix arbiter is a
-    /// single-threaded runtime: with one pool shared by the arbiters, a request would often
-    /// go out on a connection owned by another thread, costing a cross-thread wake-up each
-    /// way. A pool per thread keeps a send and its connection on one thread. The global
-    /// cap on requests in flight is unaffected (it is [`Inner::in_flight`]).
-    fn http(self: &Arc<Self>) -> reqwest::Client {
-        let me = Arc::as_ptr(self);
-        HTTP.with(|clients| {
-            let mut clients = clients.borrow_mut();
-            // A live `Weak` keeps its allocation, so an address match is this client.
-            if let Some((_, http)) = clients.iter().find(|(w, _)| w.as_ptr() == me) {
-                return http.clone();
-            }
-            clients.retain(|(w, _)| w.strong_count() > 0);
-            let http = build_http(self.attempt_timeout);
-            clients.push((Arc::downgrade(self), http.clone()));
-            http
-        })
-    }
-}
+/// Characters escaped in a path segment: all but RFC 3986's unreserved characters,
+/// sub-delimiters, `:` and `@` (so room and user ids stay readable in logs).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+/// Characters escaped in a query value: all but the unreserved ones.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 impl HomeserverClient {
     pub fn new(config: &Config) -> Self {
@@ -130,8 +117,9 @@ impl HomeserverClient {
         auth.set_sensitive(true);
         Self {
             inner: Arc::new(Inner {
-                base: config.homeserver.url.clone(),
+                prefix: client_prefix(&config.homeserver.url),
                 auth,
+                transport: Transport::default(),
                 in_flight: Semaphore::new(config.limits.hs_max_in_flight),
                 deadline: config.hs_deadline(),
                 attempt_timeout: Duration::from_millis(config.limits.hs_attempt_timeout_ms),
@@ -178,18 +166,9 @@ impl HomeserverClient {
             .clone()
     }
 
-    /// Builds `<base>/_matrix/client/<segments...>[?user_id=<user>]`, encoding each segment.
-    fn url(&self, segments: &[&str], user: Option<&UserId>) -> Url {
-        let mut url = self.inner.base.clone();
-        url.path_segments_mut()
-            .expect("http base URL")
-            .pop_if_empty()
-            .extend(["_matrix", "client"])
-            .extend(segments);
-        if let Some(user) = user {
-            url.query_pairs_mut().append_pair("user_id", user.as_str());
-        }
-        url
+    /// Builds `<base>/_matrix/client/<segments...>[?user_id=<user>]`.
+    fn url(&self, segments: &[&str], user: Option<&UserId>) -> Uri {
+        client_url(&self.inner.prefix, segments, user)
     }
 
     /// One call with retries under the deadline. `endpoint` is a metrics label.
@@ -197,7 +176,7 @@ impl HomeserverClient {
         &self,
         endpoint: &'static str,
         method: Method,
-        url: Url,
+        url: Uri,
         body: Option<&impl Serialize>,
         deadline: Duration,
     ) -> Result<T, HomeserverError> {
@@ -260,7 +239,7 @@ impl HomeserverClient {
     async fn attempt(
         &self,
         method: Method,
-        url: Url,
+        url: Uri,
         body: Option<bytes::Bytes>,
         timeout: Duration,
     ) -> Result<bytes::Bytes, HomeserverError> {
@@ -270,28 +249,20 @@ impl HomeserverClient {
             .acquire()
             .await
             .expect("semaphore never closed");
-        let mut req = self
+        let answer = self
             .inner
-            .http()
-            .request(method, url)
-            .timeout(timeout)
-            .header(AUTHORIZATION, self.inner.auth.clone());
-        if let Some(body) = body {
-            req = req.header(CONTENT_TYPE, "application/json").body(body);
+            .transport
+            .send(method, url, &self.inner.auth, body, timeout)
+            .await
+            .map_err(|e| HomeserverError::Unreachable(e.to_string()))?;
+        if (200..300).contains(&answer.status) {
+            return Ok(answer.body);
         }
-        let resp = req.send().await.map_err(unreachable)?;
-        let status = resp.status();
-        let retry_header = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(unreachable)?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        Err(status_error(status.as_u16(), &bytes, retry_header))
+        Err(status_error(
+            answer.status,
+            &answer.body,
+            answer.retry_after,
+        ))
     }
 
     /// `POST /_matrix/client/v1/appservice/{id}/ping`.
@@ -489,13 +460,28 @@ impl HomeserverClient {
     }
 }
 
-fn bytes_of(body: &impl Serialize) -> bytes::Bytes {
-    bytes::Bytes::from(serde_json::to_vec(body).expect("request bodies serialise"))
+/// `<base>/_matrix/client` of a homeserver base URL (which may have a path of its own).
+fn client_prefix(base: &url::Url) -> String {
+    format!("{}/_matrix/client", base.as_str().trim_end_matches('/'))
 }
 
-fn unreachable(e: reqwest::Error) -> HomeserverError {
-    // Strip the URL: it may carry a `user_id` but never a token; keep the message short.
-    HomeserverError::Unreachable(e.without_url().to_string())
+/// `<prefix>/<segments...>[?user_id=<user>]`, each segment and the user id percent-encoded.
+fn client_url(prefix: &str, segments: &[&str], user: Option<&UserId>) -> Uri {
+    let mut url = String::with_capacity(prefix.len() + 160);
+    url.push_str(prefix);
+    for segment in segments {
+        url.push('/');
+        url.extend(utf8_percent_encode(segment, SEGMENT));
+    }
+    if let Some(user) = user {
+        url.push_str("?user_id=");
+        url.extend(utf8_percent_encode(user.as_str(), QUERY_VALUE));
+    }
+    Uri::try_from(url).expect("an http(s) base and encoded segments make a valid URI")
+}
+
+fn bytes_of(body: &impl Serialize) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(body).expect("request bodies serialise"))
 }
 
 /// Reads a Matrix error answer.
@@ -522,6 +508,36 @@ fn status_error(status: u16, body: &[u8], retry_header: Option<Duration>) -> Hom
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_keep_the_base_path_and_encode_every_part() {
+        let base = url::Url::parse("https://hs.example:8448/matrix/").unwrap();
+        let prefix = client_prefix(&base);
+        assert_eq!(prefix, "https://hs.example:8448/matrix/_matrix/client");
+        let user = UserId::parse("@agent-a:hs.example").unwrap();
+        let uri = client_url(
+            &prefix,
+            &[
+                "v3",
+                "rooms",
+                "!r/x y?#%é:hs",
+                "send",
+                "m.room.message",
+                "mas.1",
+            ],
+            Some(&user),
+        );
+        assert_eq!(
+            uri.to_string(),
+            "https://hs.example:8448/matrix/_matrix/client/v3/rooms/\
+             !r%2Fx%20y%3F%23%25%C3%A9:hs/send/m.room.message/mas.1?user_id=%40agent-a%3Ahs.example"
+        );
+        let bare = url::Url::parse("http://127.0.0.1:8008").unwrap();
+        assert_eq!(
+            client_url(&client_prefix(&bare), &["v3", "register"], None).to_string(),
+            "http://127.0.0.1:8008/_matrix/client/v3/register"
+        );
+    }
 
     #[test]
     fn error_bodies_are_read() {

@@ -6,6 +6,7 @@ pub mod content;
 pub mod error;
 pub mod registration;
 pub mod retry;
+mod transport;
 
 pub use client::HomeserverClient;
 pub use error::HomeserverError;
