@@ -4,9 +4,11 @@
 //! homeserver ordered them) but reach the shared directory only once the transaction is
 //! recorded ([`Hub::record_transaction`](super::Hub::record_transaction)).
 
+use std::borrow::Cow;
+
 use ruma::{
     events::{room::member::MembershipState, Mentions},
-    OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId,
+    EventId, IdParseError, OwnedRoomId, RoomId, UserId,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -49,12 +51,17 @@ pub struct Routed {
     pub skipped: usize,
 }
 
-/// The fields routing needs; the content stays raw until needed.
+/// The fields routing needs, borrowed from the body: the content stays raw until needed
+/// and the identifiers are checked in place ([`Envelope::check`]), so an event in a room
+/// no agent is in costs no allocation.
 #[derive(Deserialize)]
-struct Envelope<'a> {
-    event_id: OwnedEventId,
-    room_id: OwnedRoomId,
-    sender: OwnedUserId,
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    room_id: Cow<'a, str>,
+    #[serde(borrow)]
+    sender: Cow<'a, str>,
     #[serde(rename = "type")]
     kind: &'a str,
     state_key: Option<&'a str>,
@@ -62,6 +69,31 @@ struct Envelope<'a> {
     origin_server_ts: i64,
     #[serde(borrow)]
     content: &'a RawValue,
+}
+
+/// An event whose identifiers are valid.
+struct Envelope<'a> {
+    event_id: &'a EventId,
+    room_id: &'a RoomId,
+    sender: &'a UserId,
+    kind: &'a str,
+    state_key: Option<&'a str>,
+    origin_server_ts: i64,
+    content: &'a RawValue,
+}
+
+impl<'a> RawEnvelope<'a> {
+    fn check(&'a self) -> Result<Envelope<'a>, IdParseError> {
+        Ok(Envelope {
+            event_id: <&EventId>::try_from(self.event_id.as_ref())?,
+            room_id: <&RoomId>::try_from(self.room_id.as_ref())?,
+            sender: <&UserId>::try_from(self.sender.as_ref())?,
+            kind: self.kind,
+            state_key: self.state_key,
+            origin_server_ts: self.origin_server_ts,
+            content: self.content,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -93,12 +125,17 @@ pub fn route(
     };
     let mut by_type = EventTypeCounts::default();
     for raw in events {
-        let ev: Envelope<'_> = match serde_json::from_str(raw.get()) {
+        let parsed = serde_json::from_str::<RawEnvelope<'_>>(raw.get());
+        let ev = match parsed.as_ref() {
+            Ok(raw_ev) => raw_ev.check().map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let ev = match ev {
             Ok(ev) => ev,
-            Err(e) => {
+            Err(error) => {
                 METRICS.events_unparseable.inc();
                 routed.skipped += 1;
-                tracing::warn!(txn_id, error = %e, "skipping an event that cannot be parsed");
+                tracing::warn!(txn_id, %error, "skipping an event that cannot be parsed");
                 continue;
             }
         };
@@ -148,9 +185,9 @@ fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, rou
         }
     };
     if target == *ns.sender() {
-        if membership == MembershipState::Invite && invite_allowed(&ev.sender, inbound) {
+        if membership == MembershipState::Invite && invite_allowed(ev.sender, inbound) {
             routed.effects.push(Effect::BotJoin {
-                room: ev.room_id.clone(),
+                room: ev.room_id.to_owned(),
             });
         }
         return;
@@ -160,10 +197,10 @@ fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, rou
     };
     match membership {
         MembershipState::Invite => {
-            if inbound.auto_join && invite_allowed(&ev.sender, inbound) {
+            if inbound.auto_join && invite_allowed(ev.sender, inbound) {
                 routed.effects.push(Effect::AcceptInvite {
                     slug,
-                    room: ev.room_id.clone(),
+                    room: ev.room_id.to_owned(),
                 });
             } else {
                 tracing::info!(agent = %slug, inviter = %ev.sender, room = %ev.room_id, "invite not accepted");
@@ -172,14 +209,14 @@ fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, rou
         MembershipState::Join => {
             routed.write.memberships.push(MembershipChange {
                 slug,
-                room_id: ev.room_id.clone(),
+                room_id: ev.room_id.to_owned(),
                 joined: true,
             });
         }
         MembershipState::Leave | MembershipState::Ban => {
             routed.write.memberships.push(MembershipChange {
                 slug,
-                room_id: ev.room_id.clone(),
+                room_id: ev.room_id.to_owned(),
                 joined: false,
             });
         }
@@ -203,8 +240,11 @@ fn agents_in(directory: &Directory, room: &RoomId, changes: &[MembershipChange])
 }
 
 fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &mut Routed) {
-    let agents = agents_in(directory, &ev.room_id, &routed.write.memberships);
-    let sender_slug = ns.agent_slug(&ev.sender);
+    let agents = agents_in(directory, ev.room_id, &routed.write.memberships);
+    if agents.is_empty() {
+        return;
+    }
+    let sender_slug = ns.agent_slug(ev.sender);
     let recipients: Vec<AgentSlug> = agents
         .into_iter()
         .filter(|a| Some(a) != sender_slug.as_ref())
@@ -226,9 +266,9 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
         })
         .collect();
     routed.write.deliveries.push(EventDelivery {
-        event_id: ev.event_id.clone(),
-        room_id: ev.room_id.clone(),
-        sender: ev.sender.clone(),
+        event_id: ev.event_id.to_owned(),
+        room_id: ev.room_id.to_owned(),
+        sender: ev.sender.to_owned(),
         event_type: ev.kind.to_owned(),
         content: ev.content.to_owned(),
         origin_server_ts: ev.origin_server_ts,
