@@ -405,6 +405,38 @@ mod tests {
     }
 
     #[test]
+    fn identifiers_are_checked_and_escaped_ones_are_read() {
+        let dir = Directory::default();
+        let room: OwnedRoomId = "!r".try_into().unwrap();
+        dir.join(&room, &AgentSlug::parse("a").unwrap());
+        let bad = |field: &str, value: &str| {
+            let mut ev = json!({"event_id": "$e", "room_id": "!r", "sender": "@h:hs",
+                "type": "m.room.message", "content": {"body": "x"}});
+            ev[field] = json!(value);
+            raw(ev)
+        };
+        let events = [
+            bad("event_id", "no-sigil"),
+            bad("room_id", "r-without-sigil"),
+            bad("sender", "@"),
+            // JSON escapes cannot be borrowed: the identifiers are read into owned strings.
+            RawValue::from_string(
+                r#"{"event_id":"$ok","room_id":"!r","sender":"@h:hs","type":"m.room.message","content":{"body":"x"}}"#
+                    .into(),
+            )
+            .unwrap(),
+        ];
+        let r = run(&events, &dir, &InboundConfig::default());
+        assert_eq!(r.skipped, 3);
+        assert_eq!(r.write.deliveries.len(), 1);
+        let d = &r.write.deliveries[0];
+        assert_eq!(
+            (d.event_id.as_str(), d.room_id.as_str(), d.sender.as_str()),
+            ("$ok", "!r", "@h:hs")
+        );
+    }
+
+    #[test]
     fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only() {
         let dir = Directory::default();
         let room: OwnedRoomId = "!r".try_into().unwrap();
