@@ -423,6 +423,17 @@ fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     };
     url("homeserver.url", &f.homeserver.url);
     url("appservice.url", &f.appservice.url);
+    let hs = &f.homeserver.url;
+    if hs.query().is_some()
+        || hs.fragment().is_some()
+        || !hs.username().is_empty()
+        || hs.password().is_some()
+    {
+        // Not echoed: it may hold a password.
+        problems.push(
+            "homeserver.url: must be a base URL without credentials, query or fragment".into(),
+        );
+    }
     if f.appservice.id.is_empty() || !f.appservice.id.chars().all(is_id_char) {
         problems.push("appservice.id: must be non-empty and use only [A-Za-z0-9_.-]".into());
     }
@@ -582,5 +593,17 @@ url = "http://127.0.0.1:9000"
         let f = write(&GOOD.replace("http://127.0.0.1:8008", "ftp://x"));
         let err = Config::load(f.path(), &env).unwrap_err();
         assert!(err.to_string().contains("homeserver.url"), "{err}");
+
+        for base in ["http://h/?a=b", "http://h/#top", "http://u:p@h/"] {
+            let f = write(&GOOD.replace("http://127.0.0.1:8008", base));
+            let err = Config::load(f.path(), &env).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("without credentials, query or fragment"),
+                "{err}"
+            );
+        }
+        let f = write(&GOOD.replace("http://127.0.0.1:8008", "https://h.example/matrix/"));
+        Config::load(f.path(), &env).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! The one homeserver client (Client-Server API, as the application service): pooled
-//! keep-alive connections ([`super::transport`]), as_token auth, `user_id` masquerading, per-attempt timeouts, the retry
-//! policy under a per-call deadline, and a global cap on requests in flight.
+//! keep-alive connections ([`super::transport`]), as_token auth, `user_id` masquerading,
+//! per-attempt timeouts, the retry policy under a per-call deadline, and a global cap on
+//! requests in flight.
 
 use std::{
     sync::{
@@ -477,7 +478,9 @@ fn client_url(prefix: &str, segments: &[&str], user: Option<&UserId>) -> Uri {
         url.push_str("?user_id=");
         url.extend(utf8_percent_encode(user.as_str(), QUERY_VALUE));
     }
-    Uri::try_from(url).expect("an http(s) base and encoded segments make a valid URI")
+    // The base is an http(s) URL without query or fragment (the config checks it) and
+    // every other part is percent-encoded.
+    Uri::try_from(url).expect("a valid URI")
 }
 
 fn bytes_of(body: &impl Serialize) -> bytes::Bytes {
