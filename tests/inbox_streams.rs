@@ -240,3 +240,42 @@ fn a_long_poll_whose_client_hung_up_frees_its_stream_slot() {
     );
     assert_eq!(streams_open(&d), 0);
 }
+
+#[test]
+fn an_event_stream_whose_client_hung_up_frees_its_stream_slot_at_once() {
+    use std::io::{Read, Write};
+    let (_mock, d) = start("hung-up-sse");
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", d.port())).expect("connect");
+    write!(
+        sock,
+        "GET /bridge/v1/agents/slow/events HTTP/1.1\r\nHost: x\r\n\
+         Accept: text/event-stream\r\nAuthorization: Bearer {}\r\n\r\n",
+        d.bridge_token()
+    )
+    .expect("request");
+    // The stream is open once its first comment arrives.
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(": connected") {
+        let n = sock.read(&mut buf).expect("the event stream never opened");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(streams_open(&d), 1);
+    drop(sock);
+    let hung_up = Instant::now();
+    while streams_open(&d) != 0 {
+        // Without the watch, the slot would stay taken until the next keep-alive (15 s).
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(3),
+            "the slot of an event stream whose client hung up is still held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "event stream slot freed {:?} after the client hung up",
+        hung_up.elapsed()
+    );
+}

@@ -2,7 +2,8 @@
 //! a handler whose client has gone (actix-web#1313), so a long-poll would hold its stream
 //! slot until its timeout, and a client reconnecting meanwhile could be refused for want of
 //! slots. Each accepted connection keeps a duplicate of its socket ([`on_connect`]); a
-//! waiting handler watches that duplicate for the end of the stream ([`hung_up`]).
+//! waiting handler watches that duplicate for the end of the stream ([`hung_up`]), and an
+//! SSE stream does so between its reads ([`PeerWatch`]).
 
 use std::{any::Any, net::TcpStream as StdTcpStream, time::Duration};
 
@@ -36,14 +37,30 @@ const WATCH_AFTER: Duration = Duration::from_secs(1);
 /// socket kept, or the client sent more bytes (a pipelined request) rather than closing.
 pub async fn hung_up(req: &HttpRequest) {
     tokio::time::sleep(WATCH_AFTER).await;
-    if let Some(sock) = watched(req) {
-        let mut byte = [0u8; 1];
-        match sock.peek(&mut byte).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+    PeerWatch::of(req).closed().await
+}
+
+/// A watch on the connection of one request, for as long as a response lasts.
+pub struct PeerWatch(Option<TcpStream>);
+
+impl PeerWatch {
+    pub fn of(req: &HttpRequest) -> Self {
+        Self(watched(req))
     }
-    std::future::pending().await
+
+    /// Completes when the client has closed its connection (end of stream or an error);
+    /// never completes when that cannot be known: no socket kept, or the client sent more
+    /// bytes (a pipelined request) rather than closing.
+    pub async fn closed(&self) {
+        if let Some(sock) = &self.0 {
+            let mut byte = [0u8; 1];
+            match sock.peek(&mut byte).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        std::future::pending().await
+    }
 }
 
 /// A socket registered with this worker's reactor, from the connection's duplicate.

@@ -154,7 +154,8 @@ pub async fn agent_events(
         slug,
     };
     if sse {
-        return Ok(stream::sse_response(reader, since, slot));
+        let peer = hangup::PeerWatch::of(&req);
+        return Ok(stream::sse_response(reader, since, slot, peer));
     }
     let batch = tokio::select! {
         batch = reader.wait(since, limit as usize, timeout) => batch?,

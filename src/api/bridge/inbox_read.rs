@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use super::events::Slot;
 use crate::{
     actors::inbox::{InboxTail, TailEntry},
-    api::error::ApiError,
+    api::{error::ApiError, hangup::PeerWatch},
     ids::AgentSlug,
     store::{InboxRow, Store},
 };
@@ -195,19 +195,23 @@ struct SseState {
     reader: InboxReader,
     cursor: i64,
     pending: VecDeque<web::Bytes>,
+    /// Ends the stream (and frees its slot) when the client hangs up while it waits,
+    /// rather than at the next write.
+    peer: PeerWatch,
     _slot: Slot,
 }
 
 /// The events route as Server-Sent Events: `id:` is the cursor (so `Last-Event-ID`
 /// resumes), keep-alive comments every 15 s. Pull-based: rows are read only when the
 /// client takes more, so a slow reader holds no buffer and never slows routing.
-pub fn sse_response(reader: InboxReader, since: i64, slot: Slot) -> HttpResponse {
+pub fn sse_response(reader: InboxReader, since: i64, slot: Slot, peer: PeerWatch) -> HttpResponse {
     let mut pending = VecDeque::new();
     pending.push_back(web::Bytes::from_static(b": connected\n\n"));
     let state = SseState {
         reader,
         cursor: since,
         pending,
+        peer,
         _slot: slot,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
@@ -215,7 +219,14 @@ pub fn sse_response(reader: InboxReader, since: i64, slot: Slot) -> HttpResponse
             if let Some(chunk) = st.pending.pop_front() {
                 return Some((Ok::<_, actix_web::Error>(chunk), st));
             }
-            let batch = match st.reader.wait(st.cursor, SSE_BATCH, KEEP_ALIVE).await {
+            let waited = tokio::select! {
+                waited = st.reader.wait(st.cursor, SSE_BATCH, KEEP_ALIVE) => waited,
+                () = st.peer.closed() => {
+                    tracing::debug!(agent = %st.reader.slug, "event stream ends: the client hung up");
+                    return None;
+                }
+            };
+            let batch = match waited {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::warn!(agent = %st.reader.slug, error = %e, "event stream ends: store error");
