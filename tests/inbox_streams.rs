@@ -197,36 +197,43 @@ fn streams_open(d: &Daemon) -> u64 {
         .expect("event_streams_open gauge")
 }
 
-#[test]
-fn a_long_poll_whose_client_hung_up_frees_its_stream_slot() {
+/// Opens a connection and sends `GET path` with the bridge token and `headers` (each
+/// ending in CRLF), leaving the answer unread.
+fn raw_get(d: &Daemon, path: &str, headers: &str) -> std::net::TcpStream {
     use std::io::Write;
-    let (_mock, d) = start("hung-up-poll");
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", d.port())).expect("connect");
     write!(
         sock,
-        "GET /bridge/v1/agents/slow/events?timeout_ms=30000 HTTP/1.1\r\nHost: x\r\n\
-         Authorization: Bearer {}\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Authorization: Bearer {}\r\n\r\n",
         d.bridge_token()
     )
     .expect("request");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while streams_open(&d) != 1 {
-        assert!(Instant::now() < deadline, "the long-poll never opened");
+    sock
+}
+
+/// Waits until `n` streams are open; fails with `what` after `within`. Returns the wait.
+fn await_streams(d: &Daemon, n: u64, within: Duration, what: &str) -> Duration {
+    let start = Instant::now();
+    while streams_open(d) != n {
+        assert!(start.elapsed() < within, "{what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+    start.elapsed()
+}
+
+#[test]
+fn a_long_poll_whose_client_hung_up_frees_its_stream_slot() {
+    let (_mock, d) = start("hung-up-poll");
+    let sock = raw_get(&d, "/bridge/v1/agents/slow/events?timeout_ms=30000", "");
+    await_streams(&d, 1, Duration::from_secs(10), "the long-poll never opened");
     drop(sock);
-    let hung_up = Instant::now();
-    while streams_open(&d) != 0 {
-        assert!(
-            hung_up.elapsed() < Duration::from_secs(5),
-            "the slot of a client that hung up is still held"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "slot freed {:?} after the client hung up",
-        hung_up.elapsed()
+    let took = await_streams(
+        &d,
+        0,
+        Duration::from_secs(5),
+        "the slot of a client that hung up is still held",
     );
+    eprintln!("slot freed {took:?} after the client hung up");
 
     // A client that stays gets its answer at the timeout, watched or not.
     let asked = Instant::now();
@@ -243,16 +250,13 @@ fn a_long_poll_whose_client_hung_up_frees_its_stream_slot() {
 
 #[test]
 fn an_event_stream_whose_client_hung_up_frees_its_stream_slot_at_once() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let (_mock, d) = start("hung-up-sse");
-    let mut sock = std::net::TcpStream::connect(("127.0.0.1", d.port())).expect("connect");
-    write!(
-        sock,
-        "GET /bridge/v1/agents/slow/events HTTP/1.1\r\nHost: x\r\n\
-         Accept: text/event-stream\r\nAuthorization: Bearer {}\r\n\r\n",
-        d.bridge_token()
-    )
-    .expect("request");
+    let mut sock = raw_get(
+        &d,
+        "/bridge/v1/agents/slow/events",
+        "Accept: text/event-stream\r\n",
+    );
     // The stream is open once its first comment arrives.
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -265,17 +269,12 @@ fn an_event_stream_whose_client_hung_up_frees_its_stream_slot_at_once() {
     }
     assert_eq!(streams_open(&d), 1);
     drop(sock);
-    let hung_up = Instant::now();
-    while streams_open(&d) != 0 {
-        // Without the watch, the slot would stay taken until the next keep-alive (15 s).
-        assert!(
-            hung_up.elapsed() < Duration::from_secs(3),
-            "the slot of an event stream whose client hung up is still held"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "event stream slot freed {:?} after the client hung up",
-        hung_up.elapsed()
+    // Without the watch, the slot would stay taken until the next keep-alive (15 s).
+    let took = await_streams(
+        &d,
+        0,
+        Duration::from_secs(3),
+        "the slot of an event stream whose client hung up is still held",
     );
+    eprintln!("event stream slot freed {took:?} after the client hung up");
 }
