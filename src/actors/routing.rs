@@ -421,7 +421,7 @@ mod tests {
             bad("sender", "@"),
             // JSON escapes cannot be borrowed: the identifiers are read into owned strings.
             RawValue::from_string(
-                r#"{"event_id":"$ok","room_id":"!r","sender":"@h:hs","type":"m.room.message","content":{"body":"x"}}"#
+                r#"{"event_id":"\u0024ok","room_id":"\u0021r","sender":"@h\u003ahs","type":"m.room.message","content":{"body":"x"}}"#
                     .into(),
             )
             .unwrap(),
