@@ -9,7 +9,11 @@
 //! own policy ([`super::retry`]), so it talks to hyper directly: same connection pool,
 //! same TLS stack.
 
-use std::{cell::RefCell, sync::Weak, time::Duration};
+use std::{
+    cell::RefCell,
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{
@@ -61,13 +65,13 @@ thread_local! {
 
 /// Shared by the clones of one homeserver client; identifies its per-thread pools.
 pub struct Transport {
-    owner: std::sync::Arc<()>,
+    owner: Arc<()>,
 }
 
 impl Default for Transport {
     fn default() -> Self {
         Self {
-            owner: std::sync::Arc::new(()),
+            owner: Arc::new(()),
         }
     }
 }
@@ -96,7 +100,7 @@ impl Transport {
     /// another thread, costing a cross-thread wake-up each way. A pool per thread keeps a
     /// send and its connection on one thread.
     fn pool(&self) -> Pool {
-        let me = std::sync::Arc::as_ptr(&self.owner);
+        let me = Arc::as_ptr(&self.owner);
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
             // A live `Weak` keeps its allocation, so an address match is this owner.
@@ -105,7 +109,7 @@ impl Transport {
             }
             pools.retain(|(w, _)| w.strong_count() > 0);
             let pool = build_pool();
-            pools.push((std::sync::Arc::downgrade(&self.owner), pool.clone()));
+            pools.push((Arc::downgrade(&self.owner), pool.clone()));
             pool
         })
     }
