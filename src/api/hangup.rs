@@ -32,9 +32,8 @@ pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
 /// sooner, and watching costs four system calls (duplicate, register, deregister, close).
 const WATCH_AFTER: Duration = Duration::from_secs(1);
 
-/// Completes when the client of `req` has closed its connection (end of stream or an
-/// error), noticed from [`WATCH_AFTER`] on; never completes when that cannot be known: no
-/// socket kept, or the client sent more bytes (a pipelined request) rather than closing.
+/// Completes when the client of `req` has closed its connection, noticed from
+/// [`WATCH_AFTER`] on (see [`PeerWatch::closed`]).
 pub async fn hung_up(req: &HttpRequest) {
     tokio::time::sleep(WATCH_AFTER).await;
     PeerWatch::of(req).closed().await
