@@ -93,7 +93,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&unjoined));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &ns, &empty, &inbound)
+            route("txn-1", &refs, &[], &ns, &empty, &inbound)
         })
     });
 
@@ -104,7 +104,7 @@ fn bench_transactions(c: &mut Criterion) {
         // The bench measures the delivering path: 5 events, each for both agents.
         let txn = parse(&few);
         let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-        let routed = route("txn-1", &refs, &ns, &two, &inbound);
+        let routed = route("txn-1", &refs, &[], &ns, &two, &inbound);
         assert_eq!(routed.write.deliveries.len(), 5);
         assert!(routed
             .write
@@ -116,7 +116,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&few));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &ns, &two, &inbound)
+            route("txn-1", &refs, &[], &ns, &two, &inbound)
         })
     });
 
@@ -124,7 +124,7 @@ fn bench_transactions(c: &mut Criterion) {
     let parsed = parse(&unjoined);
     let refs: Vec<&RawValue> = parsed.events.iter().map(|e| &**e).collect();
     group.bench_function("route_50_events_no_agents", |b| {
-        b.iter(|| route("txn-1", black_box(&refs), &ns, &empty, &inbound))
+        b.iter(|| route("txn-1", black_box(&refs), &[], &ns, &empty, &inbound))
     });
     group.finish();
 
@@ -137,7 +137,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&fan));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &ns, &hundred, &inbound)
+            route("txn-1", &refs, &[], &ns, &hundred, &inbound)
         })
     });
     // The routed write is moved into the store layer; dropping it is part of the cost.
@@ -145,7 +145,7 @@ fn bench_transactions(c: &mut Criterion) {
         let txn = parse(&fan);
         b.iter_batched(
             || txn.events.iter().map(|e| &**e).collect::<Vec<&RawValue>>(),
-            |refs| drop(route("txn-1", &refs, &ns, &hundred, &inbound)),
+            |refs| drop(route("txn-1", &refs, &[], &ns, &hundred, &inbound)),
             BatchSize::SmallInput,
         )
     });

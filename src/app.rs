@@ -17,7 +17,7 @@ use crate::{
     config::Config,
     metrics::METRICS,
     services::Services,
-    store::{self, writer::CommitWriter, StoreError},
+    store::{self, writer::CommitWriter, Retention, StoreError},
 };
 
 /// Transactions waiting for the group-commit writer.
@@ -157,15 +157,12 @@ async fn ping_loop(svc: Arc<Services>) {
     }
 }
 
-/// Applies inbox retention and refreshes the inbox depth gauge.
+/// Applies retention (inboxes, handled transactions) and refreshes the inbox depth gauge.
 async fn retention_loop(svc: Arc<Services>) {
     let inbox = &svc.config.inbox;
+    let keep = Retention::inbox(inbox.retention_count, inbox.retention_age_s);
     loop {
-        match svc
-            .store
-            .prune(inbox.retention_count, inbox.retention_age_s)
-            .await
-        {
+        match svc.store.prune(&keep).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "inbox retention applied"),
             Err(e) => tracing::warn!(error = %e, "inbox retention failed"),

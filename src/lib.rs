@@ -7,7 +7,8 @@
 //! - [`ids`]: agent slugs and the registration's namespaces (user ids, aliases).
 //! - [`matrix`]: the homeserver client (retries, deadline, in-flight cap), message content,
 //!   the registration file.
-//! - [`store`]: the durable state trait, the SQLite backend, the group-commit writer.
+//! - [`store`]: the durable state trait, the SQLite backend, the group-commit writer, and
+//!   the fingerprint that tells a homeserver retry from a reused transaction id.
 //! - [`actors`]: the supervisor and one actor per agent; the registry and routing directory.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
 //!   of errors to HTTP answers.

@@ -11,7 +11,8 @@ use prometheus::{
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
-    /// Transactions by outcome: `new`, `duplicate`, `failed`.
+    /// Transactions by outcome: `new`, `duplicate` (a retry: same id, same content),
+    /// `id_reused` (a known id with other content, processed as new), `failed`.
     pub transactions: IntCounterVec,
     /// Events received by kind (a bounded set of event types, `other` for the rest).
     pub events_received: IntCounterVec,

@@ -320,9 +320,10 @@ fn unknown_paths_404_and_wrong_methods_405() {
     }
 }
 
-/// A transaction id is handled once, also after a restart on the same store; an event
-/// id already seen is not delivered again under a new transaction id; the pipeline stays
-/// live after the restart.
+/// A transaction (same id, same events) is handled once, also after a restart on the same
+/// store and when the retry's `unsigned.age` differs; an event id already seen is not
+/// delivered again under a new transaction id; the same id with other events is a new
+/// transaction (homeservers reuse ids); the pipeline stays live after the restart.
 #[test]
 fn duplicate_transactions_are_processed_once_across_restart() {
     let (_mock, mut d) = start("as-dedupe", DaemonOptions::default());
@@ -330,17 +331,24 @@ fn duplicate_transactions_are_processed_once_across_restart() {
     let agent = d.agent_user("x");
     let room = "!dedupe:hs.local";
     let alice = "@alice:hs.local";
+    let aged = |mut event: Value, age: u64| {
+        event["unsigned"] = json!({ "age": age });
+        event
+    };
     let first = vec![
         member_join("$join-x", room, &agent),
-        text_event("$m1", room, alice, "hello x"),
+        aged(text_event("$m1", room, alice, "hello x"), 10),
     ];
     let r = put_txn(&d, "t1", first.clone());
     assert_eq!((r.status, r.json()), (StatusCode::OK, json!({})), "t1");
     assert_eq!(inbox_ids(&d, "x"), ["$m1"]);
 
-    // Same txn id again (even with different content): 200 {} and nothing new.
-    let resent = vec![text_event("$m-other", room, alice, "not processed")];
-    let r = put_txn(&d, "t1", resent.clone());
+    // The homeserver's retry: same events, another age. 200 {} and nothing new.
+    let retry = vec![
+        aged(first[0].clone(), 5000),
+        aged(text_event("$m1", room, alice, "hello x"), 5000),
+    ];
+    let r = put_txn(&d, "t1", retry.clone());
     assert_eq!(
         (r.status, r.json()),
         (StatusCode::OK, json!({})),
@@ -355,7 +363,7 @@ fn duplicate_transactions_are_processed_once_across_restart() {
 
     d.restart();
     d.wait_ready(Duration::from_secs(20));
-    let r = put_txn(&d, "t1", resent);
+    let r = put_txn(&d, "t1", retry.clone());
     assert_eq!(
         (r.status, r.json()),
         (StatusCode::OK, json!({})),
@@ -374,13 +382,31 @@ fn duplicate_transactions_are_processed_once_across_restart() {
         Method::PUT,
         &url,
         Some(d.hs_token()),
-        json_body(&json!({ "events": [text_event("$m-legacy", room, alice, "x")] })),
+        json_body(&json!({ "events": retry })),
     );
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // A new event after the restart is delivered (membership restored from the store).
     let r = put_txn(&d, "t4", vec![text_event("$m2", room, alice, "again")]);
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(inbox_ids(&d, "x"), ["$m1", "$m2"]);
+
+    // The homeserver restarted its numbering: t1 with other events is a new transaction.
+    let r = put_txn(
+        &d,
+        "t1",
+        vec![text_event("$m3", room, alice, "after reuse")],
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "t1 reused"
+    );
+    assert_eq!(inbox_ids(&d, "x"), ["$m1", "$m2", "$m3"]);
+    let (_, metrics) = d.get("/metrics");
+    assert!(
+        metrics.contains("mosaic_as_transactions_total{outcome=\"id_reused\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// A transaction replayed after later ones changes nothing: an old join does not bring

@@ -65,20 +65,8 @@ fn event<'a>(events: &'a [Value], event_id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{event_id} not in {events:#?}"))
 }
 
-/// A room created by a new human who invites `agents`; answers once all have joined.
 fn room_with_agents(stack: &Stack, agents: &[&str]) -> (Human, String) {
-    let alice = stack.human("alice");
-    let room = alice.create_room(json!({"preset": "private_chat", "name": "Inbound"}));
-    for agent in agents {
-        alice.invite(&room, &stack.agent_user(agent));
-    }
-    for agent in agents {
-        let user = stack.agent_user(agent);
-        support::wait_until(WAIT, &format!("{user} joins"), || {
-            (alice.membership(&room, &user).as_deref() == Some("join")).then_some(())
-        });
-    }
-    (alice, room)
+    stack.room_with_agents(agents, WAIT)
 }
 
 /// The AS acting as `user` on the homeserver (as_token + `user_id`), for what agents

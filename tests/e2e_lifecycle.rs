@@ -13,29 +13,10 @@ use support::{DaemonOptions, Human, Stack};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Sum of the samples of `name` whose labels include every pair of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, lbl) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let wanted = labels.iter().all(|(k, v)| {
-                let pair = format!("{k}=\"{v}\"");
-                lbl.split(',').any(|p| p == pair)
-            });
-            (n == name && wanted).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
+use support::metrics::metric;
 
 fn metrics(stack: &Stack) -> String {
-    let (status, text) = stack.daemon.get("/metrics");
-    assert_eq!(status, StatusCode::OK, "{text}");
-    text
+    stack.metrics()
 }
 
 /// A homeserver-facing call with the hs_token; `query_token` sends it as the legacy
@@ -67,44 +48,14 @@ fn hs_call(
     (status, resp.json().unwrap_or(Value::Null))
 }
 
-/// Every event of the agent's inbox, from the oldest.
-fn whole_inbox(stack: &Stack, agent: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut since = String::new();
-    loop {
-        let (status, answer) = stack.daemon.bridge_get(&format!(
-            "/bridge/v1/agents/{agent}/events?since={since}&limit=100"
-        ));
-        assert_eq!(status, StatusCode::OK, "{answer}");
-        let events = answer["events"].as_array().unwrap().clone();
-        since = answer["next"].as_str().unwrap().to_owned();
-        if events.is_empty() {
-            return all;
-        }
-        all.extend(events);
-    }
-}
-
 /// Waits until the agent's inbox holds every event of `ids`; answers the inbox.
 fn wait_inbox(stack: &Stack, agent: &str, ids: &[String]) -> Vec<Value> {
-    support::wait_until(WAIT, &format!("{ids:?} in the inbox of {agent}"), || {
-        let all = whole_inbox(stack, agent);
-        ids.iter()
-            .all(|id| all.iter().any(|e| e["event_id"] == id.as_str()))
-            .then_some(all)
-    })
+    stack.wait_inbox(agent, ids, WAIT)
 }
 
 /// A human's room with the agent invited by the human (and joined).
 fn room_with_agent(stack: &Stack, agent: &str) -> (Human, String) {
-    let alice = stack.human("alice");
-    let room = alice.create_room(json!({"preset": "private_chat", "name": "Life"}));
-    let user = stack.agent_user(agent);
-    alice.invite(&room, &user);
-    support::wait_until(WAIT, &format!("{user} joins"), || {
-        (alice.membership(&room, &user).as_deref() == Some("join")).then_some(())
-    });
-    (alice, room)
+    stack.room_with_agents(&[agent], WAIT)
 }
 
 /// A room provisioned with the human invited (and joined) and the agent in it.

@@ -92,6 +92,9 @@ fn stack_comes_up_with_the_binarys_registration() {
     assert_eq!(stack.agent_user("alpha"), "@agent-alpha:hs.local");
 }
 
+/// `scripts/run-local --check` twice in a row on the same state, as a person would run it:
+/// both runs see alpha's message reach alice and alice's message reach alpha's inbox (the
+/// second Synapse process reuses the first one's transaction ids).
 #[test]
 fn run_local_check_mode_passes() {
     let scratch = ScratchDir::new("run-local");
@@ -100,29 +103,38 @@ fn run_local_check_mode_passes() {
         .parent()
         .and_then(|bin| bin.parent())
         .expect("venv dir");
-    let out = std::process::Command::new("bash")
-        .arg(
-            support::process::repo_root()
-                .join("scripts")
-                .join("run-local"),
-        )
-        .arg("--check")
-        .env("MOSAIC_BIN", support::Daemon::binary())
-        .env("MOSAIC_LOCAL_DIR", scratch.path())
-        .env("MOSAIC_LOCAL_HS_PORT", support::free_port().to_string())
-        .env("MOSAIC_LOCAL_AS_PORT", support::free_port().to_string())
-        .env("SYNAPSE_VENV", venv)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run scripts/run-local");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        let daemon_log = support::process::tail(&scratch.path().join("daemon.log"), 30);
-        let synapse_log =
-            support::process::tail(&scratch.path().join("synapse/homeserver.log"), 30);
-        panic!("run-local --check failed ({}):\n{stderr}\n--- daemon.log ---\n{daemon_log}\n--- homeserver.log ---\n{synapse_log}", out.status);
+    for run in ["first", "second"] {
+        let out = std::process::Command::new("bash")
+            .arg(
+                support::process::repo_root()
+                    .join("scripts")
+                    .join("run-local"),
+            )
+            .arg("--check")
+            .env("MOSAIC_BIN", support::Daemon::binary())
+            .env("MOSAIC_LOCAL_DIR", scratch.path())
+            .env("MOSAIC_LOCAL_HS_PORT", support::free_port().to_string())
+            .env("MOSAIC_LOCAL_AS_PORT", support::free_port().to_string())
+            .env("SYNAPSE_VENV", venv)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run scripts/run-local");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let daemon_log = support::process::tail(&scratch.path().join("daemon.log"), 30);
+            let synapse_log =
+                support::process::tail(&scratch.path().join("synapse/homeserver.log"), 30);
+            panic!("{run} run-local --check failed ({}):\n{stderr}\n--- daemon.log ---\n{daemon_log}\n--- homeserver.log ---\n{synapse_log}", out.status);
+        }
+        assert!(
+            stderr.contains("check passed: alice sees"),
+            "{run}: {stderr}"
+        );
+        assert!(
+            stderr.contains("check passed: alpha's inbox holds alice's message"),
+            "{run}: {stderr}"
+        );
     }
-    assert!(stderr.contains("check passed"), "{stderr}");
     let env = std::fs::read_to_string(scratch.path().join(".env")).expect(".env");
     assert!(env.contains("MOSAIC_BRIDGE_TOKENS="));
     use std::os::unix::fs::PermissionsExt;

@@ -32,7 +32,7 @@ use crate::{
 /// How a homeserver transaction was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionAck {
-    Recorded { skipped: usize },
+    Recorded { skipped: usize, id_reused: bool },
     Duplicate,
 }
 
@@ -87,8 +87,12 @@ impl Hub {
                 METRICS.transactions.with_label_values(&["duplicate"]).inc();
                 Ok(TransactionAck::Duplicate)
             }
-            TransactionOutcome::Recorded(_) => {
-                METRICS.transactions.with_label_values(&["new"]).inc();
+            TransactionOutcome::Recorded { id_reused, .. } => {
+                if id_reused {
+                    METRICS.transactions.with_label_values(&["id_reused"]).inc();
+                } else {
+                    METRICS.transactions.with_label_values(&["new"]).inc();
+                }
                 for m in memberships {
                     // Routing saw these changes; the directory takes them now they count.
                     if m.joined {
@@ -107,7 +111,7 @@ impl Hub {
                 if !effects.is_empty() {
                     self.supervisor.do_send(ApplyEffects(effects));
                 }
-                Ok(TransactionAck::Recorded { skipped })
+                Ok(TransactionAck::Recorded { skipped, id_reused })
             }
         }
     }

@@ -128,7 +128,7 @@ impl CommitHook for AgentRegistry {
         for (op, outcome) in ops.into_iter().zip(outcomes) {
             let (
                 WriteOp::Transaction(txn),
-                WriteOutcome::Transaction(TransactionOutcome::Recorded(cursors)),
+                WriteOutcome::Transaction(TransactionOutcome::Recorded { cursors, .. }),
             ) = (op, outcome)
             else {
                 continue;

@@ -19,7 +19,7 @@ use crate::{
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
     metrics::{event_type_label, METRICS},
-    store::{EventDelivery, MembershipChange, TransactionWrite},
+    store::{fingerprint::FingerprintBuilder, EventDelivery, MembershipChange, TransactionWrite},
 };
 
 /// Room event types that land in agent inboxes.
@@ -108,10 +108,12 @@ struct MessageContent {
     mentions: Option<Mentions>,
 }
 
-/// Routes the events of one transaction.
+/// Routes the events of one transaction, and takes its fingerprint from its events and its
+/// `extras` (ephemeral events, to-device messages) while it reads them.
 pub fn route(
     txn_id: &str,
     events: &[&RawValue],
+    extras: &[&RawValue],
     ns: &Namespaces,
     directory: &Directory,
     inbound: &InboundConfig,
@@ -124,8 +126,13 @@ pub fn route(
         ..Default::default()
     };
     let mut by_type = EventTypeCounts::default();
+    let mut fingerprint = FingerprintBuilder::default();
     for raw in events {
         let parsed = serde_json::from_str::<RawEnvelope<'_>>(raw.get());
+        match &parsed {
+            Ok(ev) => fingerprint.event_id(&ev.event_id),
+            Err(_) => fingerprint.event_without_id(raw),
+        }
         let ev = match parsed.as_ref() {
             Ok(raw_ev) => raw_ev.check().map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -147,6 +154,10 @@ pub fn route(
         }
     }
     by_type.flush();
+    for extra in extras {
+        fingerprint.extra(extra);
+    }
+    routed.write.fingerprint = fingerprint.finish();
     routed
 }
 
@@ -339,6 +350,7 @@ fn invite_allowed(inviter: &UserId, inbound: &InboundConfig) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::fingerprint::TxnVerdict;
     use serde_json::json;
 
     fn ns() -> Namespaces {
@@ -365,7 +377,7 @@ mod tests {
 
     fn run(events: &[Box<RawValue>], dir: &Directory, inbound: &InboundConfig) -> Routed {
         let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
-        route("t", &refs, &ns(), dir, inbound)
+        route("t", &refs, &[], &ns(), dir, inbound)
     }
 
     #[test]
@@ -434,6 +446,33 @@ mod tests {
             (d.event_id.as_str(), d.room_id.as_str(), d.sender.as_str()),
             ("$ok", "!r", "@h:hs")
         );
+    }
+
+    /// A homeserver's retry carries the same events with another `unsigned.age`, perhaps in
+    /// another order, and without its ephemeral part: the fingerprint stays the same. An
+    /// event without a readable id counts by its content.
+    #[test]
+    fn the_fingerprint_reads_event_ids_not_bytes() {
+        let dir = Directory::default();
+        let aged = |id: &str, age: u64| {
+            raw(
+                json!({"event_id": id, "room_id": "!r", "sender": "@h:hs", "type": "m.room.message",
+                "content": {"body": "x"}, "unsigned": {"age": age}}),
+            )
+        };
+        let broken = |age: u64| raw(json!({"type": "m.room.message", "unsigned": {"age": age}}));
+        let typing = raw(json!({"type": "m.typing", "room_id": "!r", "content": {"user_ids": []}}));
+        let fp = |events: &[Box<RawValue>], extras: &[&RawValue]| {
+            let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
+            route("1", &refs, extras, &ns(), &dir, &InboundConfig::default())
+                .write
+                .fingerprint
+        };
+        let first = fp(&[aged("$a", 1), aged("$b", 2), broken(3)], &[&typing]);
+        let retry = fp(&[broken(900), aged("$b", 900), aged("$a", 901)], &[]);
+        assert_eq!(retry.verdict(Some(Some(&first))), TxnVerdict::Retry);
+        let other = fp(&[aged("$a", 1), aged("$c", 2), broken(3)], &[&typing]);
+        assert_eq!(other.verdict(Some(Some(&first))), TxnVerdict::IdReused);
     }
 
     #[test]

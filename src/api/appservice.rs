@@ -10,7 +10,7 @@ use serde_json::{json, value::RawValue};
 
 use super::{body, error::ApiError};
 use crate::{
-    actors::{agent::EnsureRegistered, routing, Hub},
+    actors::{agent::EnsureRegistered, routing, Hub, TransactionAck},
     metrics::METRICS,
 };
 
@@ -18,18 +18,41 @@ use crate::{
 const MAX_TXN_ID_LEN: usize = 255;
 
 /// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw (borrowed from the
-/// body, not copied) so one malformed event cannot fail the batch. Unknown keys (MSC
-/// extensions) are ignored.
+/// body, not copied) so one malformed event cannot fail the batch. Ephemeral events and
+/// to-device messages (stable and MSC2409 names) are read only for the transaction's
+/// fingerprint; other keys (MSC extensions) are ignored.
 #[derive(Deserialize)]
 struct Transaction<'a> {
     #[serde(borrow)]
     events: Vec<&'a RawValue>,
     #[serde(default, borrow)]
     ephemeral: Vec<&'a RawValue>,
+    #[serde(default, borrow, rename = "de.sorunome.msc2409.ephemeral")]
+    ephemeral_unstable: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    to_device: Vec<&'a RawValue>,
+    #[serde(default, borrow, rename = "de.sorunome.msc2409.to_device")]
+    to_device_unstable: Vec<&'a RawValue>,
 }
 
-/// Answers 200 `{}` once the events are durably recorded (or the transaction was handled
-/// before); 500 when recording failed, so that the homeserver retries.
+impl<'a> Transaction<'a> {
+    /// Every item that has no event id: ephemeral events and to-device messages.
+    fn extras(&self) -> Vec<&'a RawValue> {
+        [
+            &self.ephemeral,
+            &self.ephemeral_unstable,
+            &self.to_device,
+            &self.to_device_unstable,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect()
+    }
+}
+
+/// Answers 200 `{}` once the events are durably recorded (or the same transaction, by id and
+/// content, was handled before); 500 when recording failed, so that the homeserver retries.
 pub async fn put_transaction(
     hub: web::Data<Hub>,
     txn_id: web::Path<String>,
@@ -44,11 +67,13 @@ pub async fn put_transaction(
     let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
     let txn: Transaction<'_> = body::json_borrowed(&bytes)?;
     METRICS.last_transaction_unixtime.set(crate::store::now_s());
-    if !txn.ephemeral.is_empty() {
+    let extras = txn.extras();
+    let ephemeral = txn.ephemeral.len() + txn.ephemeral_unstable.len();
+    if ephemeral > 0 {
         METRICS
             .events_received
             .with_label_values(&["ephemeral"])
-            .inc_by(txn.ephemeral.len() as u64);
+            .inc_by(ephemeral as u64);
     }
     let events = txn.events.len();
     // Routing reads the shared directory, so it runs here, on this worker thread, and so
@@ -57,6 +82,7 @@ pub async fn put_transaction(
     let routed = routing::route(
         &txn_id,
         &txn.events,
+        &extras,
         &svc.ns,
         &svc.directory,
         &svc.config.inbound,
@@ -66,8 +92,33 @@ pub async fn put_transaction(
             tracing::error!(txn_id = %txn_id, error = %e, "transaction not recorded; the homeserver will retry");
             ApiError::Internal
         })?;
+    if let TransactionAck::Recorded {
+        id_reused: true, ..
+    } = ack
+    {
+        warn_id_reused(&txn_id);
+    }
     tracing::debug!(txn_id = %txn_id, events, ?ack, "transaction handled");
     Ok(HttpResponse::Ok().json(json!({})))
+}
+
+/// Says once per process, as a warning, that the homeserver reused a transaction id (later
+/// reuses are logged at debug level and counted in `transactions_total{outcome="id_reused"}`):
+/// after a restart Synapse on SQLite reuses every id, which would flood the log.
+fn warn_id_reused(txn_id: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    WARNED.call_once(|| first = true);
+    if first {
+        tracing::warn!(
+            txn_id,
+            "the homeserver reused a transaction id for other events (it restarted its \
+             numbering, as Synapse on SQLite does): processed as a new transaction; further \
+             reuses are counted in mosaic_as_transactions_total{{outcome=\"id_reused\"}}"
+        );
+    } else {
+        tracing::debug!(txn_id, "transaction id reused for other events");
+    }
 }
 
 /// `GET /_matrix/app/v1/users/{userId}`: 200 (and the user exists afterwards) for a valid

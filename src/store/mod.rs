@@ -2,6 +2,7 @@
 //! inboxes, the idempotent-send map, provisioned rooms. [`sqlite`] is the embedded default;
 //! [`writer`] batches inbound transactions into group commits.
 
+pub mod fingerprint;
 pub mod sqlite;
 pub mod writer;
 
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 
+use self::fingerprint::TxnFingerprint;
 use crate::ids::AgentSlug;
 
 /// Errors of the store layer.
@@ -72,6 +74,8 @@ pub struct MembershipChange {
 #[derive(Debug, Clone, Default)]
 pub struct TransactionWrite {
     pub txn_id: String,
+    /// What the transaction carried: a recorded id counts as handled only with this.
+    pub fingerprint: TxnFingerprint,
     pub deliveries: Vec<EventDelivery>,
     pub memberships: Vec<MembershipChange>,
 }
@@ -80,7 +84,8 @@ pub struct TransactionWrite {
 /// writer and many writes share one commit.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    /// A homeserver transaction (deduplicated by txn id and event ids).
+    /// A homeserver transaction (deduplicated by txn id with its fingerprint, and by event
+    /// ids).
     Transaction(TransactionWrite),
     /// Creates or replaces an agent record.
     Agent(AgentRecord),
@@ -106,11 +111,16 @@ pub enum WriteOutcome {
 /// What the store did with one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransactionOutcome {
-    /// Already handled earlier: nothing was written.
+    /// Handled earlier (same id, same content): nothing was written.
     Duplicate,
-    /// Written. Per delivery: the cursors assigned (one per recipient, in recipient order),
-    /// or `None` when the event id had been seen in an earlier transaction.
-    Recorded(Vec<Option<Vec<i64>>>),
+    /// Written.
+    Recorded {
+        /// Per delivery: the cursors assigned (one per recipient, in recipient order), or
+        /// `None` when the event id had been seen in an earlier transaction.
+        cursors: Vec<Option<Vec<i64>>>,
+        /// The id had been recorded with other content: the homeserver reused it.
+        id_reused: bool,
+    },
 }
 
 /// One inbox entry as read back.
@@ -170,11 +180,41 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<InboxRow>>;
     /// The highest cursor of `slug`'s inbox (0 when empty).
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64>;
-    /// Applies retention: at most `max_per_agent` rows per agent, none older than
-    /// `max_age_s`; old transaction ids and orphaned events go too. Returns rows removed.
-    async fn prune(&self, max_per_agent: u32, max_age_s: u64) -> StoreResult<u64>;
+    /// Applies retention: inbox rows and handled transactions beyond what `keep` keeps, and
+    /// orphaned events. Returns inbox rows removed.
+    async fn prune(&self, keep: &Retention) -> StoreResult<u64>;
     /// Rows in all inboxes.
     async fn inbox_depth(&self) -> StoreResult<i64>;
+}
+
+/// What the retention job keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Inbox rows per agent.
+    pub inbox_per_agent: u32,
+    /// Inbox rows younger than this many seconds.
+    pub inbox_age_s: u64,
+    /// Handled transactions, to recognise a homeserver's retry: about the newest this many
+    /// (rows handled in the same second as the last one kept stay too)...
+    pub txn_rows: u32,
+    /// ...and none older than this many seconds.
+    pub txn_age_s: u64,
+}
+
+impl Retention {
+    /// The configured inbox limits, and the transaction limits every deployment gets.
+    /// Homeservers retry within minutes and send one transaction at a time per appservice,
+    /// so a day and 100,000 transactions is far more than a retry needs; a transaction
+    /// pruned and then retried is processed again, and event-id dedupe still delivers none
+    /// of its events twice.
+    pub fn inbox(per_agent: u32, age_s: u64) -> Self {
+        Self {
+            inbox_per_agent: per_agent,
+            inbox_age_s: age_s,
+            txn_rows: 100_000,
+            txn_age_s: 24 * 3600,
+        }
+    }
 }
 
 /// Opens the store named by `url` (creating and migrating it when needed).

@@ -10,9 +10,11 @@
 
 pub mod daemon;
 pub mod human;
+pub mod metrics;
 pub mod mock_hs;
 pub mod ports;
 pub mod process;
+pub mod scenes;
 pub mod stack;
 pub mod synapse;
 

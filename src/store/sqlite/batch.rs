@@ -10,6 +10,7 @@ use sqlx::{
 };
 
 use super::super::{
+    fingerprint::{TxnFingerprint, TxnVerdict},
     AgentRecord, RoomRecord, StoreError, StoreResult, TransactionOutcome, WriteOp, WriteOutcome,
 };
 
@@ -30,23 +31,28 @@ impl Writer {
     }
 }
 
-/// Opens the write transaction and, in the same round trip, finds which txn ids (`?` 1) and
-/// event ids (`?` 2) are known, and the highest event id and cursor handed out so far
+/// Opens the write transaction and, in the same round trip, finds which txn ids (`?` 1, with
+/// the fingerprint each was recorded with) and event ids (`?` 2) are known, and the highest event id and cursor handed out so far
 /// (sqlite_sequence remembers cursors of pruned rows; the table's maximum covers a missing
 /// entry). Keys travel as JSON arrays, so the statement text never changes (prepared once).
 const BEGIN_AND_LOOK_UP: &str = "BEGIN IMMEDIATE; \
     SELECT 0, (SELECT COALESCE(MAX(id), 0) FROM events), \
         MAX((SELECT COALESCE(MAX(seq), 0) FROM inbox), \
             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0)); \
-    SELECT 1, txn_id FROM transactions WHERE txn_id IN (SELECT value FROM json_each(?)); \
+    SELECT 1, txn_id, events_digest, extras_digest FROM transactions \
+        WHERE txn_id IN (SELECT value FROM json_each(?)); \
     SELECT 2, event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))";
 
 // One statement per table, each taking its rows as one JSON array of arrays (`?` last) and,
 // where the table has a time column, the time first. However many rows, the text is the
 // same: no SQL to parse per row, no bind-parameter limit, and a cached prepared statement.
 // ("WHERE true" resolves the parser's ambiguity between a join and an upsert clause.)
-const INSERT_TXNS: &str =
-    "INSERT INTO transactions (txn_id, handled_at) SELECT value, ? FROM json_each(?)";
+// A reused id takes the new transaction's fingerprint (its retry must match that one).
+const UPSERT_TXNS: &str = "INSERT INTO transactions \
+    (txn_id, handled_at, events_digest, extras_digest) \
+    SELECT value->>0, ?, value->>1, value->>2 FROM json_each(?) WHERE true \
+    ON CONFLICT (txn_id) DO UPDATE SET handled_at = excluded.handled_at, \
+    events_digest = excluded.events_digest, extras_digest = excluded.extras_digest";
 const INSERT_EVENTS: &str = "INSERT INTO events \
     (id, event_id, room_id, sender, event_type, content, origin_server_ts, received_at) \
     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, ? \
@@ -74,8 +80,9 @@ const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created
 /// sent costs one): [`BEGIN_AND_LOOK_UP`], then one insert per table that has rows and
 /// `COMMIT`. The outcome of each write is what applying the writes one by one, in batch
 /// order, would give:
-/// - a txn id already stored, or met earlier in the batch, is a `Duplicate` and writes
-///   nothing (not even its memberships);
+/// - a txn id already stored, or met earlier in the batch, with the same fingerprint is a
+///   `Duplicate` and writes nothing (not even its memberships); with another fingerprint it
+///   is recorded like a new one, flagged `id_reused` (see [`TxnFingerprint::verdict`]);
 /// - an event id already stored, or met earlier in the batch (also earlier in the same
 ///   transaction), is `None` and reaches no inbox;
 /// - new events get the next ids, inbox rows the next cursors, both in batch order, so
@@ -104,14 +111,18 @@ pub(super) async fn write_batch(
         .bind(json(&event_ids)?)
         .fetch_all(&mut *conn)
         .await?;
-    let mut known_txns: HashSet<String> = HashSet::new();
+    // txn id → the fingerprint it was recorded with (`None`: a row from before fingerprints).
+    let mut known_txns: HashMap<String, Option<TxnFingerprint>> = HashMap::new();
     let mut known_events: HashSet<String> = HashSet::new();
     let (mut next_id, mut next_seq) = (0i64, 0i64);
     for row in rows {
         match row.get::<i64, _>(0) {
             0 => (next_id, next_seq) = (row.get(1), row.get(2)),
             1 => {
-                known_txns.insert(row.get(1));
+                let events: Option<String> = row.get(2);
+                let extras: Option<String> = row.get(3);
+                let recorded = events.and_then(|e| TxnFingerprint::from_hex(&e, extras.as_deref()));
+                known_txns.insert(row.get(1), recorded);
             }
             _ => {
                 known_events.insert(row.get(1));
@@ -121,9 +132,9 @@ pub(super) async fn write_batch(
 
     // Plan every row, in batch order.
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut txn_seen: HashSet<&str> = HashSet::new();
+    let mut txn_seen: HashMap<&str, &TxnFingerprint> = HashMap::new();
     let mut event_seen: HashSet<&str> = HashSet::new();
-    let mut txn_rows: Vec<&str> = Vec::new();
+    let mut txn_rows: LastWrite<&str, (String, Option<String>)> = LastWrite::default();
     let mut event_rows: Vec<EventRow> = Vec::new();
     let mut inbox_rows: Vec<(i64, &str, i64, bool)> = Vec::new();
     let mut memberships: LastWrite<(&str, &str), bool> = LastWrite::default();
@@ -132,13 +143,22 @@ pub(super) async fn write_batch(
     let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
     for op in batch {
         let outcome = match op {
-            WriteOp::Transaction(t)
-                if known_txns.contains(&t.txn_id) || !txn_seen.insert(&t.txn_id) =>
-            {
-                WriteOutcome::Transaction(TransactionOutcome::Duplicate)
-            }
             WriteOp::Transaction(t) => {
-                txn_rows.push(&t.txn_id);
+                // What this id last stood for: earlier in this batch, else in the store.
+                let recorded = match txn_seen.get(t.txn_id.as_str()) {
+                    Some(fp) => Some(Some(*fp)),
+                    None => known_txns.get(&t.txn_id).map(Option::as_ref),
+                };
+                let id_reused = match t.fingerprint.verdict(recorded) {
+                    TxnVerdict::Retry => {
+                        outcomes.push(WriteOutcome::Transaction(TransactionOutcome::Duplicate));
+                        continue;
+                    }
+                    TxnVerdict::New => false,
+                    TxnVerdict::IdReused => true,
+                };
+                txn_seen.insert(&t.txn_id, &t.fingerprint);
+                txn_rows.set(&t.txn_id, t.fingerprint.to_hex());
                 for m in &t.memberships {
                     memberships.set((m.slug.as_str(), m.room_id.as_str()), m.joined);
                 }
@@ -170,7 +190,10 @@ pub(super) async fn write_batch(
                         .collect();
                     per_event.push(Some(cursors));
                 }
-                WriteOutcome::Transaction(TransactionOutcome::Recorded(per_event))
+                WriteOutcome::Transaction(TransactionOutcome::Recorded {
+                    cursors: per_event,
+                    id_reused,
+                })
             }
             WriteOp::Agent(a) => {
                 agents.set(a.slug.as_str(), a);
@@ -198,7 +221,12 @@ pub(super) async fn write_batch(
 
     // Write every row and commit: one round trip.
     let mut w = Statements::default();
-    w.rows(INSERT_TXNS, Some(now), &txn_rows)?;
+    let txn_rows: Vec<_> = txn_rows
+        .0
+        .iter()
+        .map(|(id, (ev, ex))| (id, ev, ex))
+        .collect();
+    w.rows(UPSERT_TXNS, Some(now), &txn_rows)?;
     w.rows(INSERT_EVENTS, Some(now), &event_rows)?;
     w.rows(INSERT_INBOX, Some(now), &inbox_rows)?;
     let (joins, leaves): (Vec<_>, Vec<_>) = memberships.0.iter().partition(|(_, joined)| *joined);

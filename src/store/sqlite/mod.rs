@@ -20,11 +20,14 @@ use sqlx::{
 };
 use tokio::sync::Mutex;
 
-use super::{now_s, AgentRecord, InboxRow, Store, StoreError, StoreResult, WriteOp, WriteOutcome};
+use super::{
+    now_s, AgentRecord, InboxRow, Retention, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
+};
 use crate::ids::AgentSlug;
 
-/// Handled transaction ids are kept this long (homeservers retry within minutes).
-const TXN_RETENTION_S: i64 = 7 * 24 * 3600;
+/// Event rows double as the "already seen" set of event ids: orphaned ones are kept this
+/// long (homeservers retry within minutes).
+const SEEN_EVENTS_KEEP_S: i64 = 7 * 24 * 3600;
 
 pub struct SqliteStore {
     /// Reads; any number run concurrently (WAL readers do not block the writer).
@@ -228,8 +231,8 @@ impl Store for SqliteStore {
         Ok(seq.unwrap_or(0))
     }
 
-    async fn prune(&self, max_per_agent: u32, max_age_s: u64) -> StoreResult<u64> {
-        let cutoff = now_s() - max_age_s as i64;
+    async fn prune(&self, keep: &Retention) -> StoreResult<u64> {
+        let cutoff = now_s() - keep.inbox_age_s as i64;
         let mut writer = self.writer.lock().await;
         writer.settle().await;
         let mut tx = writer.conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -243,21 +246,26 @@ impl Store for SqliteStore {
                SELECT seq, ROW_NUMBER() OVER (PARTITION BY slug ORDER BY seq DESC) AS rn FROM inbox) \
              WHERE rn > ?)",
         )
-        .bind(max_per_agent)
+        .bind(keep.inbox_per_agent)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        // Event rows double as the "already seen" set: keep them as long as transactions.
         sqlx::query(
             "DELETE FROM events WHERE received_at < ? AND id NOT IN (SELECT event_ref FROM inbox)",
         )
-        .bind(now_s() - TXN_RETENTION_S)
+        .bind(now_s() - SEEN_EVENTS_KEEP_S)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM transactions WHERE handled_at < ?")
-            .bind(now_s() - TXN_RETENTION_S)
-            .execute(&mut *tx)
-            .await?;
+        // Handled transactions: none older than the age limit, at most the newest rows (both
+        // walk the handled_at index).
+        sqlx::query(
+            "DELETE FROM transactions WHERE handled_at < MAX(?, COALESCE( \
+               (SELECT handled_at FROM transactions ORDER BY handled_at DESC LIMIT 1 OFFSET ?), 0))",
+        )
+        .bind(now_s() - keep.txn_age_s as i64)
+        .bind(keep.txn_rows.saturating_sub(1))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(aged + over)
     }
@@ -273,5 +281,7 @@ mod batch;
 mod checkpoint;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dedupe;
 
 use batch::{write_batch, Writer};

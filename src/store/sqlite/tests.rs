@@ -2,16 +2,20 @@
 
 use super::*;
 use crate::store::{
-    EventDelivery, MembershipChange, RoomRecord, TransactionOutcome, TransactionWrite,
+    fingerprint::FingerprintBuilder, EventDelivery, MembershipChange, RoomRecord,
+    TransactionOutcome, TransactionWrite,
 };
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
+pub(super) async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     (dir, SqliteStore::open(&url).await.unwrap())
 }
 
-async fn commit(s: &SqliteStore, txns: Vec<TransactionWrite>) -> Vec<TransactionOutcome> {
+pub(super) async fn commit(
+    s: &SqliteStore,
+    txns: Vec<TransactionWrite>,
+) -> Vec<TransactionOutcome> {
     let ops: Vec<_> = txns.into_iter().map(WriteOp::Transaction).collect();
     s.apply(&ops)
         .await
@@ -24,7 +28,7 @@ async fn commit(s: &SqliteStore, txns: Vec<TransactionWrite>) -> Vec<Transaction
         .collect()
 }
 
-fn delivery(event_id: &str, to: &[&str]) -> EventDelivery {
+pub(super) fn delivery(event_id: &str, to: &[&str]) -> EventDelivery {
     EventDelivery {
         event_id: event_id.try_into().unwrap(),
         room_id: "!r".try_into().unwrap(),
@@ -42,24 +46,12 @@ fn delivery(event_id: &str, to: &[&str]) -> EventDelivery {
 #[tokio::test]
 async fn transactions_are_recorded_once_and_events_deduplicated() {
     let (_dir, s) = store().await;
-    let t1 = TransactionWrite {
-        txn_id: "t1".into(),
-        deliveries: vec![delivery("$e1", &["a", "b"])],
-        memberships: vec![],
-    };
-    let t2 = TransactionWrite {
-        txn_id: "t2".into(),
-        deliveries: vec![delivery("$e1", &["a"]), delivery("$e2", &["a"])],
-        memberships: vec![],
-    };
+    let t1 = txn("t1", vec![delivery("$e1", &["a", "b"])]);
+    let t2 = txn("t2", vec![delivery("$e1", &["a"]), delivery("$e2", &["a"])]);
     let out = commit(&s, vec![t1.clone(), t2]).await;
-    let TransactionOutcome::Recorded(first) = &out[0] else {
-        panic!()
-    };
+    let first = recorded(&out[0]);
     assert_eq!(first[0].as_ref().unwrap().len(), 2);
-    let TransactionOutcome::Recorded(second) = &out[1] else {
-        panic!()
-    };
+    let second = recorded(&out[1]);
     assert!(
         second[0].is_none(),
         "event seen before is not delivered again"
@@ -78,51 +70,71 @@ async fn transactions_are_recorded_once_and_events_deduplicated() {
     assert_eq!(s.latest_cursor(&a).await.unwrap(), rows[1].cursor);
 }
 
-fn txn(id: &str, deliveries: Vec<EventDelivery>) -> TransactionWrite {
+/// A transaction carrying `deliveries`, fingerprinted by their event ids as routing does.
+pub(super) fn txn(id: &str, deliveries: Vec<EventDelivery>) -> TransactionWrite {
+    let mut fingerprint = FingerprintBuilder::default();
+    deliveries
+        .iter()
+        .for_each(|d| fingerprint.event_id(d.event_id.as_str()));
     TransactionWrite {
         txn_id: id.into(),
+        fingerprint: fingerprint.finish(),
         deliveries,
         memberships: vec![],
     }
 }
 
-fn recorded(o: &TransactionOutcome) -> &[Option<Vec<i64>>] {
+pub(super) fn recorded(o: &TransactionOutcome) -> &[Option<Vec<i64>>] {
     match o {
-        TransactionOutcome::Recorded(per_event) => per_event,
+        TransactionOutcome::Recorded { cursors, .. } => cursors,
         TransactionOutcome::Duplicate => panic!("recorded expected"),
     }
 }
 
-fn slug(s: &str) -> AgentSlug {
+/// Whether `o` recorded a transaction under a reused id.
+pub(super) fn reused(o: &TransactionOutcome) -> bool {
+    matches!(
+        o,
+        TransactionOutcome::Recorded {
+            id_reused: true,
+            ..
+        }
+    )
+}
+
+pub(super) fn slug(s: &str) -> AgentSlug {
     AgentSlug::parse(s).unwrap()
 }
 
 #[tokio::test]
 async fn duplicates_within_one_batch() {
     let (_dir, s) = store().await;
+    let t1 = txn("t1", vec![delivery("$e1", &["a"]), delivery("$e1", &["b"])]);
+    let t2 = txn("t2", vec![delivery("$e2", &["a"]), delivery("$e1", &["a"])]);
     let out = commit(
         &s,
         vec![
-            txn("t1", vec![delivery("$e1", &["a"]), delivery("$e1", &["b"])]),
-            txn("t1", vec![delivery("$e9", &["a"])]),
-            txn("t2", vec![delivery("$e2", &["a"]), delivery("$e1", &["a"])]),
-            txn("t2", vec![]),
+            t1.clone(),
+            t1.clone(),
+            t2.clone(),
+            t2.clone(),
             txn("t3", vec![delivery("$e3", &["a", "b"])]),
         ],
     )
     .await;
     // Same event id twice in one transaction: the second is not delivered.
-    let t1 = recorded(&out[0]);
-    assert_eq!(t1.len(), 2);
-    assert_eq!(t1[0].as_ref().unwrap().len(), 1);
-    assert!(t1[1].is_none());
-    // A txn id repeated in the batch is a duplicate and writes nothing ($e9).
+    let first = recorded(&out[0]);
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].as_ref().unwrap().len(), 1);
+    assert!(first[1].is_none());
+    // A transaction repeated in the batch (same id, same events) is a duplicate.
     assert_eq!(out[1], TransactionOutcome::Duplicate);
     // An event id of an earlier transaction of the batch is not delivered again.
-    let t2 = recorded(&out[2]);
-    assert!(t2[0].is_some());
-    assert!(t2[1].is_none());
+    let second = recorded(&out[2]);
+    assert!(second[0].is_some());
+    assert!(second[1].is_none());
     assert_eq!(out[3], TransactionOutcome::Duplicate);
+    assert!(!reused(&out[0]) && !reused(&out[2]) && !reused(&out[4]));
     // Cursors in batch order, one per recipient in recipient order.
     let c = |o: &TransactionOutcome, i: usize| recorded(o)[i].clone().unwrap();
     let (e1, e2, e3) = (c(&out[0], 0)[0], c(&out[2], 0)[0], c(&out[4], 0));
@@ -147,9 +159,9 @@ async fn duplicates_within_one_batch() {
     let again = commit(
         &s,
         vec![
-            txn("t1", vec![]),
-            txn("t2", vec![]),
-            txn("t3", vec![]),
+            t1,
+            t2,
+            txn("t3", vec![delivery("$e3", &["a", "b"])]),
             txn("t4", vec![delivery("$e9", &["a"]), delivery("$e3", &["a"])]),
         ],
     )
@@ -195,7 +207,10 @@ async fn cursors_grow_across_batches_and_survive_pruning() {
     assert_eq!(s.latest_cursor(&slug("a")).await.unwrap(), last - 1);
     assert_eq!(s.latest_cursor(&slug("b")).await.unwrap(), last);
     // Pruning everything leaves no row, yet cursors never go back.
-    assert_eq!(s.prune(0, 3600).await.unwrap(), last as u64);
+    assert_eq!(
+        s.prune(&Retention::inbox(0, 3600)).await.unwrap(),
+        last as u64
+    );
     assert_eq!(s.inbox_depth().await.unwrap(), 0);
     let out = commit(&s, vec![txn("late", vec![delivery("$late", &["a"])])]).await;
     assert_eq!(recorded(&out[0])[0], Some(vec![last + 1]));
@@ -255,7 +270,7 @@ async fn outcomes_follow_batch_order_across_kinds() {
         sent("$s2"),
         member(true),
         room("#two:hs"),
-        WriteOp::Transaction(txn("t1", vec![])),
+        WriteOp::Transaction(txn("t1", vec![delivery("$e1", &["a"])])),
     ];
     let out = s.apply(&batch).await.unwrap();
     assert_eq!(out.len(), batch.len());
@@ -264,7 +279,7 @@ async fn outcomes_follow_batch_order_across_kinds() {
         .map(|o| match o {
             WriteOutcome::Done => "done",
             WriteOutcome::Transaction(TransactionOutcome::Duplicate) => "dup",
-            WriteOutcome::Transaction(TransactionOutcome::Recorded(_)) => "txn",
+            WriteOutcome::Transaction(TransactionOutcome::Recorded { .. }) => "txn",
         })
         .collect();
     assert_eq!(
@@ -356,8 +371,14 @@ async fn a_failed_batch_writes_nothing_and_the_writer_recovers() {
     assert_eq!(
         out,
         [
-            WriteOutcome::Transaction(TransactionOutcome::Recorded(vec![Some(vec![1])])),
-            WriteOutcome::Transaction(TransactionOutcome::Recorded(vec![Some(vec![2])])),
+            WriteOutcome::Transaction(TransactionOutcome::Recorded {
+                cursors: vec![Some(vec![1])],
+                id_reused: false
+            }),
+            WriteOutcome::Transaction(TransactionOutcome::Recorded {
+                cursors: vec![Some(vec![2])],
+                id_reused: false
+            }),
         ],
         "nothing of the failed batch was kept"
     );
@@ -370,14 +391,17 @@ async fn a_transaction_left_open_is_rolled_back_before_the_next_write() {
         // As a write whose future was dropped half-way would leave the connection.
         let mut w = s.writer.lock().await;
         w.open = true;
-        sqlx::query("BEGIN IMMEDIATE; INSERT INTO transactions VALUES ('ghost', 0)")
-            .execute(&mut w.conn)
-            .await
-            .unwrap();
+        sqlx::query(
+            "BEGIN IMMEDIATE; INSERT INTO transactions (txn_id, handled_at) VALUES ('ghost', 0)",
+        )
+        .execute(&mut w.conn)
+        .await
+        .unwrap();
     }
     let out = commit(&s, vec![txn("ghost", vec![delivery("$e1", &["a"])])]).await;
-    assert_eq!(out[0], TransactionOutcome::Recorded(vec![Some(vec![1])]));
-    assert_eq!(s.prune(10, 3600).await.unwrap(), 0);
+    assert_eq!(recorded(&out[0]), [Some(vec![1])]);
+    assert!(!reused(&out[0]), "the ghost row was rolled back");
+    assert_eq!(s.prune(&Retention::inbox(10, 3600)).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -395,7 +419,7 @@ async fn awkward_text_is_stored_exactly() {
     assert_eq!(rows[0].event_id, d.event_id.as_str());
     assert_eq!(rows[0].event_type, d.event_type);
     // The same keys are found again: the txn id is a duplicate, the event id seen.
-    let again = commit(&s, vec![txn(txn_id, vec![]), txn("t2", vec![d])]).await;
+    let again = commit(&s, vec![txn(txn_id, vec![d.clone()]), txn("t2", vec![d])]).await;
     assert_eq!(again[0], TransactionOutcome::Duplicate);
     assert_eq!(recorded(&again[1]), [None]);
     s.apply(&[
@@ -463,16 +487,8 @@ async fn retention_keeps_the_newest() {
     let deliveries = (0..5)
         .map(|i| delivery(&format!("$e{i}"), &["a"]))
         .collect();
-    commit(
-        &s,
-        vec![TransactionWrite {
-            txn_id: "t".into(),
-            deliveries,
-            memberships: vec![],
-        }],
-    )
-    .await;
-    assert_eq!(s.prune(2, 3600).await.unwrap(), 3);
+    commit(&s, vec![txn("t", deliveries)]).await;
+    assert_eq!(s.prune(&Retention::inbox(2, 3600)).await.unwrap(), 3);
     let rows = s
         .read_inbox(&AgentSlug::parse("a").unwrap(), 0, 10)
         .await

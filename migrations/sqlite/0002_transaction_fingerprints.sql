@@ -1,0 +1,8 @@
+-- A handled transaction is recognised by its id *and* what it carried: homeservers reuse ids
+-- (Synapse on SQLite numbers transactions from 1 again after a restart). Hex SHA-256 of the
+-- set of event ids, and of the ephemeral/to-device items (NULL when there were none); rows
+-- written before this migration have neither and never count as a retry.
+ALTER TABLE transactions ADD COLUMN events_digest TEXT;
+ALTER TABLE transactions ADD COLUMN extras_digest TEXT;
+-- Retention prunes by age and keeps the newest rows.
+CREATE INDEX transactions_handled_at ON transactions (handled_at);
