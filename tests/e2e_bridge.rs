@@ -4,7 +4,7 @@
 //! order), agent profiles, agent state, and typing indicators seen through a human's
 //! `/sync` (kept alive past the homeserver timeout, cleared by a message or typing off).
 
-mod support;
+pub mod support;
 
 use std::time::{Duration, Instant};
 

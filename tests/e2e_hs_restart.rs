@@ -2,7 +2,7 @@
 //! appservice transactions from 1 again after a restart. Messages sent after the restart
 //! must still reach the agent, exactly once, and a genuine retry must still be recognised.
 
-mod support;
+pub mod support;
 
 use std::time::Duration;
 

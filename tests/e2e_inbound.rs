@@ -4,7 +4,7 @@
 //! flagged, cursors advance without repeats, SSE resumes with `Last-Event-ID`, leaving or
 //! being kicked stops delivery, and the route's error answers (404, 400, 429).
 
-mod support;
+pub mod support;
 
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! processing, readiness that follows the homeserver, start-up while the homeserver is
 //! down, metrics that move, logs without secrets, JSON logs, and typing cleared on SIGTERM.
 
-mod support;
+pub mod support;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! backpressure of a full agent queue, and the answers when the homeserver refuses or
 //! stays unreachable. Each test prints the figures it measured (`--nocapture`).
 
-mod support;
+pub mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::mock_hs::{ready_daemon, Endpoint, Fault, MockHs, Outcome};
-use support::{Daemon, DaemonOptions};
-
-const SERVER: &str = "hs.local";
+use support::mock_hs::{Endpoint, Fault, MockHs, Outcome};
+use support::{Daemon, DaemonOptions, SERVER_NAME};
 
 /// Short homeserver limits so that retries and deadlines play out in seconds.
 const FAST_LIMITS: &str = "hs_attempt_timeout_ms = 500\nhs_deadline_ms = 8000";
@@ -27,13 +25,11 @@ fn client() -> Client {
 }
 
 fn start(name: &str, limits: &str) -> (MockHs, Daemon) {
-    let mock = MockHs::start(SERVER);
     let options = DaemonOptions {
         limits_toml: limits.to_owned(),
         ..Default::default()
     };
-    let daemon = ready_daemon(&mock, name, options);
-    (mock, daemon)
+    MockHs::with_daemon(name, options)
 }
 
 /// Answer of `POST /bridge/v1/messages`.
@@ -776,13 +772,13 @@ fn typing_is_best_effort_and_never_blocks_messages() {
 /// calls 503; once it is reachable the daemon becomes ready and messages go out.
 #[test]
 fn homeserver_down_at_start_up() {
-    let mock = MockHs::start(SERVER);
+    let mock = MockHs::start(SERVER_NAME);
     mock.go_down();
     let options = DaemonOptions {
         limits_toml: FAST_LIMITS.into(),
         ..Default::default()
     };
-    let mut d = Daemon::standalone("fault-start-down", &mock.url(), SERVER, options);
+    let mut d = Daemon::standalone("fault-start-down", &mock.url(), SERVER_NAME, options);
     d.start();
     assert_eq!(d.get("/health").0, StatusCode::OK);
     let (status, body) = d.get("/ready");

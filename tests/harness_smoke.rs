@@ -3,7 +3,7 @@
 //! stack (Synapse + the `mosaic-as` binary) comes up healthy; `scripts/run-local
 //! --check` brings up the local stack and a message from agent `alpha` reaches alice.
 
-mod support;
+pub mod support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! the in-memory tail reads everything, in order, from the store; cursors keep working
 //! across a restart; a long-poll whose client hung up gives its stream slot back.
 
-mod support;
+pub mod support;
 
 use std::{
     io::Read,
@@ -12,32 +12,23 @@ use std::{
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::mock_hs::{ready_daemon, MockHs};
+use support::daemon_api::{put_agent, put_txn};
+use support::events::member_join;
+use support::mock_hs::MockHs;
 use support::synapse::http_client as client;
-use support::{Daemon, DaemonOptions};
+use support::{Daemon, DaemonOptions, SERVER_NAME};
 
-const SERVER: &str = "hs.local";
 const ROOM: &str = "!streams";
 
 /// Pushes one homeserver transaction; asserts 200.
 fn push(d: &Daemon, txn: &str, events: Vec<Value>) {
-    let resp = client()
-        .put(format!(
-            "{}/_matrix/app/v1/transactions/{txn}",
-            d.base_url()
-        ))
-        .bearer_auth(d.hs_token())
-        .json(&json!({ "events": events }))
-        .send()
-        .expect("transaction");
-    assert_eq!(resp.status(), StatusCode::OK, "transaction {txn}");
+    let resp = put_txn(d, txn, events);
+    assert_eq!(resp.status, StatusCode::OK, "transaction {txn}");
 }
 
 fn join(agent: &str) -> Value {
-    let user = format!("@agent-{agent}:{SERVER}");
-    json!({"event_id": format!("$join-{agent}"), "room_id": ROOM, "sender": user,
-        "type": "m.room.member", "state_key": user, "origin_server_ts": 1,
-        "content": {"membership": "join"}})
+    let user = format!("@agent-{agent}:{SERVER_NAME}");
+    member_join(&format!("$join-{agent}"), ROOM, &user)
 }
 
 fn message(i: usize, padding: &str) -> Value {
@@ -72,15 +63,9 @@ fn expected(range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 fn start(name: &str) -> (MockHs, Daemon) {
-    let mock = MockHs::start(SERVER);
-    let daemon = ready_daemon(&mock, name, DaemonOptions::default());
+    let (mock, daemon) = MockHs::with_daemon(name, DaemonOptions::default());
     for agent in ["slow", "fast"] {
-        let (status, body) = daemon.bridge(
-            reqwest::Method::PUT,
-            &format!("/bridge/v1/agents/{agent}"),
-            Some(&json!({})),
-        );
-        assert_eq!(status, StatusCode::OK, "{body}");
+        put_agent(&daemon, agent);
     }
     push(&daemon, "joins", vec![join("slow"), join("fast")]);
     (mock, daemon)

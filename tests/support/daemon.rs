@@ -240,13 +240,6 @@ impl Daemon {
         self.start();
     }
 
-    /// True while the process runs.
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
     /// Waits until `GET /ready` answers 200.
     pub fn wait_ready(&self, timeout: Duration) {
         super::human::wait_until(timeout, "mosaic-as /ready", || {
@@ -332,14 +325,6 @@ impl Daemon {
 
     pub fn config_path(&self) -> &Path {
         &self.config_path
-    }
-
-    pub fn store_path(&self) -> &Path {
-        &self.store_path
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
     }
 
     /// The files worth keeping after a failure, as (file name, path).

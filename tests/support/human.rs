@@ -189,15 +189,6 @@ impl Human {
         answer["room_id"].as_str().expect("room_id").to_owned()
     }
 
-    pub fn leave(&self, room_id: &str) {
-        self.call_ok(
-            Method::POST,
-            &["rooms", room_id, "leave"],
-            &[],
-            Some(&json!({})),
-        );
-    }
-
     /// Sends an `m.room.message` of msgtype `m.text`; answers the event id.
     pub fn send_text(&self, room_id: &str, body: &str) -> String {
         self.send_event(
@@ -297,19 +288,6 @@ impl Human {
         );
         let joined = answer["joined"].as_object().cloned().unwrap_or_default();
         joined.keys().cloned().collect()
-    }
-
-    /// Room ids the human has joined.
-    pub fn joined_rooms(&self) -> Vec<String> {
-        let answer = self.call_ok(Method::GET, &["joined_rooms"], &[], None);
-        let rooms = answer["joined_rooms"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        rooms
-            .iter()
-            .filter_map(|r| r.as_str().map(str::to_owned))
-            .collect()
     }
 
     /// Who is typing in the room right now, as this human's `/sync` shows it

@@ -282,6 +282,14 @@ impl MockHs {
         mock
     }
 
+    /// A mock for [`SERVER_NAME`](super::SERVER_NAME) and a daemon (own scratch dir)
+    /// pointed at it, started and ready.
+    pub fn with_daemon(name: &str, options: super::DaemonOptions) -> (MockHs, super::Daemon) {
+        let mock = MockHs::start(super::SERVER_NAME);
+        let daemon = ready_daemon(&mock, name, options);
+        (mock, daemon)
+    }
+
     fn rt(&self) -> &tokio::runtime::Runtime {
         self.inner.runtime.as_ref().expect("runtime alive")
     }
@@ -317,10 +325,6 @@ impl MockHs {
         format!("http://127.0.0.1:{}", self.inner.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.inner.port
-    }
-
     pub fn server_name(&self) -> &str {
         &self.inner.shared.server_name
     }
@@ -341,11 +345,6 @@ impl MockHs {
 
     pub fn clear_always(&self, endpoint: Endpoint) {
         self.state().always.remove(&endpoint);
-    }
-
-    /// Faults still queued for `endpoint`.
-    pub fn scripted_left(&self, endpoint: Endpoint) -> usize {
-        self.state().scripts.get(&endpoint).map_or(0, VecDeque::len)
     }
 
     /// The first `n` joins answer 403 `M_FORBIDDEN` (agent not invited).
@@ -419,10 +418,6 @@ impl MockHs {
         })
     }
 
-    pub fn is_down(&self) -> bool {
-        *self.inner.shared.down.borrow()
-    }
-
     /// When the mock went down and came back up.
     pub fn down_periods(&self) -> Vec<(Instant, Option<Instant>)> {
         self.state().down_periods.clone()
@@ -449,11 +444,6 @@ impl MockHs {
             .iter()
             .filter(|r| r.endpoint == endpoint)
             .count()
-    }
-
-    /// Every event created (sends and state events), in creation order.
-    pub fn events(&self) -> Vec<Event> {
-        self.state().events.clone()
     }
 
     /// `m.room.message` events, in creation order.

@@ -269,47 +269,14 @@ impl Synapse {
         self.start_again();
     }
 
-    /// True while the process runs.
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
     /// `http://127.0.0.1:<port>` (no trailing slash).
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    pub fn server_name(&self) -> &str {
-        &self.server_name
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The `registration_shared_secret` (for `/_synapse/admin/v1/register`).
-    pub fn shared_secret(&self) -> &str {
-        &self.shared_secret
-    }
-
-    pub fn config_path(&self) -> &Path {
-        &self.config_path
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
-    }
-
     /// The whole `homeserver.log`.
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// The last `lines` lines of `homeserver.log`.
-    pub fn log_tail(&self, lines: usize) -> String {
-        process::tail(&self.log_path, lines)
     }
 
     /// Creates a (non-admin) human `@<localpart>:<server>` with a random password.

@@ -1,0 +1,492 @@
+//! The daemon's homeserver-facing API against a mock homeserver: the token rules of every
+//! route, unknown paths and wrong methods, transaction deduplication (also across a
+//! restart) and replays, malformed and oversized bodies, unparseable events, user and
+//! alias queries, ping and third-party lookups.
+
+pub mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::daemon_api::{assert_no_secret_in_log, bridge, hs, inbox_ids, put_agent, put_txn};
+use support::events::{member_join, text_event};
+use support::http::{call, json_body};
+use support::mock_hs::{Endpoint, MockHs};
+use support::DaemonOptions;
+
+/// Every homeserver-facing route: no token → 401, wrong token (header or query) → 403,
+/// header and query disagreeing → 403, query-only or header token → the route's answer.
+/// The tokens never reach the log.
+#[test]
+fn hs_routes_enforce_token_rules() {
+    let (mock, d) = MockHs::with_daemon("as-auth", DaemonOptions::default());
+    let good = d.hs_token().to_owned();
+    let wrong = "w".repeat(64);
+    let mut n = 0;
+    // (method, path, body, expected status with a good token, expected errcode if error)
+    type Route = (Method, String, Option<Value>, u16, Option<&'static str>);
+    let routes = |n: &mut u32| -> Vec<Route> {
+        *n += 1;
+        vec![
+            (
+                Method::PUT,
+                format!("/_matrix/app/v1/transactions/auth-{n}"),
+                Some(json!({ "events": [] })),
+                200,
+                None,
+            ),
+            (
+                Method::PUT,
+                format!("/transactions/legacy-auth-{n}"),
+                Some(json!({ "events": [] })),
+                200,
+                None,
+            ),
+            (
+                Method::GET,
+                "/_matrix/app/v1/users/%40agent-authq%3Ahs.local".into(),
+                None,
+                200,
+                None,
+            ),
+            (
+                Method::GET,
+                "/_matrix/app/v1/rooms/%23mosaic-nope%3Ahs.local".into(),
+                None,
+                404,
+                Some("M_NOT_FOUND"),
+            ),
+            (
+                Method::POST,
+                "/_matrix/app/v1/ping".into(),
+                Some(json!({ "transaction_id": "mosaic-test" })),
+                200,
+                None,
+            ),
+            (
+                Method::GET,
+                "/_matrix/app/v1/thirdparty/protocol/irc".into(),
+                None,
+                404,
+                Some("M_NOT_FOUND"),
+            ),
+        ]
+    };
+    let sep = |path: &str| if path.contains('?') { '&' } else { '?' };
+    for round in 0..7 {
+        for (method, path, body, ok_status, ok_errcode) in routes(&mut n) {
+            let url = format!("{}{path}", d.base_url());
+            let body = body.as_ref().and_then(json_body);
+            let (label, resp) = match round {
+                0 => ("no token", call(method.clone(), &url, None, body)),
+                1 => (
+                    "wrong header",
+                    call(method.clone(), &url, Some(&wrong), body),
+                ),
+                2 => {
+                    let u = format!("{url}{}access_token={wrong}", sep(&url));
+                    ("wrong query", call(method.clone(), &u, None, body))
+                }
+                3 => {
+                    let u = format!("{url}{}access_token={wrong}", sep(&url));
+                    (
+                        "good header, wrong query",
+                        call(method.clone(), &u, Some(&good), body),
+                    )
+                }
+                4 => {
+                    let u = format!("{url}{}access_token={good}", sep(&url));
+                    (
+                        "wrong header, good query",
+                        call(method.clone(), &u, Some(&wrong), body),
+                    )
+                }
+                5 => {
+                    let u = format!("{url}{}access_token={good}", sep(&url));
+                    ("query only", call(method.clone(), &u, None, body))
+                }
+                _ => ("header only", call(method.clone(), &url, Some(&good), body)),
+            };
+            let what = format!("{method} {path} ({label})");
+            match round {
+                0 => resp.expect_error(401, "M_UNAUTHORIZED", &what),
+                1..=4 => resp.expect_error(403, "M_FORBIDDEN", &what),
+                _ => match ok_errcode {
+                    Some(code) => resp.expect_error(ok_status, code, &what),
+                    None => {
+                        assert_eq!(resp.status.as_u16(), ok_status, "{what}: {}", resp.text);
+                        assert_eq!(resp.json(), json!({}), "{what}");
+                    }
+                },
+            }
+        }
+    }
+    // A matching header and query token is accepted too.
+    let url = format!("{}/_matrix/app/v1/ping?access_token={good}", d.base_url());
+    let r = call(Method::POST, &url, Some(&good), json_body(&json!({})));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Refused queries never reached the homeserver; the accepted ones registered once.
+    let registers = mock
+        .requests_to(Endpoint::Register)
+        .iter()
+        .filter(|r| r.body["username"] == "agent-authq")
+        .count();
+    assert_eq!(registers, 1);
+    assert!(
+        !d.log_text().contains(&wrong),
+        "a presented token was logged"
+    );
+    assert_no_secret_in_log(&d);
+}
+
+/// Unknown paths answer 404 `M_UNRECOGNIZED`, known paths with a wrong method 405
+/// `M_UNRECOGNIZED` (all with a JSON error body).
+#[test]
+fn unknown_paths_404_and_wrong_methods_405() {
+    let (_mock, d) = MockHs::with_daemon("as-paths", DaemonOptions::default());
+    for (method, path) in [
+        (Method::GET, "/_matrix/app/v1/nope"),
+        (Method::PUT, "/_matrix/app/v1/transaction/x"),
+        (Method::GET, "/_matrix/app/v2/ping"),
+        (Method::GET, "/nope"),
+        (Method::GET, "/"),
+    ] {
+        hs(&d, method.clone(), path, None).expect_error(404, "M_UNRECOGNIZED", path);
+    }
+    for (method, path) in [
+        (Method::GET, "/_matrix/app/v1/transactions/x"),
+        (Method::POST, "/_matrix/app/v1/transactions/x"),
+        (Method::DELETE, "/transactions/x"),
+        (Method::PUT, "/_matrix/app/v1/users/%40agent-a%3Ahs.local"),
+        (Method::POST, "/_matrix/app/v1/rooms/%23mosaic-a%3Ahs.local"),
+        (Method::GET, "/_matrix/app/v1/ping"),
+        (Method::POST, "/_matrix/app/v1/thirdparty/protocol/irc"),
+        (Method::POST, "/health"),
+    ] {
+        let what = format!("{method} {path}");
+        hs(&d, method, path, Some(&json!({}))).expect_error(405, "M_UNRECOGNIZED", &what);
+    }
+}
+
+/// A transaction (same id, same events) is handled once, also after a restart on the same
+/// store and when the retry's `unsigned.age` differs; an event id already seen is not
+/// delivered again under a new transaction id; the same id with other events is a new
+/// transaction (homeservers reuse ids); the pipeline stays live after the restart.
+#[test]
+fn duplicate_transactions_are_processed_once_across_restart() {
+    let (_mock, mut d) = MockHs::with_daemon("as-dedupe", DaemonOptions::default());
+    put_agent(&d, "x");
+    let agent = d.agent_user("x");
+    let room = "!dedupe:hs.local";
+    let alice = "@alice:hs.local";
+    let aged = |mut event: Value, age: u64| {
+        event["unsigned"] = json!({ "age": age });
+        event
+    };
+    let first = vec![
+        member_join("$join-x", room, &agent),
+        aged(text_event("$m1", room, alice, "hello x"), 10),
+    ];
+    let r = put_txn(&d, "t1", first.clone());
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({})), "t1");
+    assert_eq!(inbox_ids(&d, "x"), ["$m1"]);
+
+    // The homeserver's retry: same events, another age. 200 {} and nothing new.
+    let retry = vec![
+        aged(first[0].clone(), 5000),
+        aged(text_event("$m1", room, alice, "hello x"), 5000),
+    ];
+    let r = put_txn(&d, "t1", retry.clone());
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "t1 again"
+    );
+    assert_eq!(inbox_ids(&d, "x"), ["$m1"], "t1 processed twice");
+
+    // Same event id in a new transaction: not delivered twice.
+    let r = put_txn(&d, "t2", vec![text_event("$m1", room, alice, "hello x")]);
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(inbox_ids(&d, "x"), ["$m1"], "$m1 delivered twice");
+
+    d.restart();
+    d.wait_ready(Duration::from_secs(20));
+    let r = put_txn(&d, "t1", retry.clone());
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "t1 after restart"
+    );
+    let r = put_txn(&d, "t3", vec![text_event("$m1", room, alice, "hello x")]);
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        inbox_ids(&d, "x"),
+        ["$m1"],
+        "duplicate delivered after restart"
+    );
+    // Legacy route shares the same transaction log.
+    let url = format!("{}/transactions/t1", d.base_url());
+    let r = call(
+        Method::PUT,
+        &url,
+        Some(d.hs_token()),
+        json_body(&json!({ "events": retry })),
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A new event after the restart is delivered (membership restored from the store).
+    let r = put_txn(&d, "t4", vec![text_event("$m2", room, alice, "again")]);
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(inbox_ids(&d, "x"), ["$m1", "$m2"]);
+
+    // The homeserver restarted its numbering: t1 with other events is a new transaction.
+    let r = put_txn(
+        &d,
+        "t1",
+        vec![text_event("$m3", room, alice, "after reuse")],
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "t1 reused"
+    );
+    assert_eq!(inbox_ids(&d, "x"), ["$m1", "$m2", "$m3"]);
+    let (_, metrics) = d.get("/metrics");
+    assert!(
+        metrics.contains("mosaic_as_transactions_total{outcome=\"id_reused\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// A transaction replayed after later ones changes nothing: an old join does not bring
+/// back an agent that has left since (memberships count only once recorded).
+#[test]
+fn replayed_old_transaction_does_not_undo_a_later_leave() {
+    let (_mock, d) = MockHs::with_daemon("as-replay", DaemonOptions::default());
+    put_agent(&d, "x");
+    let agent = d.agent_user("x");
+    let room = "!replay:hs.local";
+    let alice = "@alice:hs.local";
+    let join = vec![member_join("$join-x", room, &agent)];
+    assert_eq!(put_txn(&d, "r1", join.clone()).status, StatusCode::OK);
+    let mut leave = member_join("$leave-x", room, &agent);
+    leave["content"]["membership"] = json!("leave");
+    assert_eq!(put_txn(&d, "r2", vec![leave]).status, StatusCode::OK);
+    let r = put_txn(&d, "r1", join);
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({})), "replay");
+    let r = put_txn(&d, "r3", vec![text_event("$after", room, alice, "x left")]);
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        inbox_ids(&d, "x").is_empty(),
+        "the replayed join made x a recipient again"
+    );
+    // A join and a message in one transaction: the message reaches the agent.
+    let r = put_txn(
+        &d,
+        "r4",
+        vec![
+            member_join("$rejoin-x", room, &agent),
+            text_event("$back", room, alice, "welcome back"),
+        ],
+    );
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(inbox_ids(&d, "x"), ["$back"]);
+}
+
+/// Malformed JSON → 400 `M_NOT_JSON`; JSON of the wrong shape → 400 `M_BAD_JSON`; a body
+/// over `limits.max_body_bytes` → 413 `M_TOO_LARGE` with a JSON body (homeserver and
+/// bridge routes).
+#[test]
+fn malformed_and_oversized_bodies() {
+    let options = DaemonOptions {
+        limits_toml: "max_body_bytes = 2048".into(),
+        ..Default::default()
+    };
+    let (_mock, d) = MockHs::with_daemon("as-bodies", options);
+    let url = format!("{}/_matrix/app/v1/transactions/bad-json", d.base_url());
+    let r = call(
+        Method::PUT,
+        &url,
+        Some(d.hs_token()),
+        Some(b"{\"events\": [".to_vec()),
+    );
+    r.expect_error(400, "M_NOT_JSON", "truncated JSON");
+    let r = call(
+        Method::PUT,
+        &url,
+        Some(d.hs_token()),
+        Some(b"nope".to_vec()),
+    );
+    r.expect_error(400, "M_NOT_JSON", "not JSON");
+    let r = call(
+        Method::PUT,
+        &url,
+        Some(d.hs_token()),
+        json_body(&json!({ "events": 5 })),
+    );
+    r.expect_error(400, "M_BAD_JSON", "events not an array");
+    assert!(r.json()["error"].as_str().unwrap().contains("events"));
+
+    let big =
+        json!({ "events": [text_event("$big", "!r:hs.local", "@a:hs.local", &"x".repeat(4000))] });
+    let url = format!("{}/_matrix/app/v1/transactions/too-big", d.base_url());
+    let r = call(Method::PUT, &url, Some(d.hs_token()), json_body(&big));
+    r.expect_error(413, "M_TOO_LARGE", "transaction over the limit");
+    assert!(r
+        .headers
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().contains("json")));
+    // Not recorded: the same txn id with a small body is processed.
+    let r = put_txn(&d, "too-big", vec![]);
+    assert_eq!(r.status, StatusCode::OK);
+
+    let url = format!("{}/bridge/v1/messages", d.base_url());
+    let msg = json!({ "room_id": "!r:hs.local", "agent": "a", "body": "y".repeat(4000) });
+    let r = call(Method::POST, &url, Some(d.bridge_token()), json_body(&msg));
+    r.expect_error(413, "M_TOO_LARGE", "bridge body over the limit");
+}
+
+/// An event that cannot be parsed is skipped; the rest of the transaction is delivered.
+#[test]
+fn unparseable_event_is_skipped_and_the_rest_delivered() {
+    let (_mock, d) = MockHs::with_daemon("as-skip", DaemonOptions::default());
+    put_agent(&d, "y");
+    let room = "!skip:hs.local";
+    let agent = d.agent_user("y");
+    let events = vec![
+        member_join("$join-y", room, &agent),
+        json!({ "not": "an event" }),
+        json!("a string"),
+        json!({ "event_id": "no-dollar", "room_id": 5, "type": "m.room.message" }),
+        text_event("$ok1", room, "@bob:hs.local", "first"),
+        json!(null),
+        text_event("$ok2", room, "@bob:hs.local", "second"),
+    ];
+    let r = put_txn(&d, "mixed", events);
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "{}",
+        r.text
+    );
+    assert_eq!(inbox_ids(&d, "y"), ["$ok1", "$ok2"]);
+}
+
+/// `GET /users/{agent}` registers the agent (`m.login.application_service`,
+/// `inhibit_login: true`, as_token) and answers 200 `{}`; the user exists afterwards and
+/// is not registered twice. Users outside the namespace → 404 `M_NOT_FOUND`.
+#[test]
+fn user_query_registers_agents_and_refuses_others() {
+    let (mock, d) = MockHs::with_daemon("as-users", DaemonOptions::default());
+    let r = hs(
+        &d,
+        Method::GET,
+        "/_matrix/app/v1/users/%40agent-qa%3Ahs.local",
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "{}",
+        r.text
+    );
+    let regs: Vec<_> = mock
+        .requests_to(Endpoint::Register)
+        .into_iter()
+        .filter(|r| r.body["username"] == "agent-qa")
+        .collect();
+    assert_eq!(regs.len(), 1, "register calls for agent-qa");
+    let reg = &regs[0];
+    assert_eq!(reg.body["type"], "m.login.application_service");
+    assert_eq!(reg.body["inhibit_login"], true);
+    assert_eq!(
+        reg.authorization.as_deref(),
+        Some(format!("Bearer {}", d.as_token()).as_str())
+    );
+    assert!(reg.user_id().is_none(), "register must not masquerade");
+    assert!(mock.registered().contains("@agent-qa:hs.local"));
+
+    // The user exists afterwards: the agent is known and registered.
+    let state = bridge(&d, Method::GET, "/bridge/v1/agents/qa", None);
+    assert_eq!(state.status, StatusCode::OK, "{}", state.text);
+    assert_eq!(state.json()["registered"], true);
+    assert_eq!(state.json()["user_id"], "@agent-qa:hs.local");
+    // Asked again: 200, no second registration.
+    let r = hs(
+        &d,
+        Method::GET,
+        "/_matrix/app/v1/users/@agent-qa:hs.local",
+        None,
+    );
+    assert_eq!(r.status, StatusCode::OK);
+    let again = mock
+        .requests_to(Endpoint::Register)
+        .iter()
+        .filter(|r| r.body["username"] == "agent-qa")
+        .count();
+    assert_eq!(again, 1, "registered twice");
+
+    for user in [
+        "%40alice%3Ahs.local",
+        "%40agent-qa%3Aother.example",
+        "%40agent-%3Ahs.local",
+        "%40agent-Bad%3Ahs.local",
+        "%40agent-_x%3Ahs.local",
+        "not-a-user-id",
+    ] {
+        hs(
+            &d,
+            Method::GET,
+            &format!("/_matrix/app/v1/users/{user}"),
+            None,
+        )
+        .expect_error(404, "M_NOT_FOUND", user);
+    }
+    let registered_others = mock
+        .requests_to(Endpoint::Register)
+        .iter()
+        .filter(|r| r.body["username"] != "agent-qa")
+        .count();
+    assert_eq!(registered_others, 0, "non-namespace users were registered");
+}
+
+/// Room alias queries → 404 `M_NOT_FOUND` (rooms are only made by provisioning); ping →
+/// 200 `{}`; third-party lookups → 404 `M_NOT_FOUND`.
+#[test]
+fn alias_query_ping_and_thirdparty() {
+    let (mock, d) = MockHs::with_daemon("as-misc", DaemonOptions::default());
+    for alias in ["%23mosaic-ops%3Ahs.local", "%23other%3Ahs.local"] {
+        hs(
+            &d,
+            Method::GET,
+            &format!("/_matrix/app/v1/rooms/{alias}"),
+            None,
+        )
+        .expect_error(404, "M_NOT_FOUND", alias);
+    }
+    assert_eq!(mock.count(Endpoint::CreateRoom), 0);
+    let r = hs(
+        &d,
+        Method::POST,
+        "/_matrix/app/v1/ping",
+        Some(&json!({ "transaction_id": "t" })),
+    );
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({})));
+    for path in [
+        "/_matrix/app/v1/thirdparty/protocol/irc",
+        "/_matrix/app/v1/thirdparty/user/irc?nick=x",
+        "/_matrix/app/v1/thirdparty/location/irc",
+        "/_matrix/app/v1/thirdparty/user?userid=%40a%3Ahs.local",
+        "/_matrix/app/v1/thirdparty/location?alias=%23a%3Ahs.local",
+    ] {
+        hs(&d, Method::GET, path, None).expect_error(404, "M_NOT_FOUND", path);
+    }
+    // The start-up ping reached the mock with the appservice id and the as_token.
+    let pings = mock.requests_to(Endpoint::Ping);
+    assert!(!pings.is_empty());
+    assert_eq!(pings[0].segments[4], "mosaic-as");
+    assert_eq!(
+        pings[0].authorization.as_deref(),
+        Some(format!("Bearer {}", d.as_token()).as_str())
+    );
+}
