@@ -6,14 +6,15 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mosaic_as::{
-    actors::{directory::Directory, routing::route},
     api::{
         auth::{any_token_matches, token_matches},
         body,
     },
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
+    inbound::{routing::route, Directory},
     matrix::content::markdown_to_html,
+    store::MembershipChange,
 };
 use ruma::{OwnedRoomId, OwnedServerName};
 use secrecy::SecretString;
@@ -64,8 +65,11 @@ fn directory_with(room: &str, agents: usize) -> Directory {
     let dir = Directory::default();
     let room: OwnedRoomId = room.try_into().expect("room id");
     for i in 0..agents {
-        let slug = AgentSlug::parse(&format!("a{i}")).expect("slug");
-        dir.join(&room, &slug);
+        dir.apply(&MembershipChange {
+            slug: AgentSlug::parse(&format!("a{i}")).expect("slug"),
+            room_id: room.clone(),
+            joined: true,
+        });
     }
     dir
 }

@@ -11,13 +11,15 @@ use crate::{
     actors::{
         registry::AgentRegistry,
         supervisor::{PrepareShutdown, Supervisor},
-        Hub,
+        ActorNotices, Hub,
     },
-    api::{self, bridge::events::StreamSlots},
+    api,
     config::Config,
+    inbound::{AfterCommit, Directory},
+    inbox::Inboxes,
     metrics::METRICS,
-    services::Services,
-    store::{self, writer::CommitWriter, Retention, StoreError},
+    services::{Services, Shared},
+    store::{self, writer::CommitWriter, MembershipChange, Retention, StoreError},
 };
 
 /// Transactions waiting for the group-commit writer.
@@ -48,9 +50,18 @@ pub enum AppError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     let listen = config.appservice.listen;
     let store = store::open(&config.store.url).await?;
-    let agents = Arc::new(AgentRegistry::new());
-    let writer = CommitWriter::spawn(store.clone(), WRITER_QUEUE, agents.clone());
-    let svc = Services::new(config, store, writer, agents);
+    let shared = Shared {
+        inboxes: Arc::new(Inboxes::new(store.clone(), config.limits.streams_per_agent)),
+        directory: Arc::new(Directory::default()),
+        agents: Arc::new(AgentRegistry::new()),
+        store,
+    };
+    let after_commit = Arc::new(AfterCommit::new(
+        shared.inboxes.clone(),
+        shared.directory.clone(),
+    ));
+    let writer = CommitWriter::spawn(shared.store.clone(), WRITER_QUEUE, after_commit.clone());
+    let svc = Services::new(config, shared, writer);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     svc.agents.start_arbiters(workers);
     restore_directory(&svc).await?;
@@ -59,17 +70,19 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let s = svc.clone();
     let supervisor =
         Supervisor::start_in_arbiter(&supervisor_arbiter.handle(), move |_| Supervisor::new(s));
+    after_commit.connect(Arc::new(ActorNotices {
+        agents: svc.agents.clone(),
+        supervisor: supervisor.clone(),
+    }));
     let hub = Hub {
         svc: svc.clone(),
         supervisor: supervisor.clone(),
     };
-    let slots = web::Data::new(StreamSlots::default());
     let max_body = svc.config.limits.max_body_bytes;
     let hub_data = web::Data::new(hub);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(hub_data.clone())
-            .app_data(slots.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 api::error::ApiError::InvalidParam(format!("query: {e}")).into()
@@ -122,8 +135,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 async fn restore_directory(svc: &Arc<Services>) -> Result<(), StoreError> {
     let memberships = svc.store.memberships().await?;
     let n = memberships.len();
-    for (slug, room) in memberships {
-        svc.directory.join(&room, &slug);
+    for (slug, room_id) in memberships {
+        svc.directory.apply(&MembershipChange {
+            slug,
+            room_id,
+            joined: true,
+        });
     }
     for (slug, name) in svc.store.display_names().await? {
         svc.directory.set_display_name(&slug, Some(&name));

@@ -9,7 +9,11 @@
 //!   the registration file.
 //! - [`store`]: the durable state trait, the SQLite backend, the group-commit writer, and
 //!   the fingerprint that tells a homeserver retry from a reused transaction id.
-//! - [`actors`]: the supervisor and one actor per agent; the registry and routing directory.
+//! - [`inbound`]: what the homeserver pushes: routing, the membership directory, and the
+//!   one after-commit step that applies a committed transaction's consequences.
+//! - [`inbox`]: agents' inboxes as readers see them: in-memory tails, long-poll and SSE
+//!   readers, stream slots.
+//! - [`actors`]: the supervisor and one actor per agent, and the registry of live agents.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
 //!   of errors to HTTP answers.
 //! - [`services`]: the shared handles; [`app`]: start-up and shutdown; [`metrics`];
@@ -20,6 +24,8 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod ids;
+pub mod inbound;
+pub mod inbox;
 pub mod matrix;
 pub mod metrics;
 pub mod services;

@@ -1,13 +1,15 @@
 //! The shared handles every part of the daemon uses (config, namespaces, homeserver
-//! client, store, group-commit writer, the agent registry and the routing directory).
-//! Built once at start-up and shared behind an `Arc`.
+//! client, store, group-commit writer, the agent registry, the routing directory and the
+//! inboxes). Built once at start-up and shared behind an `Arc`.
 
 use std::sync::Arc;
 
 use crate::{
-    actors::{directory::Directory, registry::AgentRegistry},
+    actors::registry::AgentRegistry,
     config::Config,
     ids::Namespaces,
+    inbound::Directory,
+    inbox::Inboxes,
     matrix::HomeserverClient,
     store::{writer::CommitWriter, Store},
 };
@@ -21,16 +23,28 @@ pub struct Services {
     /// Live agent actors, reachable without asking the supervisor.
     pub agents: Arc<AgentRegistry>,
     /// Which agents are joined where, and their display names (read by the router).
-    pub directory: Directory,
+    pub directory: Arc<Directory>,
+    /// Agents' inboxes as readers see them.
+    pub inboxes: Arc<Inboxes>,
+}
+
+/// The shared parts that exist before the services (the after-commit step needs them to
+/// start the writer, which the services hold).
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub agents: Arc<AgentRegistry>,
+    pub directory: Arc<Directory>,
+    pub inboxes: Arc<Inboxes>,
 }
 
 impl Services {
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        writer: CommitWriter,
-        agents: Arc<AgentRegistry>,
-    ) -> Arc<Self> {
+    pub fn new(config: Config, shared: Shared, writer: CommitWriter) -> Arc<Self> {
+        let Shared {
+            store,
+            agents,
+            directory,
+            inboxes,
+        } = shared;
         let ns = Namespaces::new(
             config.homeserver.server_name.clone(),
             &config.appservice.agent_prefix,
@@ -44,7 +58,8 @@ impl Services {
             store,
             writer,
             agents,
-            directory: Directory::default(),
+            directory,
+            inboxes,
             config,
         })
     }

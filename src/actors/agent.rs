@@ -1,14 +1,16 @@
 //! One agent's virtual Matrix user. The actor owns the agent's registration state,
-//! profile, joined rooms, typing timers and its per-room send queues. HTTP workers reach it
+//! profile, typing timers and its per-room send queues; the rooms it is joined to are the
+//! directory's (the one owner of membership facts), read when needed. HTTP workers reach it
 //! through the registry; the supervisor starts it. An idle agent is small (see the
 //! README's memory notes): its profile and its room state are boxed, and present only
 //! once there is something in them.
 
 mod membership;
+mod ready;
 mod send;
 mod typing;
 
-use std::{collections::BTreeSet, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use actix::prelude::*;
 use ruma::{OwnedMxcUri, OwnedRoomId, OwnedUserId};
@@ -34,9 +36,9 @@ pub struct AgentActor {
     registered: bool,
     /// Display name, avatar and when they last changed; absent until set.
     profile: Option<Box<Profile>>,
-    /// Joined rooms, send queues and typing timers; absent until the agent is in a room
-    /// or has something to send. The actor stays within 72 bytes this way, which keeps
-    /// its actix task in a smaller allocation class.
+    /// Send queues and typing timers; absent until the agent has something to send or
+    /// types. The actor stays within 72 bytes this way, which keeps its actix task in a
+    /// smaller allocation class.
     rooms: Option<Box<RoomState>>,
 }
 
@@ -44,8 +46,6 @@ pub struct AgentActor {
 /// the inline room of a hash map (an agent is in few rooms).
 #[derive(Default)]
 struct RoomState {
-    /// Rooms the agent is joined to (kept in step with the directory and the store).
-    joined: BTreeSet<OwnedRoomId>,
     /// Per-room FIFOs of outgoing messages, one send in flight per room.
     sends: send::SendQueues,
     /// Typing indicators kept alive, one timer per room.
@@ -74,19 +74,19 @@ impl AgentActor {
         self.rooms.get_or_insert_default()
     }
 
-    /// Drops the room state once it holds nothing (the agent left its last room).
+    /// Drops the room state once it holds nothing (no send queued, not typing).
     fn forget_rooms_if_idle(&mut self) {
         if self
             .rooms
             .as_ref()
-            .is_some_and(|r| r.joined.is_empty() && r.sends.is_empty() && r.typing.is_empty())
+            .is_some_and(|r| r.sends.is_empty() && r.typing.is_empty())
         {
             self.rooms = None;
         }
     }
 
     fn is_joined(&self, room: &ruma::RoomId) -> bool {
-        self.rooms.as_ref().is_some_and(|r| r.joined.contains(room))
+        self.svc.directory.is_joined(room, &self.slug)
     }
 
     fn record(&self) -> AgentRecord {
@@ -127,7 +127,7 @@ impl AgentActor {
             registered: self.registered,
             display_name: self.display_name().cloned(),
             avatar_url: self.avatar_url().cloned(),
-            joined_rooms: rooms.map_or_else(Vec::new, |r| r.joined.iter().cloned().collect()),
+            joined_rooms: self.svc.directory.rooms_of(&self.slug),
             typing_rooms: rooms.map_or_else(Vec::new, |r| r.typing.rooms()),
             queued_messages: rooms.map_or(0, |r| r.sends.queued()),
         }
@@ -157,16 +157,12 @@ impl Actor for AgentActor {
                     fresh
                 }
             };
-            let rooms = store.agent_rooms(&slug).await?;
-            Ok::<_, AgentError>((record, rooms))
+            Ok::<_, AgentError>(record)
         };
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok((record, rooms)) => {
+            Ok(record) => {
                 act.registered = record.registered;
                 act.set_profile(record.display_name, record.avatar_url);
-                if !rooms.is_empty() {
-                    act.rooms().joined = rooms.into_iter().collect();
-                }
             }
             Err(e) => {
                 tracing::error!(agent = %act.slug, error = %e, "cannot load agent state; stopping");
@@ -225,7 +221,8 @@ pub struct EnsureRegistered;
 impl Handler<EnsureRegistered> for AgentActor {
     type Result = ResponseActFuture<Self, AgentResult<()>>;
     fn handle(&mut self, _: EnsureRegistered, _: &mut Self::Context) -> Self::Result {
-        let fut = ensure_registered(self.svc.clone(), self.record());
+        let (svc, record, user) = (self.svc.clone(), self.record(), self.user_id());
+        let fut = async move { ready::ready(&svc, &record, &user, None).await };
         Box::pin(fut.into_actor(self).map(|res, act, _| {
             if res.is_ok() {
                 act.registered = true;
@@ -233,19 +230,6 @@ impl Handler<EnsureRegistered> for AgentActor {
             res
         }))
     }
-}
-
-/// Registers the user unless the record says it is registered, and records that it is.
-async fn ensure_registered(svc: Arc<Services>, mut record: AgentRecord) -> AgentResult<()> {
-    if record.registered {
-        return Ok(());
-    }
-    let localpart = format!("{}{}", svc.config.appservice.agent_prefix, record.slug);
-    svc.hs.register(&localpart).await?;
-    record.registered = true;
-    svc.writer.put_agent(record.clone()).await?;
-    tracing::info!(agent = %record.slug, "agent user registered");
-    Ok(())
 }
 
 /// Sets the display name and/or avatar (registering first when needed). Unchanged values
@@ -281,7 +265,7 @@ impl Handler<SetProfile> for AgentActor {
         let record = self.record();
         let user = self.user_id();
         let work = async move {
-            ensure_registered(svc.clone(), record.clone()).await?;
+            ready::ready(&svc, &record, &user, None).await?;
             let deadline = svc.config.hs_deadline();
             if let Some(n) = &name {
                 svc.hs

@@ -1,14 +1,11 @@
 //! The actor runtime: one [`agent::AgentActor`] per hosted agent, a [`supervisor::Supervisor`]
-//! that starts agents and routes transactions and provisioning, and the shared, read-mostly
-//! [`registry`] and [`directory`] that let HTTP workers skip the supervisor on hot paths.
+//! that starts agents and carries out transactions' effects and provisioning, and the
+//! shared, read-mostly [`registry`] that lets HTTP workers skip the supervisor on hot paths.
 
 pub mod agent;
-pub mod directory;
 pub mod error;
-pub mod inbox;
 pub mod provision;
 pub mod registry;
-pub mod routing;
 pub mod supervisor;
 
 use std::sync::Arc;
@@ -18,15 +15,15 @@ use actix::{Addr, Handler, Message};
 use self::{
     agent::{AgentActor, MembershipChanged},
     error::AgentResult,
-    inbox::InboxTail,
-    routing::Routed,
+    registry::AgentRegistry,
     supervisor::{ApplyEffects, Supervisor},
 };
 use crate::{
     ids::AgentSlug,
+    inbound::{routing::Routed, AgentNotices},
     metrics::METRICS,
     services::Services,
-    store::{StoreError, TransactionOutcome},
+    store::{Effect, MembershipChange, StoreError, TransactionOutcome},
 };
 
 /// How a homeserver transaction was handled.
@@ -70,47 +67,19 @@ impl Hub {
         Ok(request.await?)
     }
 
-    /// Records a routed homeserver transaction in the group commit (the writer appends its
-    /// inbox rows to live agents' tails and wakes their readers), then applies its
-    /// membership changes to the directory, hands them straight to the live agents and
-    /// invites to the supervisor. Only the commit is waited for; no actor round trip is on
-    /// this path.
+    /// Records a routed homeserver transaction in the group commit; the after-commit step
+    /// ([`AfterCommit`](crate::inbound::AfterCommit)) applies its consequences before the
+    /// commit is answered. Only the commit is waited for; no actor round trip is on this path.
     pub async fn record_transaction(&self, routed: Routed) -> Result<TransactionAck, StoreError> {
-        let Routed {
-            write,
-            effects,
-            skipped,
-        } = routed;
-        let memberships = write.memberships.clone();
-        match self.svc.writer.commit(write).await? {
+        let skipped = routed.skipped;
+        match self.svc.writer.commit(routed.write).await? {
             TransactionOutcome::Duplicate => {
                 METRICS.transactions.with_label_values(&["duplicate"]).inc();
                 Ok(TransactionAck::Duplicate)
             }
             TransactionOutcome::Recorded { id_reused, .. } => {
-                if id_reused {
-                    METRICS.transactions.with_label_values(&["id_reused"]).inc();
-                } else {
-                    METRICS.transactions.with_label_values(&["new"]).inc();
-                }
-                for m in memberships {
-                    // Routing saw these changes; the directory takes them now they count.
-                    if m.joined {
-                        self.svc.directory.join(&m.room_id, &m.slug);
-                    } else {
-                        self.svc.directory.leave(&m.room_id, &m.slug);
-                    }
-                    if let Some(addr) = self.svc.agents.get(&m.slug) {
-                        // Rare and must not be lost: ignore mailbox capacity.
-                        addr.do_send(MembershipChanged {
-                            room: m.room_id,
-                            joined: m.joined,
-                        });
-                    }
-                }
-                if !effects.is_empty() {
-                    self.supervisor.do_send(ApplyEffects(effects));
-                }
+                let outcome = if id_reused { "id_reused" } else { "new" };
+                METRICS.transactions.with_label_values(&[outcome]).inc();
                 Ok(TransactionAck::Recorded { skipped, id_reused })
             }
         }
@@ -126,27 +95,27 @@ impl Hub {
         }
         self.agent(slug).await.map(Some)
     }
+}
 
-    /// The inbox tail of a known agent (`None` when the agent is unknown), anchored: its
-    /// first reader creates it and anchors it at the store's latest row, and the writer
-    /// pushes every commit after that, so readers past the anchor need no store read.
-    pub async fn inbox_tail(&self, slug: &AgentSlug) -> AgentResult<Option<Arc<InboxTail>>> {
-        // An actor stops only at shutdown or when its state cannot load: one retry covers
-        // a reader arriving as it stops.
-        for _ in 0..2 {
-            if self.known_agent(slug).await?.is_none() {
-                return Ok(None);
-            }
-            let Some(tail) = self.svc.agents.tail(slug) else {
-                continue;
-            };
-            if !tail.is_anchored() {
-                // Read after the tail entered the registry: later commits reach it.
-                let latest = self.svc.store.latest_cursor(slug).await?;
-                tail.anchor(latest);
-            }
-            return Ok(Some(tail));
+/// How the after-commit step reaches the actors: membership changes straight to live
+/// agents, effects to the supervisor. Both without waiting (it runs on the writer).
+pub struct ActorNotices {
+    pub agents: Arc<AgentRegistry>,
+    pub supervisor: Addr<Supervisor>,
+}
+
+impl AgentNotices for ActorNotices {
+    fn membership_changed(&self, change: MembershipChange) {
+        if let Some(addr) = self.agents.get(&change.slug) {
+            // Rare and must not be lost: ignore mailbox capacity.
+            addr.do_send(MembershipChanged {
+                room: change.room_id,
+                joined: change.joined,
+            });
         }
-        Err(error::AgentError::Stopped)
+    }
+
+    fn effects(&self, effects: Vec<Effect>) {
+        self.supervisor.do_send(ApplyEffects(effects));
     }
 }

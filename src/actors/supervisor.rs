@@ -7,12 +7,11 @@ use std::{sync::Arc, time::Duration};
 use actix::prelude::*;
 
 use super::{
-    agent::{self, AgentActor, ClearTyping, JoinRoom},
+    agent::{AgentActor, ClearTyping, JoinRoom},
     provision::{self, ProvisionError, ProvisionRequest, Provisioned},
-    routing::Effect,
     Hub,
 };
-use crate::{ids::AgentSlug, services::Services};
+use crate::{ids::AgentSlug, services::Services, store::Effect};
 
 pub struct Supervisor {
     svc: Arc<Services>,
@@ -145,5 +144,3 @@ impl Handler<PrepareShutdown> for Supervisor {
         })
     }
 }
-
-pub use agent::AgentState;

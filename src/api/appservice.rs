@@ -10,7 +10,8 @@ use serde_json::{json, value::RawValue};
 
 use super::{body, error::ApiError};
 use crate::{
-    actors::{agent::EnsureRegistered, routing, Hub, TransactionAck},
+    actors::{agent::EnsureRegistered, Hub, TransactionAck},
+    inbound::routing,
     metrics::METRICS,
 };
 

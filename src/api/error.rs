@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::{
     actors::{error::AgentError, provision::ProvisionError},
+    inbox::InboxError,
     matrix::HomeserverError,
     store::StoreError,
 };
@@ -159,6 +160,19 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
         ApiError::Internal
+    }
+}
+
+impl From<InboxError> for ApiError {
+    fn from(e: InboxError) -> Self {
+        match e {
+            InboxError::UnknownAgent(slug) => Self::NotFound(format!("unknown agent {slug}")),
+            InboxError::TooManyStreams(max) => Self::RateLimited {
+                error: format!("at most {max} concurrent event streams per agent"),
+                retry_after: Duration::from_secs(1),
+            },
+            InboxError::Store(e) => e.into(),
+        }
     }
 }
 

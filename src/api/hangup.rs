@@ -62,6 +62,12 @@ impl PeerWatch {
     }
 }
 
+impl crate::inbox::HangUp for PeerWatch {
+    async fn closed(&self) {
+        PeerWatch::closed(self).await
+    }
+}
+
 /// A socket registered with this worker's reactor, from the connection's duplicate.
 fn watched(req: &HttpRequest) -> Option<TcpStream> {
     let peer = req.conn_data::<PeerSocket>()?;

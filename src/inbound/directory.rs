@@ -1,12 +1,14 @@
 //! The read-mostly routing directory shared across threads: which hosted agents are
-//! joined to which room, and each agent's display name (for mention detection). Written on
-//! membership and profile changes, read for every inbound event.
+//! joined to which room, and each agent's display name (for mention detection). Read for
+//! every inbound event. Memberships have one writer, [`Directory::apply`], called by the
+//! after-commit step (for what the homeserver reported and for the agents' own joins and
+//! leaves) and at start-up with what the store holds.
 
 use dashmap::DashMap;
 use ruma::{OwnedRoomId, RoomId};
 use smallvec::SmallVec;
 
-use crate::ids::AgentSlug;
+use crate::{ids::AgentSlug, store::MembershipChange};
 
 /// Agents of one room; most rooms hold few agents.
 pub type RoomAgents = SmallVec<[AgentSlug; 4]>;
@@ -14,6 +16,8 @@ pub type RoomAgents = SmallVec<[AgentSlug; 4]>;
 #[derive(Default)]
 pub struct Directory {
     rooms: DashMap<OwnedRoomId, RoomAgents>,
+    /// The same facts by agent (for an agent's own view of its rooms).
+    agent_rooms: DashMap<AgentSlug, SmallVec<[OwnedRoomId; 2]>>,
     display_names: DashMap<AgentSlug, String>,
 }
 
@@ -23,18 +27,45 @@ impl Directory {
         self.rooms.get(room).map(|a| a.clone()).unwrap_or_default()
     }
 
+    /// The rooms `slug` is joined to.
+    pub fn rooms_of(&self, slug: &AgentSlug) -> Vec<OwnedRoomId> {
+        self.agent_rooms
+            .get(slug)
+            .map(|r| r.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Whether `slug` is joined to `room`.
+    pub fn is_joined(&self, room: &RoomId, slug: &AgentSlug) -> bool {
+        self.rooms.get(room).is_some_and(|a| a.contains(slug))
+    }
+
+    /// Records a membership; returns whether it changed anything.
+    pub fn apply(&self, change: &MembershipChange) -> bool {
+        if change.joined {
+            self.join(&change.room_id, &change.slug)
+        } else {
+            self.leave(&change.room_id, &change.slug)
+        }
+    }
+
     /// Records that `slug` is joined to `room`; returns whether this is new.
-    pub fn join(&self, room: &RoomId, slug: &AgentSlug) -> bool {
+    fn join(&self, room: &RoomId, slug: &AgentSlug) -> bool {
         let mut entry = self.rooms.entry(room.to_owned()).or_default();
         if entry.contains(slug) {
             return false;
         }
         entry.push(slug.clone());
+        drop(entry);
+        self.agent_rooms
+            .entry(slug.clone())
+            .or_default()
+            .push(room.to_owned());
         true
     }
 
     /// Records that `slug` left `room`; returns whether it was joined.
-    pub fn leave(&self, room: &RoomId, slug: &AgentSlug) -> bool {
+    fn leave(&self, room: &RoomId, slug: &AgentSlug) -> bool {
         let mut removed = false;
         if let Some(mut agents) = self.rooms.get_mut(room) {
             let before = agents.len();
@@ -42,6 +73,13 @@ impl Directory {
             removed = agents.len() != before;
         }
         self.rooms.remove_if(room, |_, agents| agents.is_empty());
+        if removed {
+            if let Some(mut rooms) = self.agent_rooms.get_mut(slug) {
+                rooms.retain(|r| r != room);
+            }
+            self.agent_rooms
+                .remove_if(slug, |_, rooms| rooms.is_empty());
+        }
         removed
     }
 
@@ -69,19 +107,30 @@ impl Directory {
 mod tests {
     use super::*;
 
+    fn change(slug: &str, joined: bool) -> MembershipChange {
+        MembershipChange {
+            slug: AgentSlug::parse(slug).unwrap(),
+            room_id: "!r".try_into().unwrap(),
+            joined,
+        }
+    }
+
     #[test]
     fn join_and_leave() {
         let d = Directory::default();
         let room = <&RoomId>::try_from("!r").unwrap();
         let a = AgentSlug::parse("a").unwrap();
-        let b = AgentSlug::parse("b").unwrap();
-        assert!(d.join(room, &a));
-        assert!(!d.join(room, &a));
-        assert!(d.join(room, &b));
+        assert!(d.apply(&change("a", true)));
+        assert!(!d.apply(&change("a", true)));
+        assert!(d.apply(&change("b", true)));
         assert_eq!(d.agents_in(room).len(), 2);
-        assert!(d.leave(room, &a));
-        assert!(!d.leave(room, &a));
-        assert!(d.leave(room, &b));
+        assert!(d.is_joined(room, &a));
+        assert_eq!(d.rooms_of(&a), [room]);
+        assert!(d.apply(&change("a", false)));
+        assert!(d.rooms_of(&a).is_empty());
+        assert!(!d.apply(&change("a", false)));
+        assert!(!d.is_joined(room, &a));
+        assert!(d.apply(&change("b", false)));
         assert!(d.agents_in(room).is_empty());
     }
 }

@@ -2,13 +2,13 @@
 //! with mention flags, membership facts of agents, and invites to accept. A transaction's
 //! membership changes count for its later events (a join and a message route as the
 //! homeserver ordered them) but reach the shared directory only once the transaction is
-//! recorded ([`Hub::record_transaction`](super::Hub::record_transaction)).
+//! recorded (the after-commit step, [`AfterCommit`](super::AfterCommit)).
 
 use std::borrow::Cow;
 
 use ruma::{
     events::{room::member::MembershipState, Mentions},
-    EventId, IdParseError, OwnedRoomId, RoomId, UserId,
+    EventId, IdParseError, RoomId, UserId,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -19,7 +19,10 @@ use crate::{
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
     metrics::{event_type_label, METRICS},
-    store::{fingerprint::FingerprintBuilder, EventDelivery, MembershipChange, TransactionWrite},
+    store::{
+        fingerprint::FingerprintBuilder, Effect, EventDelivery, InboxEvent, MembershipChange,
+        TransactionWrite,
+    },
 };
 
 /// Room event types that land in agent inboxes.
@@ -33,20 +36,10 @@ const DELIVERED_TYPES: &[&str] = &[
     "m.poll.end",
 ];
 
-/// What to do once the transaction is recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// An agent was invited by an allowed user: it joins.
-    AcceptInvite { slug: AgentSlug, room: OwnedRoomId },
-    /// The sender bot was invited: it joins.
-    BotJoin { room: OwnedRoomId },
-}
-
-/// A routed transaction: what to write, and what to do after.
+/// A routed transaction: what to write (with what to do once it is recorded).
 #[derive(Debug, Default)]
 pub struct Routed {
     pub write: TransactionWrite,
-    pub effects: Vec<Effect>,
     /// Events that could not be parsed (skipped).
     pub skipped: usize,
 }
@@ -197,7 +190,7 @@ fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, rou
     };
     if target == *ns.sender() {
         if membership == MembershipState::Invite && invite_allowed(ev.sender, inbound) {
-            routed.effects.push(Effect::BotJoin {
+            routed.write.effects.push(Effect::BotJoin {
                 room: ev.room_id.to_owned(),
             });
         }
@@ -209,7 +202,7 @@ fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, rou
     match membership {
         MembershipState::Invite => {
             if inbound.auto_join && invite_allowed(ev.sender, inbound) {
-                routed.effects.push(Effect::AcceptInvite {
+                routed.write.effects.push(Effect::AcceptInvite {
                     slug,
                     room: ev.room_id.to_owned(),
                 });
@@ -277,12 +270,15 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
         })
         .collect();
     routed.write.deliveries.push(EventDelivery {
-        event_id: ev.event_id.to_owned(),
-        room_id: ev.room_id.to_owned(),
-        sender: ev.sender.to_owned(),
-        event_type: ev.kind.to_owned(),
-        content: ev.content.to_owned(),
-        origin_server_ts: ev.origin_server_ts,
+        event: std::sync::Arc::new(InboxEvent {
+            event_id: ev.event_id.to_owned(),
+            room_id: ev.room_id.to_owned(),
+            sender: ev.sender.to_owned(),
+            event_type: ev.kind.to_owned(),
+            content: ev.content.to_owned(),
+            origin_server_ts: ev.origin_server_ts,
+            json_members: Default::default(),
+        }),
         recipients,
     });
 }
@@ -419,8 +415,12 @@ mod tests {
     #[test]
     fn identifiers_are_checked_and_escaped_ones_are_read() {
         let dir = Directory::default();
-        let room: OwnedRoomId = "!r".try_into().unwrap();
-        dir.join(&room, &AgentSlug::parse("a").unwrap());
+        let room: ruma::OwnedRoomId = "!r".try_into().unwrap();
+        dir.apply(&MembershipChange {
+            slug: AgentSlug::parse("a").unwrap(),
+            room_id: room.clone(),
+            joined: true,
+        });
         let bad = |field: &str, value: &str| {
             let mut ev = json!({"event_id": "$e", "room_id": "!r", "sender": "@h:hs",
                 "type": "m.room.message", "content": {"body": "x"}});
@@ -443,7 +443,11 @@ mod tests {
         assert_eq!(r.write.deliveries.len(), 1);
         let d = &r.write.deliveries[0];
         assert_eq!(
-            (d.event_id.as_str(), d.room_id.as_str(), d.sender.as_str()),
+            (
+                d.event.event_id.as_str(),
+                d.event.room_id.as_str(),
+                d.event.sender.as_str()
+            ),
             ("$ok", "!r", "@h:hs")
         );
     }
@@ -478,8 +482,12 @@ mod tests {
     #[test]
     fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only() {
         let dir = Directory::default();
-        let room: OwnedRoomId = "!r".try_into().unwrap();
-        dir.join(&room, &AgentSlug::parse("a").unwrap());
+        let room: ruma::OwnedRoomId = "!r".try_into().unwrap();
+        dir.apply(&MembershipChange {
+            slug: AgentSlug::parse("a").unwrap(),
+            room_id: room.clone(),
+            joined: true,
+        });
         let inbound = InboundConfig {
             auto_join: true,
             invite_allow: vec![":good".into()],
@@ -493,7 +501,7 @@ mod tests {
         ];
         let r = run(&events, &dir, &inbound);
         assert_eq!(
-            r.effects,
+            r.write.effects,
             [
                 Effect::AcceptInvite {
                     slug: AgentSlug::parse("x").unwrap(),

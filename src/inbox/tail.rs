@@ -1,42 +1,17 @@
 //! The live tail of an agent's inbox: its newest entries in memory, so that a woken reader
-//! needs no store read, and the signal readers wait on. The group-commit writer appends
-//! to it right after each commit, in commit order (see [`registry`](super::registry)); HTTP
-//! workers read it. Older entries, and everything before the tail was anchored, are read
-//! from the store.
+//! needs no store read, and the signal readers wait on. The after-commit step appends to
+//! it right after each commit, in commit order ([`Inboxes::append`](super::Inboxes::append));
+//! HTTP workers read it. Older entries, and everything before the tail was anchored, are
+//! read from the store.
 
-use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::{collections::VecDeque, sync::Mutex};
 
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
-use serde_json::value::RawValue;
 use tokio::sync::{futures::Notified, Notify};
+
+use crate::store::InboxEntry;
 
 /// Entries kept in memory per agent.
 const TAIL_LEN: usize = 64;
-
-/// An event as delivered to inboxes (shared by every recipient).
-#[derive(Debug)]
-pub struct TailEvent {
-    pub room_id: OwnedRoomId,
-    pub event_id: OwnedEventId,
-    pub sender: OwnedUserId,
-    pub event_type: String,
-    pub content: Box<RawValue>,
-    pub origin_server_ts: i64,
-    /// The event's fields as the bridge API writes them, serialised once by the first
-    /// reader and copied by every other recipient's reader.
-    pub json_fields: OnceLock<Box<str>>,
-}
-
-/// One inbox entry of one agent.
-#[derive(Debug, Clone)]
-pub struct TailEntry {
-    pub cursor: i64,
-    pub mentioned: bool,
-    pub event: Arc<TailEvent>,
-}
 
 #[derive(Debug)]
 struct TailState {
@@ -45,7 +20,7 @@ struct TailState {
     anchored: bool,
     /// The newest entry dropped for room before the anchor (0 when none was).
     dropped_unanchored: i64,
-    recent: VecDeque<TailEntry>,
+    recent: VecDeque<InboxEntry>,
 }
 
 #[derive(Debug)]
@@ -97,7 +72,7 @@ impl InboxTail {
     }
 
     /// Appends a committed entry (cursors arrive in increasing order) and wakes readers.
-    pub fn push(&self, entry: TailEntry) {
+    pub fn push(&self, entry: InboxEntry) {
         let mut st = self.lock();
         if st.anchored && entry.cursor <= st.covered_from {
             return; // Already in the store when the tail was anchored.
@@ -121,7 +96,7 @@ impl InboxTail {
 
     /// Entries after `since` (at most `limit`) when the tail covers them all; `None` when
     /// the store must be read.
-    pub fn read_after(&self, since: i64, limit: usize) -> Option<Vec<TailEntry>> {
+    pub fn read_after(&self, since: i64, limit: usize) -> Option<Vec<InboxEntry>> {
         let st = self.lock();
         if !st.anchored || since < st.covered_from {
             return None;
@@ -146,24 +121,13 @@ impl InboxTail {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inbox::test_entry;
 
-    fn entry(cursor: i64) -> TailEntry {
-        TailEntry {
-            cursor,
-            mentioned: false,
-            event: Arc::new(TailEvent {
-                room_id: "!r".try_into().unwrap(),
-                event_id: format!("$e{cursor}").try_into().unwrap(),
-                sender: "@h:hs".try_into().unwrap(),
-                event_type: "m.room.message".into(),
-                content: RawValue::from_string("{}".into()).unwrap(),
-                origin_server_ts: 0,
-                json_fields: Default::default(),
-            }),
-        }
+    fn entry(cursor: i64) -> InboxEntry {
+        test_entry(cursor, false, "{}")
     }
 
-    fn cursors(v: Option<Vec<TailEntry>>) -> Option<Vec<i64>> {
+    fn cursors(v: Option<Vec<InboxEntry>>) -> Option<Vec<i64>> {
         v.map(|v| v.iter().map(|e| e.cursor).collect())
     }
 

@@ -6,7 +6,7 @@ pub mod fingerprint;
 pub mod sqlite;
 pub mod writer;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
@@ -49,15 +49,33 @@ pub struct AgentRecord {
     pub avatar_url: Option<String>,
 }
 
-/// One event to be written into one or more inboxes.
-#[derive(Debug, Clone)]
-pub struct EventDelivery {
-    pub event_id: OwnedEventId,
+/// An event as agents' inboxes hold it: one copy shared by all its recipients, whether it
+/// is served from the in-memory tail or read back from the store.
+#[derive(Debug)]
+pub struct InboxEvent {
     pub room_id: OwnedRoomId,
+    pub event_id: OwnedEventId,
     pub sender: OwnedUserId,
     pub event_type: String,
     pub content: Box<RawValue>,
     pub origin_server_ts: i64,
+    /// The event's members as the bridge API writes them, serialised once by the first
+    /// reader and copied by every other recipient's reader.
+    pub json_members: OnceLock<Box<str>>,
+}
+
+/// One entry of one agent's inbox.
+#[derive(Debug, Clone)]
+pub struct InboxEntry {
+    pub cursor: i64,
+    pub mentioned: bool,
+    pub event: Arc<InboxEvent>,
+}
+
+/// One event to be written into one or more inboxes.
+#[derive(Debug, Clone)]
+pub struct EventDelivery {
+    pub event: Arc<InboxEvent>,
     /// The concerned agents, each with its `mentioned` flag.
     pub recipients: Vec<(AgentSlug, bool)>,
 }
@@ -70,6 +88,15 @@ pub struct MembershipChange {
     pub joined: bool,
 }
 
+/// What a recorded transaction asks for, carried out after its commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// An agent was invited by an allowed user: it joins.
+    AcceptInvite { slug: AgentSlug, room: OwnedRoomId },
+    /// The sender bot was invited: it joins.
+    BotJoin { room: OwnedRoomId },
+}
+
 /// Everything one homeserver transaction writes.
 #[derive(Debug, Clone, Default)]
 pub struct TransactionWrite {
@@ -78,6 +105,8 @@ pub struct TransactionWrite {
     pub fingerprint: TxnFingerprint,
     pub deliveries: Vec<EventDelivery>,
     pub memberships: Vec<MembershipChange>,
+    /// What to do once the transaction is recorded (not stored).
+    pub effects: Vec<Effect>,
 }
 
 /// One write. Every write goes through the group-commit writer, so the store has a single
@@ -123,19 +152,6 @@ pub enum TransactionOutcome {
     },
 }
 
-/// One inbox entry as read back.
-#[derive(Debug, Clone)]
-pub struct InboxRow {
-    pub cursor: i64,
-    pub room_id: String,
-    pub event_id: String,
-    pub sender: String,
-    pub event_type: String,
-    pub content: Box<RawValue>,
-    pub origin_server_ts: i64,
-    pub mentioned: bool,
-}
-
 /// A provisioned room.
 #[derive(Debug, Clone)]
 pub struct RoomRecord {
@@ -161,8 +177,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every (agent, room) where an agent is joined.
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>>;
-    /// Rooms where `slug` is joined.
-    async fn agent_rooms(&self, slug: &AgentSlug) -> StoreResult<Vec<OwnedRoomId>>;
 
     /// The event id of an earlier send with this client key.
     async fn sent_event(
@@ -177,7 +191,7 @@ pub trait Store: Send + Sync + 'static {
         slug: &AgentSlug,
         after: i64,
         limit: u32,
-    ) -> StoreResult<Vec<InboxRow>>;
+    ) -> StoreResult<Vec<InboxEntry>>;
     /// The highest cursor of `slug`'s inbox (0 when empty).
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64>;
     /// Applies retention: inbox rows and handled transactions beyond what `keep` keeps, and
@@ -217,16 +231,22 @@ impl Retention {
     }
 }
 
+/// Whether this build has a backend for `url`; the error names the scheme only (a URL may
+/// carry a password). `check-config` and [`open`] both ask here.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    if url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
+    Err(StoreError::Unsupported(format!(
+        "scheme {scheme:?}: only sqlite: is built in so far"
+    )))
+}
+
 /// Opens the store named by `url` (creating and migrating it when needed).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
-    } else {
-        Err(StoreError::Unsupported(format!(
-            "{} (only sqlite: is built in so far)",
-            url.split(':').next().unwrap_or_default()
-        )))
-    }
+    check_url(url)?;
+    Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
 }
 
 /// Seconds since the Unix epoch.

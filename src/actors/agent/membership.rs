@@ -1,13 +1,11 @@
-//! Room membership of an agent: joining (with the sender bot's invite as fallback when the
-//! agent is not invited) and membership facts learnt from the homeserver.
+//! Room membership of an agent: joining on request (accepted invites, provisioning) and
+//! membership facts learnt from the homeserver. The facts themselves live in the
+//! directory; the actor only reacts to them.
 use actix::prelude::*;
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::OwnedRoomId;
 
-use super::AgentActor;
-use crate::{
-    actors::error::AgentResult, ids::AgentSlug, matrix::HomeserverError, services::Services,
-    store::MembershipChange,
-};
+use super::{ready::ready, AgentActor};
+use crate::actors::error::AgentResult;
 
 /// Joins the agent to a room (used for accepted invites and provisioning).
 #[derive(Message)]
@@ -22,73 +20,17 @@ impl Handler<JoinRoom> for AgentActor {
         let svc = self.svc.clone();
         let record = self.record();
         let user = self.user_id();
-        let room = msg.room;
-        let work = async move {
-            super::ensure_registered(svc.clone(), record.clone()).await?;
-            join_room(&svc, &record.slug, &user, &room).await?;
-            Ok(room)
-        };
-        Box::pin(
-            work.into_actor(self)
-                .map(|res: AgentResult<OwnedRoomId>, act, _| {
-                    let room = res?;
-                    act.registered = true;
-                    act.rooms().joined.insert(room);
-                    Ok(())
-                }),
-        )
+        let work = async move { ready(&svc, &record, &user, Some(&msg.room)).await };
+        Box::pin(work.into_actor(self).map(|res, act, _| {
+            res?;
+            act.registered = true;
+            Ok(())
+        }))
     }
-}
-
-/// Joins `room` as `user`; when the homeserver refuses because the agent is not invited,
-/// the sender bot invites it and it joins again. The membership is recorded.
-pub(super) async fn join_room(
-    svc: &Services,
-    slug: &AgentSlug,
-    user: &UserId,
-    room: &RoomId,
-) -> AgentResult<()> {
-    match svc.hs.join(user, room).await {
-        Ok(()) => {}
-        Err(e) if e.status() == Some(403) => {
-            tracing::debug!(agent = %slug, room = %room, "join refused; inviting through the sender bot");
-            svc.hs.invite(svc.ns.sender(), room, user).await.map_err(
-                |invite_err: HomeserverError| {
-                    tracing::info!(agent = %slug, room = %room, join = %e, invite = %invite_err, "cannot join");
-                    e
-                },
-            )?;
-            svc.hs.join(user, room).await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    record_membership(svc, slug, room, true).await
-}
-
-/// Writes a membership to the directory and the store.
-pub(super) async fn record_membership(
-    svc: &Services,
-    slug: &AgentSlug,
-    room: &RoomId,
-    joined: bool,
-) -> AgentResult<()> {
-    if joined {
-        svc.directory.join(room, slug);
-    } else {
-        svc.directory.leave(room, slug);
-    }
-    svc.writer
-        .set_membership(MembershipChange {
-            slug: slug.clone(),
-            room_id: room.to_owned(),
-            joined,
-        })
-        .await?;
-    Ok(())
 }
 
 /// The homeserver reported a membership change of this agent (already recorded in the
-/// store and the directory by [`Hub::record_transaction`](crate::actors::Hub::record_transaction)).
+/// store and the directory: [`AfterCommit`](crate::inbound::AfterCommit) sends this).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct MembershipChanged {
@@ -99,10 +41,7 @@ pub struct MembershipChanged {
 impl Handler<MembershipChanged> for AgentActor {
     type Result = ();
     fn handle(&mut self, msg: MembershipChanged, ctx: &mut Self::Context) {
-        if msg.joined {
-            self.rooms().joined.insert(msg.room);
-        } else if let Some(rooms) = self.rooms.as_mut() {
-            rooms.joined.remove(&msg.room);
+        if !msg.joined {
             // Left or kicked: keeping a typing timer for that room would only fail.
             self.drop_typing(&msg.room, ctx);
             self.forget_rooms_if_idle();

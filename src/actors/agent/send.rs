@@ -116,8 +116,8 @@ impl Handler<SendMessage> for AgentActor {
 
 /// What a finished send changed besides its result.
 struct SendOutcome {
+    /// The agent is registered (the send got past the ready step).
     registered: bool,
-    joined: bool,
     result: AgentResult<Sent>,
     /// The client's key of a send that reached the homeserver now (not found in the sent
     /// map): to be recorded.
@@ -141,20 +141,15 @@ impl AgentActor {
             return;
         };
         queue.busy = true;
-        let joined = state.joined.contains(&room);
         let work = deliver(
             self.svc.clone(),
             self.record(),
             self.user_id(),
             room.clone(),
-            joined,
             job,
         );
         ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
             act.registered |= outcome.registered;
-            if outcome.joined {
-                act.rooms().joined.insert(room.clone());
-            }
             if outcome.result.is_ok() {
                 // A message ends the agent's typing in that room (Synapse does not).
                 act.end_typing(&room, ctx);
@@ -194,7 +189,6 @@ async fn deliver(
     record: AgentRecord,
     user: OwnedUserId,
     room: OwnedRoomId,
-    joined: bool,
     job: SendJob,
 ) -> SendOutcome {
     let SendJob {
@@ -203,7 +197,6 @@ async fn deliver(
         client_key,
     } = job;
     let mut registered = record.registered;
-    let mut joined_now = joined;
     let mut to_record = None;
     let result = async {
         let slug = record.slug.clone();
@@ -215,14 +208,8 @@ async fn deliver(
                 });
             }
         }
-        if !registered {
-            super::ensure_registered(svc.clone(), record).await?;
-            registered = true;
-        }
-        if !joined_now {
-            super::membership::join_room(&svc, &slug, &user, &room).await?;
-            joined_now = true;
-        }
+        super::ready::ready(&svc, &record, &user, Some(&room)).await?;
+        registered = true;
         let content = message.to_content();
         let matrix_txn = matrix_txn_id(&slug, &txn_id);
         let event_id = svc
@@ -238,7 +225,6 @@ async fn deliver(
     .await;
     SendOutcome {
         registered,
-        joined: joined_now,
         result,
         to_record,
     }

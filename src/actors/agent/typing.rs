@@ -88,17 +88,13 @@ impl Handler<SetTyping> for AgentActor {
         let until = Instant::now() + msg.duration.map_or(max, |d| d.min(max));
         let timeout = Duration::from_millis(limits.typing_timeout_ms);
         let record = self.record();
-        let joined = self.is_joined(&room);
         let typing = &mut self.rooms().typing;
         typing.next_token += 1;
         let token = typing.next_token;
         typing.pending.insert(room.clone(), token);
         let key = room.clone();
         let work = async move {
-            super::ensure_registered(svc.clone(), record.clone()).await?;
-            if !joined {
-                super::membership::join_room(&svc, &record.slug, &user, &room).await?;
-            }
+            super::ready::ready(&svc, &record, &user, Some(&room)).await?;
             svc.hs
                 .typing(&user, &room, true, timeout, svc.config.hs_deadline())
                 .await?;
@@ -115,7 +111,6 @@ impl Handler<SetTyping> for AgentActor {
                     let room = res?;
                     act.registered = true;
                     let state = act.rooms();
-                    state.joined.insert(room.clone());
                     if latest {
                         act.arm(room, until, ctx);
                     } else if !state.typing.pending.contains_key(&room)

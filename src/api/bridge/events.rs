@@ -1,27 +1,21 @@
 //! `GET /bridge/v1/agents/{agent}/events?since=&limit=&timeout_ms=`: an agent's durable
 //! inbox, as a long-poll or (with `Accept: text/event-stream`) as Server-Sent Events with
-//! `id:` = cursor. Parameters, the per-agent stream limit and the handler live here; the
-//! reads (in-memory tail or store), the wait on the tail's signal and the pull-based SSE
-//! stream are in [`inbox_read`](super::inbox_read).
+//! `id:` = cursor. The parameters and the HTTP answer live here; the reads, waits, stream
+//! slots and the SSE stream are the [`inbox`](crate::inbox) module's.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use actix_web::{
     http::{header, StatusCode},
     web, HttpRequest, HttpResponse,
 };
-use dashmap::DashMap;
 use serde::Deserialize;
 
-use super::{
-    inbox_read::{self as stream, InboxReader},
-    slug_param,
-};
+use super::slug_param;
 use crate::{
     actors::Hub,
     api::{error::ApiError, hangup},
-    ids::AgentSlug,
-    metrics::METRICS,
+    inbox,
 };
 
 /// The status a long-poll ends with when its client hung up (nginx's "client closed
@@ -36,46 +30,6 @@ pub struct EventsQuery {
     since: Option<String>,
     limit: Option<String>,
     timeout_ms: Option<String>,
-}
-
-/// Open streams per agent (long-polls and SSE), bounded by `limits.streams_per_agent`.
-#[derive(Default)]
-pub struct StreamSlots {
-    open: DashMap<AgentSlug, usize>,
-}
-
-/// Holds one slot; frees it when dropped (also when a client disconnects).
-pub struct Slot {
-    slots: Arc<StreamSlots>,
-    slug: AgentSlug,
-}
-
-impl StreamSlots {
-    fn acquire(self: &Arc<Self>, slug: &AgentSlug, max: usize) -> Result<Slot, ApiError> {
-        let mut n = self.open.entry(slug.clone()).or_insert(0);
-        if *n >= max {
-            return Err(ApiError::RateLimited {
-                error: format!("at most {max} concurrent event streams per agent"),
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        *n += 1;
-        METRICS.streams_open.inc();
-        Ok(Slot {
-            slots: self.clone(),
-            slug: slug.clone(),
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        METRICS.streams_open.dec();
-        self.slots.open.remove_if_mut(&self.slug, |_, n| {
-            *n -= 1;
-            *n == 0
-        });
-    }
 }
 
 fn parse_cursor(name: &str, raw: Option<&str>) -> Result<i64, ApiError> {
@@ -110,7 +64,6 @@ fn parse_bounded(
 
 pub async fn agent_events(
     hub: web::Data<Hub>,
-    slots: web::Data<StreamSlots>,
     req: HttpRequest,
     agent: web::Path<String>,
     query: web::Query<EventsQuery>,
@@ -141,21 +94,14 @@ pub async fn agent_events(
             since = parse_cursor("Last-Event-ID", last.to_str().ok())?;
         }
     }
-    let tail = hub
-        .inbox_tail(&slug)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
-    let slot = slots
-        .into_inner()
-        .acquire(&slug, hub.svc.config.limits.streams_per_agent)?;
-    let reader = InboxReader {
-        store: hub.svc.store.clone(),
-        tail,
-        slug,
-    };
+    let reader = hub.svc.inboxes.open(&slug).await?;
     if sse {
         let peer = hangup::PeerWatch::of(&req);
-        return Ok(stream::sse_response(reader, since, slot, peer));
+        return Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header(("X-Accel-Buffering", "no"))
+            .streaming(inbox::sse_stream(reader, since, peer)));
     }
     let batch = tokio::select! {
         batch = reader.wait(since, limit as usize, timeout) => batch?,
@@ -165,11 +111,11 @@ pub async fn agent_events(
             return Ok(HttpResponse::new(status));
         }
     };
-    drop(slot);
-    let next = batch.last_cursor().unwrap_or(since);
+    drop(reader);
+    let next = batch.last().map_or(since, |e| e.cursor);
     Ok(HttpResponse::Ok()
         .insert_header(header::ContentType::json())
-        .body(batch.answer(next)))
+        .body(inbox::answer(&batch, next)))
 }
 
 #[cfg(test)]
@@ -188,16 +134,5 @@ mod tests {
         );
         assert!(parse_bounded("limit", Some("0"), 50, 1, 100).is_err());
         assert!(parse_bounded("limit", Some("101"), 50, 1, 100).is_err());
-    }
-
-    #[test]
-    fn slots_are_bounded_and_freed() {
-        let slots = Arc::new(StreamSlots::default());
-        let a = AgentSlug::parse("a").unwrap();
-        let s1 = slots.acquire(&a, 2).unwrap();
-        let _s2 = slots.acquire(&a, 2).unwrap();
-        assert!(slots.acquire(&a, 2).is_err());
-        drop(s1);
-        assert!(slots.acquire(&a, 2).is_ok());
     }
 }

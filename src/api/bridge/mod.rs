@@ -4,7 +4,6 @@
 
 pub mod agents;
 pub mod events;
-pub mod inbox_read;
 pub mod messages;
 pub mod provision;
 pub mod typing;

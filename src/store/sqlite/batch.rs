@@ -103,7 +103,7 @@ pub(super) async fn write_batch(
     for op in batch {
         if let WriteOp::Transaction(t) = op {
             txn_ids.push(&t.txn_id);
-            event_ids.extend(t.deliveries.iter().map(|d| d.event_id.as_str()));
+            event_ids.extend(t.deliveries.iter().map(|d| d.event.event_id.as_str()));
         }
     }
     let rows = sqlx::query(BEGIN_AND_LOOK_UP)
@@ -164,7 +164,8 @@ pub(super) async fn write_batch(
                 }
                 let mut per_event = Vec::with_capacity(t.deliveries.len());
                 for d in &t.deliveries {
-                    let id = d.event_id.as_str();
+                    let ev = &d.event;
+                    let id = ev.event_id.as_str();
                     if known_events.contains(id) || !event_seen.insert(id) {
                         per_event.push(None);
                         continue;
@@ -173,11 +174,11 @@ pub(super) async fn write_batch(
                     event_rows.push((
                         next_id,
                         id,
-                        d.room_id.as_str(),
-                        d.sender.as_str(),
-                        &d.event_type,
-                        d.content.get(),
-                        d.origin_server_ts,
+                        ev.room_id.as_str(),
+                        ev.sender.as_str(),
+                        &ev.event_type,
+                        ev.content.get(),
+                        ev.origin_server_ts,
                     ));
                     let cursors = d
                         .recipients

@@ -12,7 +12,7 @@
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use ruma::{OwnedEventId, OwnedRoomId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -21,7 +21,8 @@ use sqlx::{
 use tokio::sync::Mutex;
 
 use super::{
-    now_s, AgentRecord, InboxRow, Retention, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
+    now_s, AgentRecord, InboxEntry, InboxEvent, Retention, Store, StoreError, StoreResult, WriteOp,
+    WriteOutcome,
 };
 use crate::ids::AgentSlug;
 
@@ -158,20 +159,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn agent_rooms(&self, slug: &AgentSlug) -> StoreResult<Vec<OwnedRoomId>> {
-        let rooms: Vec<String> =
-            sqlx::query_scalar("SELECT room_id FROM memberships WHERE slug = ?")
-                .bind(slug.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-        rooms
-            .into_iter()
-            .map(|r| {
-                OwnedRoomId::try_from(r).map_err(|e| StoreError::Corrupt(format!("room id: {e}")))
-            })
-            .collect()
-    }
-
     async fn sent_event(
         &self,
         slug: &AgentSlug,
@@ -194,7 +181,7 @@ impl Store for SqliteStore {
         slug: &AgentSlug,
         after: i64,
         limit: u32,
-    ) -> StoreResult<Vec<InboxRow>> {
+    ) -> StoreResult<Vec<InboxEntry>> {
         let rows = sqlx::query(
             "SELECT i.seq, e.room_id, e.event_id, e.sender, e.event_type, e.content, e.origin_server_ts, i.mentioned \
              FROM inbox i JOIN events e ON e.id = i.event_ref \
@@ -207,17 +194,26 @@ impl Store for SqliteStore {
         .await?;
         rows.into_iter()
             .map(|r| {
-                let content: String = r.get(5);
-                Ok(InboxRow {
-                    cursor: r.get(0),
-                    room_id: r.get(1),
-                    event_id: r.get(2),
-                    sender: r.get(3),
+                let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+                    StoreError::Corrupt(format!("inbox {what}: {e}"))
+                };
+                let event = InboxEvent {
+                    room_id: OwnedRoomId::try_from(r.get::<String, _>(1))
+                        .map_err(|e| corrupt("room id", &e))?,
+                    event_id: OwnedEventId::try_from(r.get::<String, _>(2))
+                        .map_err(|e| corrupt("event id", &e))?,
+                    sender: OwnedUserId::try_from(r.get::<String, _>(3))
+                        .map_err(|e| corrupt("sender", &e))?,
                     event_type: r.get(4),
-                    content: RawValue::from_string(content)
-                        .map_err(|e| StoreError::Corrupt(format!("event content: {e}")))?,
+                    content: RawValue::from_string(r.get(5))
+                        .map_err(|e| corrupt("event content", &e))?,
                     origin_server_ts: r.get(6),
+                    json_members: Default::default(),
+                };
+                Ok(InboxEntry {
+                    cursor: r.get(0),
                     mentioned: r.get::<bool, _>(7),
+                    event: Arc::new(event),
                 })
             })
             .collect()

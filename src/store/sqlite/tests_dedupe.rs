@@ -27,7 +27,7 @@ async fn a_reused_id_with_other_events_is_a_new_transaction() {
     let moved = commit(&s, vec![txn("2", vec![delivery("$after", &["a"])])]).await;
     assert_eq!(recorded(&moved[0]), [None]);
     let inbox = s.read_inbox(&slug("a"), 0, 10).await.unwrap();
-    let ids: Vec<_> = inbox.iter().map(|r| r.event_id.as_str()).collect();
+    let ids: Vec<_> = inbox.iter().map(|r| r.event.event_id.as_str()).collect();
     assert_eq!(ids, ["$before", "$after"]);
 }
 

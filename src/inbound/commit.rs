@@ -1,0 +1,100 @@
+//! The one after-commit step: runs on the group-commit writer right after each commit, in
+//! commit order, before any writer of that commit is answered (see
+//! [`CommitHook`](crate::store::writer::CommitHook)). For every recorded transaction it
+//! fills the inbox tails of the agents being read, applies the membership changes to the
+//! directory, tells the agents concerned, and hands its effects (invites to accept) to the
+//! actors; an agent's own joins and leaves reach the directory here too.
+
+use std::sync::{Arc, OnceLock};
+
+use super::directory::Directory;
+use crate::{
+    inbox::Inboxes,
+    metrics::METRICS,
+    store::{
+        writer::CommitHook, Effect, MembershipChange, TransactionOutcome, WriteOp, WriteOutcome,
+    },
+};
+
+/// What the after-commit step tells the actors (implemented by them, so that this module
+/// does not depend on them). Both calls must return at once: they run on the writer.
+pub trait AgentNotices: Send + Sync + 'static {
+    /// The homeserver reported a membership change of an agent (the directory has it).
+    fn membership_changed(&self, change: MembershipChange);
+    /// What a recorded transaction asks for (accepting invites, sender-bot joins).
+    fn effects(&self, effects: Vec<Effect>);
+}
+
+pub struct AfterCommit {
+    inboxes: Arc<Inboxes>,
+    directory: Arc<Directory>,
+    /// Set once the actors run (before the HTTP server accepts a transaction).
+    notices: OnceLock<Arc<dyn AgentNotices>>,
+}
+
+impl AfterCommit {
+    pub fn new(inboxes: Arc<Inboxes>, directory: Arc<Directory>) -> Self {
+        Self {
+            inboxes,
+            directory,
+            notices: OnceLock::new(),
+        }
+    }
+
+    /// Connects the actors; the first call counts.
+    pub fn connect(&self, notices: Arc<dyn AgentNotices>) {
+        let _ = self.notices.set(notices);
+    }
+
+    fn notices(&self) -> Option<&dyn AgentNotices> {
+        let notices = self.notices.get().map(|n| &**n);
+        if notices.is_none() {
+            tracing::error!(
+                "a transaction was committed before the actors ran; its notices are lost"
+            );
+        }
+        notices
+    }
+}
+
+impl CommitHook for AfterCommit {
+    fn committed(&self, ops: Vec<WriteOp>, outcomes: &[WriteOutcome]) {
+        let (mut delivered, mut duplicates) = (0u64, 0u64);
+        for (op, outcome) in ops.into_iter().zip(outcomes) {
+            match (op, outcome) {
+                (
+                    WriteOp::Transaction(txn),
+                    WriteOutcome::Transaction(TransactionOutcome::Recorded { cursors, .. }),
+                ) => {
+                    for (delivery, cursors) in txn.deliveries.iter().zip(cursors) {
+                        match cursors {
+                            Some(cursors) => {
+                                delivered += cursors.len() as u64;
+                                self.inboxes.append(delivery, cursors);
+                            }
+                            None => duplicates += 1,
+                        }
+                    }
+                    let notices = (!txn.memberships.is_empty() || !txn.effects.is_empty())
+                        .then(|| self.notices())
+                        .flatten();
+                    for change in txn.memberships {
+                        self.directory.apply(&change);
+                        if let Some(n) = notices {
+                            n.membership_changed(change);
+                        }
+                    }
+                    if let (Some(n), false) = (notices, txn.effects.is_empty()) {
+                        n.effects(txn.effects);
+                    }
+                }
+                (WriteOp::Membership(change), WriteOutcome::Done) => {
+                    self.directory.apply(&change);
+                }
+                _ => {}
+            }
+        }
+        METRICS.inbox_deliveries.inc_by(delivered);
+        METRICS.events_duplicate.inc_by(duplicates);
+    }
+}

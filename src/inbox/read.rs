@@ -1,0 +1,180 @@
+//! Reading one agent's inbox: from the in-memory tail when it covers the cursor (the usual
+//! case for a reader that keeps up), else from the store; waiting on the tail's signal (no
+//! polling); and the JSON of inbox items, written from fragments.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{slots::Slot, tail::InboxTail};
+use crate::{
+    ids::AgentSlug,
+    store::{InboxEntry, InboxEvent, Store, StoreResult},
+};
+
+/// One agent's inbox as one reader sees it; holds one of the agent's stream slots.
+pub struct InboxReader {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) tail: Arc<InboxTail>,
+    pub(super) slug: AgentSlug,
+    pub(super) _slot: Slot,
+}
+
+impl InboxReader {
+    pub fn slug(&self) -> &AgentSlug {
+        &self.slug
+    }
+
+    /// Entries after `since`, at most `limit`.
+    async fn read(&self, since: i64, limit: usize) -> StoreResult<Vec<InboxEntry>> {
+        match self.tail.read_after(since, limit) {
+            Some(entries) => Ok(entries),
+            None => self.store.read_inbox(&self.slug, since, limit as u32).await,
+        }
+    }
+
+    /// Entries after `since`, waiting up to `timeout` for the first one.
+    pub async fn wait(
+        &self,
+        since: i64,
+        limit: usize,
+        timeout: Duration,
+    ) -> StoreResult<Vec<InboxEntry>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Registered before reading, so a push between the read and the wait wakes us.
+            let notified = self.tail.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let batch = self.read(since, limit).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !batch.is_empty() || left.is_zero() {
+                return Ok(batch);
+            }
+            if tokio::time::timeout(left, notified).await.is_err() {
+                return Ok(batch);
+            }
+        }
+    }
+}
+
+/// The members of an inbox item that are the same for every recipient.
+#[derive(Serialize)]
+struct SharedMembers<'a> {
+    room_id: &'a str,
+    event_id: &'a str,
+    sender: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    content: &'a RawValue,
+    origin_server_ts: i64,
+}
+
+/// `"room_id":...,"origin_server_ts":...` (the object's members without the braces),
+/// serialised by the first of the event's readers.
+fn shared_members(ev: &InboxEvent) -> &str {
+    ev.json_members.get_or_init(|| {
+        let mut json = serde_json::to_string(&SharedMembers {
+            room_id: ev.room_id.as_str(),
+            event_id: ev.event_id.as_str(),
+            sender: ev.sender.as_str(),
+            kind: &ev.event_type,
+            content: &ev.content,
+            origin_server_ts: ev.origin_server_ts,
+        })
+        .expect("strings and raw JSON serialise");
+        json.pop();
+        json.remove(0);
+        json.into_boxed_str()
+    })
+}
+
+/// Appends one inbox item: `{"cursor":"<n>","mentioned":<bool>,<members>}`. The pieces are
+/// a number, a boolean and members serde_json wrote, so the whole is valid JSON.
+pub fn write_item(out: &mut Vec<u8>, entry: &InboxEntry) {
+    out.extend_from_slice(b"{\"cursor\":\"");
+    out.extend_from_slice(entry.cursor.to_string().as_bytes());
+    out.extend_from_slice(if entry.mentioned {
+        b"\",\"mentioned\":true,"
+    } else {
+        b"\",\"mentioned\":false,"
+    });
+    out.extend_from_slice(shared_members(&entry.event).as_bytes());
+    out.push(b'}');
+}
+
+/// The long-poll answer: `{"events":[...],"next":"<cursor>"}`.
+pub fn answer(entries: &[InboxEntry], next: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 512 * entries.len());
+    out.extend_from_slice(b"{\"events\":[");
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_item(&mut out, entry);
+    }
+    out.extend_from_slice(b"],\"next\":\"");
+    out.extend_from_slice(next.to_string().as_bytes());
+    out.extend_from_slice(b"\"}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::inbox::test_entry;
+
+    const CONTENT: &str = r#"{"body":"a \"quoted\" line\nand ünïcode","msgtype":"m.text"}"#;
+
+    fn expected(cursor: i64, mentioned: bool) -> Value {
+        json!({
+            "cursor": cursor.to_string(),
+            "room_id": "!r:hs",
+            "event_id": format!("$e{cursor}"),
+            "sender": "@h:hs",
+            "type": "m.room.message",
+            "content": serde_json::from_str::<Value>(CONTENT).unwrap(),
+            "origin_server_ts": 7,
+            "mentioned": mentioned,
+        })
+    }
+
+    /// The answer written from fragments is the JSON the bridge documents, also when a
+    /// second reader reuses the shared members.
+    #[test]
+    fn answers_are_the_documented_json() {
+        let want = json!({ "events": [expected(3, true), expected(4, false)], "next": "4" });
+        let entries = [test_entry(3, true, CONTENT), test_entry(4, false, CONTENT)];
+        for _ in 0..2 {
+            let got: Value = serde_json::from_slice(&answer(&entries, 4)).unwrap();
+            assert_eq!(got, want);
+        }
+        let empty: Value = serde_json::from_slice(&answer(&[], 9)).unwrap();
+        assert_eq!(empty, json!({ "events": [], "next": "9" }));
+    }
+
+    /// Two recipients of one event share its members, and keep their own cursor and
+    /// mention flag.
+    #[test]
+    fn recipients_share_members_not_cursors() {
+        let first = test_entry(10, true, CONTENT);
+        let second = InboxEntry {
+            cursor: 11,
+            mentioned: false,
+            event: first.event.clone(),
+        };
+        let a: Value = serde_json::from_slice(&answer(&[first], 10)).unwrap();
+        let b: Value = serde_json::from_slice(&answer(&[second], 11)).unwrap();
+        assert_eq!(a["events"][0]["cursor"], "10");
+        assert_eq!(a["events"][0]["mentioned"], true);
+        assert_eq!(b["events"][0]["cursor"], "11");
+        assert_eq!(b["events"][0]["mentioned"], false);
+        assert_eq!(a["events"][0]["content"], b["events"][0]["content"]);
+    }
+}
