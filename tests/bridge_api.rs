@@ -6,6 +6,8 @@ pub mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use support::app::{spawn_app, spawn_app_with};
+use support::daemon_api::DaemonApi;
 use support::daemon_api::{assert_no_secret_in_log, bridge, bridge_routes, hs};
 use support::http::{call, client, json_body, truncate};
 use support::mock_hs::{Endpoint, MockHs};
@@ -70,7 +72,7 @@ fn empty_bridge_token_list_denies_every_bridge_request() {
         bridge_tokens_env: Some(String::new()),
         ..Default::default()
     };
-    let (mock, d) = MockHs::with_daemon("bridge-disabled", options);
+    let d = spawn_app_with("bridge-disabled", options);
     for (method, path, body) in bridge_routes() {
         let url = format!("{}{path}", d.base_url());
         for token in [None, Some(d.bridge_token()), Some("")] {
@@ -88,7 +90,7 @@ fn empty_bridge_token_list_denies_every_bridge_request() {
     let r = hs(&d, Method::POST, "/_matrix/app/v1/ping", Some(&json!({})));
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
-        mock.count(Endpoint::Send) + mock.count(Endpoint::CreateRoom),
+        d.mock.count(Endpoint::Send) + d.mock.count(Endpoint::CreateRoom),
         0
     );
 }
@@ -97,8 +99,8 @@ fn empty_bridge_token_list_denies_every_bridge_request() {
 /// reaches the homeserver.
 #[test]
 fn bridge_validation_names_the_field() {
-    let (mock, d) = MockHs::with_daemon("bridge-validation", DaemonOptions::default());
-    let before = mock.requests().len();
+    let d = spawn_app("bridge-validation");
+    let before = d.mock.requests().len();
     let msg = |extra: Value| {
         let mut m = json!({ "room_id": "!r:hs.local", "agent": "a", "body": "hi" });
         for (k, v) in extra.as_object().unwrap() {
@@ -332,7 +334,7 @@ fn bridge_validation_names_the_field() {
             r.text
         );
     }
-    let reached: Vec<_> = mock.requests()[before..]
+    let reached: Vec<_> = d.mock.requests()[before..]
         .iter()
         .filter(|r| r.endpoint != Endpoint::Ping)
         .map(|r| format!("{} {}", r.method, r.path))
@@ -354,7 +356,7 @@ fn bridge_validation_names_the_field() {
 /// Wrong method on a bridge route → 405; unknown bridge path → 404 (JSON errors).
 #[test]
 fn bridge_wrong_method_405_unknown_path_404() {
-    let (_mock, d) = MockHs::with_daemon("bridge-paths", DaemonOptions::default());
+    let d = spawn_app("bridge-paths");
     for (method, path) in [
         (Method::GET, "/bridge/v1/messages"),
         (Method::PUT, "/bridge/v1/messages"),

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use support::app::{spawn_app, spawn_app_with};
+use support::daemon_api::DaemonApi;
 use support::daemon_api::{assert_no_secret_in_log, bridge, hs, inbox_ids, put_agent, put_txn};
 use support::events::{member_join, text_event};
 use support::http::{call, json_body};
@@ -144,7 +146,7 @@ fn hs_routes_enforce_token_rules() {
 /// `M_UNRECOGNIZED` (all with a JSON error body).
 #[test]
 fn unknown_paths_404_and_wrong_methods_405() {
-    let (_mock, d) = MockHs::with_daemon("as-paths", DaemonOptions::default());
+    let d = spawn_app("as-paths");
     for (method, path) in [
         (Method::GET, "/_matrix/app/v1/nope"),
         (Method::PUT, "/_matrix/app/v1/transaction/x"),
@@ -262,7 +264,7 @@ fn duplicate_transactions_are_processed_once_across_restart() {
 /// back an agent that has left since (memberships count only once recorded).
 #[test]
 fn replayed_old_transaction_does_not_undo_a_later_leave() {
-    let (_mock, d) = MockHs::with_daemon("as-replay", DaemonOptions::default());
+    let d = spawn_app("as-replay");
     put_agent(&d, "x");
     let agent = d.agent_user("x");
     let room = "!replay:hs.local";
@@ -302,7 +304,7 @@ fn malformed_and_oversized_bodies() {
         limits_toml: "max_body_bytes = 2048".into(),
         ..Default::default()
     };
-    let (_mock, d) = MockHs::with_daemon("as-bodies", options);
+    let d = spawn_app_with("as-bodies", options);
     let url = format!("{}/_matrix/app/v1/transactions/bad-json", d.base_url());
     let r = call(
         Method::PUT,
@@ -349,7 +351,7 @@ fn malformed_and_oversized_bodies() {
 /// An event that cannot be parsed is skipped; the rest of the transaction is delivered.
 #[test]
 fn unparseable_event_is_skipped_and_the_rest_delivered() {
-    let (_mock, d) = MockHs::with_daemon("as-skip", DaemonOptions::default());
+    let d = spawn_app("as-skip");
     put_agent(&d, "y");
     let room = "!skip:hs.local";
     let agent = d.agent_user("y");
@@ -377,7 +379,7 @@ fn unparseable_event_is_skipped_and_the_rest_delivered() {
 /// is not registered twice. Users outside the namespace → 404 `M_NOT_FOUND`.
 #[test]
 fn user_query_registers_agents_and_refuses_others() {
-    let (mock, d) = MockHs::with_daemon("as-users", DaemonOptions::default());
+    let d = spawn_app("as-users");
     let r = hs(
         &d,
         Method::GET,
@@ -390,7 +392,8 @@ fn user_query_registers_agents_and_refuses_others() {
         "{}",
         r.text
     );
-    let regs: Vec<_> = mock
+    let regs: Vec<_> = d
+        .mock
         .requests_to(Endpoint::Register)
         .into_iter()
         .filter(|r| r.body["username"] == "agent-qa")
@@ -404,7 +407,7 @@ fn user_query_registers_agents_and_refuses_others() {
         Some(format!("Bearer {}", d.as_token()).as_str())
     );
     assert!(reg.user_id().is_none(), "register must not masquerade");
-    assert!(mock.registered().contains("@agent-qa:hs.local"));
+    assert!(d.mock.registered().contains("@agent-qa:hs.local"));
 
     // The user exists afterwards: the agent is known and registered.
     let state = bridge(&d, Method::GET, "/bridge/v1/agents/qa", None);
@@ -419,7 +422,8 @@ fn user_query_registers_agents_and_refuses_others() {
         None,
     );
     assert_eq!(r.status, StatusCode::OK);
-    let again = mock
+    let again = d
+        .mock
         .requests_to(Endpoint::Register)
         .iter()
         .filter(|r| r.body["username"] == "agent-qa")
@@ -442,7 +446,8 @@ fn user_query_registers_agents_and_refuses_others() {
         )
         .expect_error(404, "M_NOT_FOUND", user);
     }
-    let registered_others = mock
+    let registered_others = d
+        .mock
         .requests_to(Endpoint::Register)
         .iter()
         .filter(|r| r.body["username"] != "agent-qa")
@@ -454,7 +459,7 @@ fn user_query_registers_agents_and_refuses_others() {
 /// 200 `{}`; third-party lookups → 404 `M_NOT_FOUND`.
 #[test]
 fn alias_query_ping_and_thirdparty() {
-    let (mock, d) = MockHs::with_daemon("as-misc", DaemonOptions::default());
+    let d = spawn_app("as-misc");
     for alias in ["%23mosaic-ops%3Ahs.local", "%23other%3Ahs.local"] {
         hs(
             &d,
@@ -464,7 +469,7 @@ fn alias_query_ping_and_thirdparty() {
         )
         .expect_error(404, "M_NOT_FOUND", alias);
     }
-    assert_eq!(mock.count(Endpoint::CreateRoom), 0);
+    assert_eq!(d.mock.count(Endpoint::CreateRoom), 0);
     let r = hs(
         &d,
         Method::POST,
@@ -482,7 +487,7 @@ fn alias_query_ping_and_thirdparty() {
         hs(&d, Method::GET, path, None).expect_error(404, "M_NOT_FOUND", path);
     }
     // The start-up ping reached the mock with the appservice id and the as_token.
-    let pings = mock.requests_to(Endpoint::Ping);
+    let pings = d.mock.requests_to(Endpoint::Ping);
     assert!(!pings.is_empty());
     assert_eq!(pings[0].segments[4], "mosaic-as");
     assert_eq!(

@@ -1,6 +1,8 @@
 //! The daemon's two HTTP APIs as tests call them: homeserver-facing requests with the
 //! hs_token, bridge requests with the bridge token, and the few calls many tests repeat
-//! (push a transaction, make an agent known, read an inbox, provision a room).
+//! (push a transaction, make an agent known, read an inbox, provision a room). They work
+//! alike on a daemon process ([`Daemon`]) and on one in the test process
+//! ([`TestApp`](super::app::TestApp)).
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -8,14 +10,42 @@ use serde_json::{json, Value};
 use super::http::{call, json_body, Resp};
 use super::Daemon;
 
+/// Where a daemon answers and with which secrets.
+pub trait DaemonApi {
+    fn base_url(&self) -> &str;
+    fn hs_token(&self) -> &str;
+    fn bridge_token(&self) -> &str;
+    fn as_token(&self) -> &str;
+    /// `@agent-<slug>:<server>`.
+    fn agent_user(&self, slug: &str) -> String;
+}
+
+impl DaemonApi for Daemon {
+    fn base_url(&self) -> &str {
+        Daemon::base_url(self)
+    }
+    fn hs_token(&self) -> &str {
+        Daemon::hs_token(self)
+    }
+    fn bridge_token(&self) -> &str {
+        Daemon::bridge_token(self)
+    }
+    fn as_token(&self) -> &str {
+        Daemon::as_token(self)
+    }
+    fn agent_user(&self, slug: &str) -> String {
+        Daemon::agent_user(self, slug)
+    }
+}
+
 /// A homeserver-facing request with the hs_token in the header.
-pub fn hs(d: &Daemon, method: Method, path: &str, body: Option<&Value>) -> Resp {
+pub fn hs(d: &impl DaemonApi, method: Method, path: &str, body: Option<&Value>) -> Resp {
     let url = format!("{}{path}", d.base_url());
     call(method, &url, Some(d.hs_token()), body.and_then(json_body))
 }
 
 /// A bridge request with the bridge token.
-pub fn bridge(d: &Daemon, method: Method, path: &str, body: Option<&Value>) -> Resp {
+pub fn bridge(d: &impl DaemonApi, method: Method, path: &str, body: Option<&Value>) -> Resp {
     let url = format!("{}{path}", d.base_url());
     call(
         method,
@@ -26,7 +56,7 @@ pub fn bridge(d: &Daemon, method: Method, path: &str, body: Option<&Value>) -> R
 }
 
 /// `PUT /_matrix/app/v1/transactions/{txn}` with these events.
-pub fn put_txn(d: &Daemon, txn: &str, events: Vec<Value>) -> Resp {
+pub fn put_txn(d: &impl DaemonApi, txn: &str, events: Vec<Value>) -> Resp {
     hs(
         d,
         Method::PUT,
@@ -36,7 +66,7 @@ pub fn put_txn(d: &Daemon, txn: &str, events: Vec<Value>) -> Resp {
 }
 
 /// Event ids in an agent's inbox, oldest first.
-pub fn inbox_ids(d: &Daemon, agent: &str) -> Vec<String> {
+pub fn inbox_ids(d: &impl DaemonApi, agent: &str) -> Vec<String> {
     let r = bridge(
         d,
         Method::GET,
@@ -53,7 +83,7 @@ pub fn inbox_ids(d: &Daemon, agent: &str) -> Vec<String> {
 }
 
 /// Makes the agent known (registered through the homeserver).
-pub fn put_agent(d: &Daemon, agent: &str) {
+pub fn put_agent(d: &impl DaemonApi, agent: &str) {
     let r = bridge(
         d,
         Method::PUT,
@@ -64,7 +94,7 @@ pub fn put_agent(d: &Daemon, agent: &str) {
 }
 
 /// `POST /bridge/v1/provision/rooms` with this body.
-pub fn provision(d: &Daemon, body: Value) -> Resp {
+pub fn provision(d: &impl DaemonApi, body: Value) -> Resp {
     bridge(d, Method::POST, "/bridge/v1/provision/rooms", Some(&body))
 }
 

@@ -1,18 +1,26 @@
-//! Test harness that runs the real thing: a Synapse homeserver (installed into
-//! `target/synapse-venv` on first use) and the `mosaic-as` binary, both as child
-//! processes on free loopback ports, driven through blocking HTTP helpers.
+//! Test harness that runs the real thing, driven through blocking HTTP helpers:
+//! - `support::app::spawn_app("name")`: the daemon in the test process over the scripted
+//!   mock homeserver; the handle has `bridge()`, `hs()`, `put_txn()`, `inbox()`, `send()`
+//!   and the mock (`app.mock`). The first choice for a handler test:
+//!   ```ignore
+//!   let app = spawn_app("my-test");
+//!   app.put_txn("t1", vec![text_event("$e", "!r:hs.local", "@h:hs.local", "hi")]);
+//!   assert!(app.inbox("a").is_empty());
+//!   ```
+//! - `support::mock_hs::MockHs::with_daemon`: the `mosaic-as` binary as a process over the
+//!   mock, for what needs a process (its log, restarts, process-wide metrics, signals).
+//! - `support::Stack::shared()` (one per test binary) or `support::Stack::start("name")`:
+//!   a real Synapse (installed into `target/synapse-venv` on first use) and the binary.
 //!
-//! Use it from an integration test with `pub mod support;` and then
-//! `support::Stack::shared()` (one stack per test binary) or
-//! `support::Stack::start("name")` (a stack of the test's own); tests against the mock
-//! homeserver start with `support::mock_hs::MockHs::with_daemon`. Failed runs keep
-//! their logs under `target/test-logs/<name>-<timestamp>/`.
+//! Use it from an integration test with `pub mod support;`. Failed runs keep their logs
+//! under `target/test-logs/<name>-<timestamp>/`.
 //!
 //! Every test binary compiles this whole module and uses a part of it. Declared `pub`,
 //! it is the binary's public interface, so its public items count as used, as they would
 //! in a library crate: the lint still reports private items nothing uses, and unused
 //! imports.
 
+pub mod app;
 pub mod cli;
 pub mod daemon;
 pub mod daemon_api;
