@@ -4,21 +4,19 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use actix::{Actor, Arbiter};
+use actix::Arbiter;
 use actix_web::{middleware::from_fn, web, App, HttpServer};
 
 use crate::{
     actors::{
-        registry::AgentRegistry,
-        supervisor::{PrepareShutdown, Supervisor},
-        ActorNotices, Hub,
+        supervisor::{registry::AgentRegistry, PrepareShutdown},
+        ActorNotices, AppState, StateParts,
     },
     api,
     config::Config,
     inbound::{AfterCommit, Directory},
     inbox::Inboxes,
     metrics::METRICS,
-    services::{Services, Shared},
     store::{self, writer::CommitWriter, MembershipChange, Retention, StoreError},
 };
 
@@ -50,39 +48,33 @@ pub enum AppError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     let listen = config.appservice.listen;
     let store = store::open(&config.store.url).await?;
-    let shared = Shared {
+    let parts = StateParts {
         inboxes: Arc::new(Inboxes::new(store.clone(), config.limits.streams_per_agent)),
         directory: Arc::new(Directory::default()),
         agents: Arc::new(AgentRegistry::new()),
         store,
     };
     let after_commit = Arc::new(AfterCommit::new(
-        shared.inboxes.clone(),
-        shared.directory.clone(),
+        parts.inboxes.clone(),
+        parts.directory.clone(),
     ));
-    let writer = CommitWriter::spawn(shared.store.clone(), WRITER_QUEUE, after_commit.clone());
-    let svc = Services::new(config, shared, writer);
+    let writer = CommitWriter::spawn(parts.store.clone(), WRITER_QUEUE, after_commit.clone());
+    let app = AppState::new(config, parts, writer);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    svc.agents.start_arbiters(workers);
-    restore_directory(&svc).await?;
+    app.agents.start_arbiters(workers);
+    restore_directory(&app).await?;
 
     let supervisor_arbiter = Arbiter::new();
-    let s = svc.clone();
-    let supervisor =
-        Supervisor::start_in_arbiter(&supervisor_arbiter.handle(), move |_| Supervisor::new(s));
+    let supervisor = app.start_supervisor(&supervisor_arbiter.handle());
     after_commit.connect(Arc::new(ActorNotices {
-        agents: svc.agents.clone(),
+        agents: app.agents.clone(),
         supervisor: supervisor.clone(),
     }));
-    let hub = Hub {
-        svc: svc.clone(),
-        supervisor: supervisor.clone(),
-    };
-    let max_body = svc.config.limits.max_body_bytes;
-    let hub_data = web::Data::new(hub);
+    let max_body = app.config.limits.max_body_bytes;
+    let app_data = web::Data::from(app.clone());
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(hub_data.clone())
+            .app_data(app_data.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 api::error::ApiError::InvalidParam(format!("query: {e}")).into()
@@ -104,10 +96,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     })?
     .run();
     let handle = server.handle();
-    tracing::info!(%listen, homeserver = %svc.config.homeserver.url, "mosaic-as listening");
+    tracing::info!(%listen, homeserver = %app.config.homeserver.url, "mosaic-as listening");
 
-    let ping = actix_rt::spawn(ping_loop(svc.clone()));
-    let retention = actix_rt::spawn(retention_loop(svc.clone()));
+    let ping = actix_rt::spawn(ping_loop(app.clone()));
+    let retention = actix_rt::spawn(retention_loop(app.clone()));
     let server_task = actix_rt::spawn(server);
 
     shutdown.await;
@@ -120,7 +112,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         .await;
     ping.abort();
     retention.abort();
-    svc.agents.stop_arbiters();
+    app.agents.stop_arbiters();
     supervisor_arbiter.stop();
     match server_task.await {
         Ok(Err(e)) => Err(AppError::Server(e)),
@@ -132,18 +124,18 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 }
 
 /// Rebuilds the routing directory from the store.
-async fn restore_directory(svc: &Arc<Services>) -> Result<(), StoreError> {
-    let memberships = svc.store.memberships().await?;
+async fn restore_directory(app: &Arc<AppState>) -> Result<(), StoreError> {
+    let memberships = app.store.memberships().await?;
     let n = memberships.len();
     for (slug, room_id) in memberships {
-        svc.directory.apply(&MembershipChange {
+        app.directory.apply(&MembershipChange {
             slug,
             room_id,
             joined: true,
         });
     }
-    for (slug, name) in svc.store.display_names().await? {
-        svc.directory.set_display_name(&slug, Some(&name));
+    for (slug, name) in app.store.display_names().await? {
+        app.directory.set_display_name(&slug, Some(&name));
     }
     tracing::info!(memberships = n, "routing directory restored");
     Ok(())
@@ -151,20 +143,20 @@ async fn restore_directory(svc: &Arc<Services>) -> Result<(), StoreError> {
 
 /// Pings the homeserver at start-up (which also makes it redeliver queued transactions)
 /// and then periodically, logging every change of state.
-async fn ping_loop(svc: Arc<Services>) {
+async fn ping_loop(app: Arc<AppState>) {
     let mut was_ok: Option<bool> = None;
     loop {
-        let result = svc.hs.check().await;
+        let result = app.hs.check().await;
         let ok = result.is_ok();
         if was_ok != Some(ok) {
             match &result {
                 Ok(()) => tracing::info!(
-                    url = %svc.config.appservice.url,
+                    url = %app.config.appservice.url,
                     "homeserver ping succeeded: the homeserver reaches mosaic-as"
                 ),
                 Err(e) => tracing::error!(
                     error = %e,
-                    homeserver = %svc.config.homeserver.url,
+                    homeserver = %app.config.homeserver.url,
                     "homeserver ping failed; retrying (bridge calls answer 503 while it is unreachable)"
                 ),
             }
@@ -175,16 +167,16 @@ async fn ping_loop(svc: Arc<Services>) {
 }
 
 /// Applies retention (inboxes, handled transactions) and refreshes the inbox depth gauge.
-async fn retention_loop(svc: Arc<Services>) {
-    let inbox = &svc.config.inbox;
+async fn retention_loop(app: Arc<AppState>) {
+    let inbox = &app.config.inbox;
     let keep = Retention::inbox(inbox.retention_count, inbox.retention_age_s);
     loop {
-        match svc.store.prune(&keep).await {
+        match app.store.prune(&keep).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "inbox retention applied"),
             Err(e) => tracing::warn!(error = %e, "inbox retention failed"),
         }
-        if let Ok(depth) = svc.store.inbox_depth().await {
+        if let Ok(depth) = app.store.inbox_depth().await {
             METRICS.inbox_depth.set(depth);
         }
         actix_rt::time::sleep(RETENTION_EVERY).await;

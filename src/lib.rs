@@ -16,8 +16,7 @@
 //! - [`actors`]: the supervisor and one actor per agent, and the registry of live agents.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
 //!   of errors to HTTP answers.
-//! - [`services`]: the shared handles; [`app`]: start-up and shutdown; [`metrics`];
-//!   [`telemetry`].
+//! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`].
 
 pub mod actors;
 pub mod api;
@@ -28,6 +27,5 @@ pub mod inbound;
 pub mod inbox;
 pub mod matrix;
 pub mod metrics;
-pub mod services;
 pub mod store;
 pub mod telemetry;

@@ -21,17 +21,15 @@ pub use send::{SendMessage, Sent};
 pub use typing::{ClearTyping, SetTyping};
 
 use super::error::{AgentError, AgentResult};
-use crate::{ids::AgentSlug, metrics::METRICS, services::Services, store::AgentRecord};
-
-/// The shared services, as the agent's async work holds them.
-type Svc = Arc<Services>;
+use super::AppState;
+use crate::{ids::AgentSlug, metrics::METRICS, store::AgentRecord};
 
 /// Actor mailbox size: a bounded queue in front of the actor.
 const MAILBOX: usize = 64;
 
 pub struct AgentActor {
     slug: AgentSlug,
-    svc: Arc<Services>,
+    app: Arc<AppState>,
     /// Whether the homeserver knows the user (cached from the store, set after register).
     registered: bool,
     /// Display name, avatar and when they last changed; absent until set.
@@ -54,10 +52,10 @@ struct RoomState {
 
 impl AgentActor {
     /// Creates the actor for `slug`; its state is loaded from the store when it starts.
-    pub fn new(slug: AgentSlug, svc: Arc<Services>) -> Self {
+    pub fn new(slug: AgentSlug, app: Arc<AppState>) -> Self {
         Self {
             slug,
-            svc,
+            app,
             registered: false,
             profile: None,
             rooms: None,
@@ -66,7 +64,7 @@ impl AgentActor {
 
     /// The agent's Matrix user (derived from the slug, not stored: see `rooms`).
     fn user_id(&self) -> OwnedUserId {
-        self.svc.ns.agent_user_id(&self.slug)
+        self.app.ns.agent_user_id(&self.slug)
     }
 
     /// The room state, created on first use.
@@ -86,7 +84,7 @@ impl AgentActor {
     }
 
     fn is_joined(&self, room: &ruma::RoomId) -> bool {
-        self.svc.directory.is_joined(room, &self.slug)
+        self.app.directory.is_joined(room, &self.slug)
     }
 
     fn record(&self) -> AgentRecord {
@@ -127,7 +125,7 @@ impl AgentActor {
             registered: self.registered,
             display_name: self.display_name().cloned(),
             avatar_url: self.avatar_url().cloned(),
-            joined_rooms: self.svc.directory.rooms_of(&self.slug),
+            joined_rooms: self.app.directory.rooms_of(&self.slug),
             typing_rooms: rooms.map_or_else(Vec::new, |r| r.typing.rooms()),
             queued_messages: rooms.map_or(0, |r| r.sends.queued()),
         }
@@ -140,10 +138,10 @@ impl Actor for AgentActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX);
         METRICS.agents_live.inc();
-        let svc = self.svc.clone();
+        let app = self.app.clone();
         let slug = self.slug.clone();
         let load = async move {
-            let store = &svc.store;
+            let store = &app.store;
             let record = match store.agent(&slug).await? {
                 Some(r) => r,
                 None => {
@@ -153,7 +151,7 @@ impl Actor for AgentActor {
                         display_name: None,
                         avatar_url: None,
                     };
-                    svc.writer.put_agent(fresh.clone()).await?;
+                    app.writer.put_agent(fresh.clone()).await?;
                     fresh
                 }
             };
@@ -175,7 +173,7 @@ impl Actor for AgentActor {
         METRICS.agents_live.dec();
         let typing = self.rooms.as_ref().map_or(0, |r| r.typing.rooms().len());
         METRICS.typing_active.sub(typing as i64);
-        self.svc.agents.remove(&self.slug, &ctx.address());
+        self.app.agents.remove(&self.slug, &ctx.address());
     }
 }
 
@@ -221,8 +219,8 @@ pub struct EnsureRegistered;
 impl Handler<EnsureRegistered> for AgentActor {
     type Result = ResponseActFuture<Self, AgentResult<()>>;
     fn handle(&mut self, _: EnsureRegistered, _: &mut Self::Context) -> Self::Result {
-        let (svc, record, user) = (self.svc.clone(), self.record(), self.user_id());
-        let fut = async move { ready::ready(&svc, &record, &user, None).await };
+        let (app, record, user) = (self.app.clone(), self.record(), self.user_id());
+        let fut = async move { ready::ready(&app, &record, &user, None).await };
         Box::pin(fut.into_actor(self).map(|res, act, _| {
             if res.is_ok() {
                 act.registered = true;
@@ -252,7 +250,7 @@ impl Handler<SetProfile> for AgentActor {
         let changes = name.is_some() || avatar.is_some();
         if changes {
             let min =
-                std::time::Duration::from_millis(self.svc.config.limits.profile_min_interval_ms);
+                std::time::Duration::from_millis(self.app.config.limits.profile_min_interval_ms);
             if let Some(at) = self.profile.as_ref().and_then(|p| p.last_change) {
                 if at.elapsed() < min {
                     let retry_after = min - at.elapsed();
@@ -261,19 +259,19 @@ impl Handler<SetProfile> for AgentActor {
             }
             self.profile.get_or_insert_default().last_change = Some(Instant::now());
         }
-        let svc = self.svc.clone();
+        let app = self.app.clone();
         let record = self.record();
         let user = self.user_id();
         let work = async move {
-            ready::ready(&svc, &record, &user, None).await?;
-            let deadline = svc.config.hs_deadline();
+            ready::ready(&app, &record, &user, None).await?;
+            let deadline = app.config.hs_deadline();
             if let Some(n) = &name {
-                svc.hs
+                app.hs
                     .set_profile_field(&user, "displayname", n, deadline)
                     .await?;
             }
             if let Some(a) = &avatar {
-                svc.hs
+                app.hs
                     .set_profile_field(&user, "avatar_url", a, deadline)
                     .await?;
             }
@@ -284,7 +282,7 @@ impl Handler<SetProfile> for AgentActor {
                 ..record
             };
             if changes {
-                svc.writer.put_agent(stored.clone()).await?;
+                app.writer.put_agent(stored.clone()).await?;
             }
             Ok(stored)
         };
@@ -294,7 +292,7 @@ impl Handler<SetProfile> for AgentActor {
                     let stored = res?;
                     act.registered = true;
                     act.set_profile(stored.display_name, stored.avatar_url);
-                    act.svc
+                    act.app
                         .directory
                         .set_display_name(&act.slug, act.display_name().map(String::as_str));
                     Ok(act.state())

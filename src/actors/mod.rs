@@ -1,29 +1,25 @@
-//! The actor runtime: one [`agent::AgentActor`] per hosted agent, a [`supervisor::Supervisor`]
-//! that starts agents and carries out transactions' effects and provisioning, and the
-//! shared, read-mostly [`registry`] that lets HTTP workers skip the supervisor on hot paths.
+//! The actors: one [`agent::AgentActor`] per hosted agent and the [`supervisor::Supervisor`]
+//! that starts agents (keeping the registry of live ones, which lets HTTP workers skip it
+//! on hot paths), carries out transactions' effects and runs provisioning. [`AppState`] is
+//! the daemon's shared state, and the way everything else reaches an agent.
 
 pub mod agent;
 pub mod error;
-pub mod provision;
-pub mod registry;
+mod state;
 pub mod supervisor;
 
 use std::sync::Arc;
 
-use actix::{Addr, Handler, Message};
+use actix::Addr;
 
+pub use self::state::{AppState, StateParts};
 use self::{
-    agent::{AgentActor, MembershipChanged},
-    error::AgentResult,
-    registry::AgentRegistry,
-    supervisor::{ApplyEffects, Supervisor},
+    agent::MembershipChanged,
+    supervisor::{registry::AgentRegistry, ApplyEffects, Supervisor},
 };
 use crate::{
-    ids::AgentSlug,
-    inbound::{routing::Routed, AgentNotices},
-    metrics::METRICS,
-    services::Services,
-    store::{Effect, MembershipChange, StoreError, TransactionOutcome},
+    inbound::AgentNotices,
+    store::{Effect, MembershipChange},
 };
 
 /// How a homeserver transaction was handled.
@@ -31,70 +27,6 @@ use crate::{
 pub enum TransactionAck {
     Recorded { skipped: usize, id_reused: bool },
     Duplicate,
-}
-
-/// What HTTP handlers hold: the shared services and the supervisor's address.
-#[derive(Clone)]
-pub struct Hub {
-    pub svc: Arc<Services>,
-    pub supervisor: Addr<Supervisor>,
-}
-
-impl Hub {
-    /// The agent's actor, started when it is not live (the only supervisor round trip).
-    pub async fn agent(&self, slug: &AgentSlug) -> AgentResult<Addr<AgentActor>> {
-        if let Some(addr) = self.svc.agents.get(slug) {
-            return Ok(addr);
-        }
-        Ok(self
-            .supervisor
-            .send(supervisor::EnsureAgent { slug: slug.clone() })
-            .await?)
-    }
-
-    /// Sends `msg` to the agent and waits for its answer, starting the agent when it is
-    /// not live. A live agent is reached straight from the registry (no address clone).
-    pub async fn ask<M>(&self, slug: &AgentSlug, msg: M) -> AgentResult<M::Result>
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        AgentActor: Handler<M>,
-    {
-        let request = match self.svc.agents.send(slug, msg) {
-            Ok(request) => request,
-            Err(msg) => self.agent(slug).await?.send(msg),
-        };
-        Ok(request.await?)
-    }
-
-    /// Records a routed homeserver transaction in the group commit; the after-commit step
-    /// ([`AfterCommit`](crate::inbound::AfterCommit)) applies its consequences before the
-    /// commit is answered. Only the commit is waited for; no actor round trip is on this path.
-    pub async fn record_transaction(&self, routed: Routed) -> Result<TransactionAck, StoreError> {
-        let skipped = routed.skipped;
-        match self.svc.writer.commit(routed.write).await? {
-            TransactionOutcome::Duplicate => {
-                METRICS.transactions.with_label_values(&["duplicate"]).inc();
-                Ok(TransactionAck::Duplicate)
-            }
-            TransactionOutcome::Recorded { id_reused, .. } => {
-                let outcome = if id_reused { "id_reused" } else { "new" };
-                METRICS.transactions.with_label_values(&[outcome]).inc();
-                Ok(TransactionAck::Recorded { skipped, id_reused })
-            }
-        }
-    }
-
-    /// The agent's actor if the agent is known (live or stored); never creates one.
-    pub async fn known_agent(&self, slug: &AgentSlug) -> AgentResult<Option<Addr<AgentActor>>> {
-        if let Some(addr) = self.svc.agents.get(slug) {
-            return Ok(Some(addr));
-        }
-        if self.svc.store.agent(slug).await?.is_none() {
-            return Ok(None);
-        }
-        self.agent(slug).await.map(Some)
-    }
 }
 
 /// How the after-commit step reaches the actors: membership changes straight to live

@@ -10,7 +10,7 @@ use serde_json::{json, value::RawValue};
 
 use super::{body, error::ApiError};
 use crate::{
-    actors::{agent::EnsureRegistered, Hub, TransactionAck},
+    actors::{agent::EnsureRegistered, AppState, TransactionAck},
     inbound::routing,
     metrics::METRICS,
 };
@@ -55,7 +55,7 @@ impl<'a> Transaction<'a> {
 /// Answers 200 `{}` once the events are durably recorded (or the same transaction, by id and
 /// content, was handled before); 500 when recording failed, so that the homeserver retries.
 pub async fn put_transaction(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     txn_id: web::Path<String>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,7 +65,7 @@ pub async fn put_transaction(
             "txnId: must be 1 to {MAX_TXN_ID_LEN} characters"
         )));
     }
-    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let txn: Transaction<'_> = body::json_borrowed(&bytes)?;
     METRICS.last_transaction_unixtime.set(crate::store::now_s());
     let extras = txn.extras();
@@ -79,16 +79,16 @@ pub async fn put_transaction(
     let events = txn.events.len();
     // Routing reads the shared directory, so it runs here, on this worker thread, and so
     // does the wait for the group commit.
-    let svc = &hub.svc;
+    let app = &app;
     let routed = routing::route(
         &txn_id,
         &txn.events,
         &extras,
-        &svc.ns,
-        &svc.directory,
-        &svc.config.inbound,
+        &app.ns,
+        &app.directory,
+        &app.config.inbound,
     );
-    let ack = hub.record_transaction(routed).await.map_err(|e| {
+    let ack = app.record_transaction(routed).await.map_err(|e| {
             METRICS.transactions.with_label_values(&["failed"]).inc();
             tracing::error!(txn_id = %txn_id, error = %e, "transaction not recorded; the homeserver will retry");
             ApiError::Internal
@@ -125,27 +125,27 @@ fn warn_id_reused(txn_id: &str) {
 /// `GET /_matrix/app/v1/users/{userId}`: 200 (and the user exists afterwards) for a valid
 /// agent user or the sender bot; 404 otherwise.
 pub async fn query_user(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     user_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("no such user in this namespace".into());
     let user = UserId::parse(user_id.as_str()).map_err(|_| not_found())?;
-    if user == *hub.svc.ns.sender() {
+    if user == *app.ns.sender() {
         return Ok(HttpResponse::Ok().json(json!({})));
     }
-    let slug = hub.svc.ns.agent_slug(&user).ok_or_else(not_found)?;
-    hub.ask(&slug, EnsureRegistered).await??;
+    let slug = app.ns.agent_slug(&user).ok_or_else(not_found)?;
+    app.ask(&slug, EnsureRegistered).await??;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
 /// `GET /_matrix/app/v1/rooms/{roomAlias}`: rooms are only created through provisioning
 /// (they need a name and members), so no alias is created on demand.
 pub async fn query_room_alias(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     alias: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let owned = RoomAliasId::parse(alias.as_str())
-        .map(|a| hub.svc.ns.owns_alias(&a))
+        .map(|a| app.ns.owns_alias(&a))
         .unwrap_or(false);
     tracing::debug!(alias = %alias, in_namespace = owned, "alias query: not created on demand");
     Err(ApiError::NotFound("no such room alias".into()))

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::actors::Hub;
+use crate::actors::AppState;
 
 /// Constant-time equality of a presented token and a secret.
 pub fn token_matches(presented: &str, secret: &SecretString) -> bool {
@@ -47,8 +47,8 @@ fn query_token(req: &HttpRequest) -> Option<String> {
 }
 
 /// Checks the homeserver's credentials.
-pub fn check_hs_token(req: &HttpRequest, hub: &Hub) -> Result<(), ApiError> {
-    let secret = &hub.svc.config.secrets.hs_token;
+pub fn check_hs_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError> {
+    let secret = &app.config.secrets.hs_token;
     let header = bearer(req);
     let query = query_token(req);
     let presented = match (header, query.as_deref()) {
@@ -67,8 +67,8 @@ pub fn check_hs_token(req: &HttpRequest, hub: &Hub) -> Result<(), ApiError> {
 }
 
 /// Checks a bridge client's credentials.
-pub fn check_bridge_token(req: &HttpRequest, hub: &Hub) -> Result<(), ApiError> {
-    let tokens = &hub.svc.config.secrets.bridge_tokens;
+pub fn check_bridge_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError> {
+    let tokens = &app.config.secrets.bridge_tokens;
     if tokens.is_empty() {
         return Err(ApiError::Forbidden("the bridge API is disabled"));
     }
@@ -79,9 +79,9 @@ pub fn check_bridge_token(req: &HttpRequest, hub: &Hub) -> Result<(), ApiError> 
     }
 }
 
-fn hub_of(req: &ServiceRequest) -> web::Data<Hub> {
-    req.app_data::<web::Data<Hub>>()
-        .expect("hub registered as app data")
+fn app_of(req: &ServiceRequest) -> web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .expect("the app state is registered as app data")
         .clone()
 }
 
@@ -90,7 +90,7 @@ pub async fn require_hs_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    check_hs_token(req.request(), &hub_of(&req))?;
+    check_hs_token(req.request(), &app_of(&req))?;
     next.call(req).await
 }
 
@@ -99,7 +99,7 @@ pub async fn require_bridge_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    check_bridge_token(req.request(), &hub_of(&req))?;
+    check_bridge_token(req.request(), &app_of(&req))?;
     next.call(req).await
 }
 

@@ -7,7 +7,7 @@ use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::{
-    actors::{error::AgentError, provision::ProvisionError},
+    actors::{error::AgentError, supervisor::provision::ProvisionError},
     inbox::InboxError,
     matrix::HomeserverError,
     store::StoreError,

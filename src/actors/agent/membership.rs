@@ -17,10 +17,10 @@ pub struct JoinRoom {
 impl Handler<JoinRoom> for AgentActor {
     type Result = ResponseActFuture<Self, AgentResult<()>>;
     fn handle(&mut self, msg: JoinRoom, _: &mut Self::Context) -> Self::Result {
-        let svc = self.svc.clone();
+        let app = self.app.clone();
         let record = self.record();
         let user = self.user_id();
-        let work = async move { ready(&svc, &record, &user, Some(&msg.room)).await };
+        let work = async move { ready(&app, &record, &user, Some(&msg.room)).await };
         Box::pin(work.into_actor(self).map(|res, act, _| {
             res?;
             act.registered = true;

@@ -2,14 +2,17 @@
 //! ordering guarantee), rooms in parallel, a bound on queued messages, and idempotent
 //! sends through the `(agent, txn_id) → event_id` map.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+};
 
 use actix::prelude::*;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use super::{AgentActor, Svc};
+use super::{AgentActor, AppState};
 use crate::{
     actors::error::{AgentError, AgentResult},
     ids::AgentSlug,
@@ -81,7 +84,7 @@ impl Handler<SendMessage> for AgentActor {
     type Result = ResponseFuture<AgentResult<Sent>>;
 
     fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) -> Self::Result {
-        let cap = self.svc.config.limits.agent_queue;
+        let cap = self.app.config.limits.agent_queue;
         if self.rooms.as_ref().is_some_and(|r| r.sends.queued >= cap) {
             return Box::pin(async {
                 Err(AgentError::QueueFull {
@@ -142,7 +145,7 @@ impl AgentActor {
         };
         queue.busy = true;
         let work = deliver(
-            self.svc.clone(),
+            self.app.clone(),
             self.record(),
             self.user_id(),
             room.clone(),
@@ -159,7 +162,7 @@ impl AgentActor {
                     // The next send of this room need not wait for this record: the
                     // homeserver has the event, and a concurrent retry with the same key
                     // reuses the same Matrix txn id, which the homeserver deduplicates.
-                    let writer = act.svc.writer.clone();
+                    let writer = act.app.writer.clone();
                     let slug = act.slug.clone();
                     ctx.spawn(
                         async move {
@@ -185,7 +188,7 @@ impl AgentActor {
 }
 
 async fn deliver(
-    svc: Svc,
+    app: Arc<AppState>,
     record: AgentRecord,
     user: OwnedUserId,
     room: OwnedRoomId,
@@ -201,18 +204,18 @@ async fn deliver(
     let result = async {
         let slug = record.slug.clone();
         if client_key {
-            if let Some(event_id) = svc.store.sent_event(&slug, &txn_id).await? {
+            if let Some(event_id) = app.store.sent_event(&slug, &txn_id).await? {
                 return Ok(Sent {
                     event_id,
                     txn_id: Some(txn_id),
                 });
             }
         }
-        super::ready::ready(&svc, &record, &user, Some(&room)).await?;
+        super::ready::ready(&app, &record, &user, Some(&room)).await?;
         registered = true;
         let content = message.to_content();
         let matrix_txn = matrix_txn_id(&slug, &txn_id);
-        let event_id = svc
+        let event_id = app
             .hs
             .send_event(&user, &room, "m.room.message", &matrix_txn, &content)
             .await?;

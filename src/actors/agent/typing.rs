@@ -4,13 +4,14 @@
 
 use std::{
     collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use actix::prelude::*;
 use ruma::{OwnedRoomId, RoomId};
 
-use super::{AgentActor, Svc};
+use super::{AgentActor, AppState};
 use crate::{actors::error::AgentResult, metrics::METRICS};
 
 /// Deadline of a best-effort typing call (renewal or clear), retries included.
@@ -60,7 +61,7 @@ impl Handler<SetTyping> for AgentActor {
     type Result = ResponseActFuture<Self, AgentResult<()>>;
 
     fn handle(&mut self, msg: SetTyping, ctx: &mut Self::Context) -> Self::Result {
-        let svc = self.svc.clone();
+        let app = self.app.clone();
         let user = self.user_id();
         let room = msg.room;
         if !msg.typing {
@@ -70,20 +71,20 @@ impl Handler<SetTyping> for AgentActor {
                 return Box::pin(fut::ready(Ok(())));
             }
             let work = async move {
-                svc.hs
+                app.hs
                     .typing(
                         &user,
                         &room,
                         false,
                         Duration::ZERO,
-                        svc.config.hs_deadline(),
+                        app.config.hs_deadline(),
                     )
                     .await
                     .map_err(Into::into)
             };
             return Box::pin(work.into_actor(self));
         }
-        let limits = &self.svc.config.limits;
+        let limits = &self.app.config.limits;
         let max = Duration::from_millis(limits.typing_max_ms);
         let until = Instant::now() + msg.duration.map_or(max, |d| d.min(max));
         let timeout = Duration::from_millis(limits.typing_timeout_ms);
@@ -94,9 +95,9 @@ impl Handler<SetTyping> for AgentActor {
         typing.pending.insert(room.clone(), token);
         let key = room.clone();
         let work = async move {
-            super::ready::ready(&svc, &record, &user, Some(&room)).await?;
-            svc.hs
-                .typing(&user, &room, true, timeout, svc.config.hs_deadline())
+            super::ready::ready(&app, &record, &user, Some(&room)).await?;
+            app.hs
+                .typing(&user, &room, true, timeout, app.config.hs_deadline())
                 .await?;
             Ok(room)
         };
@@ -118,7 +119,7 @@ impl Handler<SetTyping> for AgentActor {
                     {
                         // Typing ended (a message, typing off) while this call was on its
                         // way; it may have landed after the end, so clear it again.
-                        let work = clear(act.svc.clone(), act.user_id(), room);
+                        let work = clear(act.app.clone(), act.user_id(), room);
                         ctx.spawn(work.into_actor(act));
                     }
                     Ok(())
@@ -138,7 +139,7 @@ impl Handler<ClearTyping> for AgentActor {
             .into_iter()
             .map(|room| {
                 self.cancel_timer(&room, ctx);
-                clear(self.svc.clone(), self.user_id(), room)
+                clear(self.app.clone(), self.user_id(), room)
             })
             .collect();
         Box::pin(async move {
@@ -150,7 +151,7 @@ impl Handler<ClearTyping> for AgentActor {
 impl AgentActor {
     /// (Re)starts the renewal timer of `room`.
     fn arm(&mut self, room: OwnedRoomId, until: Instant, ctx: &mut Context<Self>) {
-        let timeout = Duration::from_millis(self.svc.config.limits.typing_timeout_ms);
+        let timeout = Duration::from_millis(self.app.config.limits.typing_timeout_ms);
         let renew_in = timeout.mul_f64(0.8);
         let key = room.clone();
         let timer = ctx.run_later(renew_in, move |act, ctx| act.renew(key, ctx));
@@ -177,13 +178,13 @@ impl AgentActor {
             return;
         }
         let until = t.until;
-        let svc = self.svc.clone();
+        let app = self.app.clone();
         let user = self.user_id();
-        let timeout = Duration::from_millis(svc.config.limits.typing_timeout_ms);
+        let timeout = Duration::from_millis(app.config.limits.typing_timeout_ms);
         let r = room.clone();
         ctx.spawn(
             async move {
-                if let Err(e) = svc
+                if let Err(e) = app
                     .hs
                     .typing(&user, &r, true, timeout, BEST_EFFORT_DEADLINE)
                     .await
@@ -216,7 +217,7 @@ impl AgentActor {
     /// Ends typing in `room` at the homeserver if it was on (best-effort, in the background).
     pub(super) fn end_typing(&mut self, room: &RoomId, ctx: &mut Context<Self>) {
         if self.cancel_timer(room, ctx) {
-            let work = clear(self.svc.clone(), self.user_id(), room.to_owned());
+            let work = clear(self.app.clone(), self.user_id(), room.to_owned());
             ctx.spawn(work.into_actor(self));
         }
     }
@@ -227,8 +228,8 @@ impl AgentActor {
     }
 }
 
-async fn clear(svc: Svc, user: ruma::OwnedUserId, room: OwnedRoomId) {
-    if let Err(e) = svc
+async fn clear(app: Arc<AppState>, user: ruma::OwnedUserId, room: OwnedRoomId) {
+    if let Err(e) = app
         .hs
         .typing(&user, &room, false, Duration::ZERO, BEST_EFFORT_DEADLINE)
         .await

@@ -1,36 +1,40 @@
 //! The supervisor: starts agent actors on demand (spread over the arbiter pool), carries
 //! out what recorded homeserver transactions ask (accepting invites, sender-bot joins),
-//! runs room provisioning, and tells every agent to clear its typing at shutdown.
+//! runs room provisioning ([`provision`]), and tells every agent to clear its typing at
+//! shutdown. The [`registry`] of live agents is its record of what it started.
 
 use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
 
+pub mod provision;
+pub mod registry;
+
+use self::provision::{ProvisionError, ProvisionRequest, Provisioned};
 use super::{
     agent::{AgentActor, ClearTyping, JoinRoom},
-    provision::{self, ProvisionError, ProvisionRequest, Provisioned},
-    Hub,
+    AppState,
 };
-use crate::{ids::AgentSlug, services::Services, store::Effect};
+use crate::{ids::AgentSlug, store::Effect};
 
 pub struct Supervisor {
-    svc: Arc<Services>,
+    app: Arc<AppState>,
 }
 
 impl Supervisor {
-    pub fn new(svc: Arc<Services>) -> Self {
-        Self { svc }
+    pub fn new(app: Arc<AppState>) -> Self {
+        Self { app }
     }
 
     fn ensure_agent(&mut self, slug: AgentSlug) -> Addr<AgentActor> {
-        if let Some(addr) = self.svc.agents.get(&slug) {
+        if let Some(addr) = self.app.agents.get(&slug) {
             return addr;
         }
-        let arbiter = self.svc.agents.arbiter_for(&slug);
-        let svc = self.svc.clone();
+        let arbiter = self.app.agents.arbiter_for(&slug);
+        let app = self.app.clone();
         let s = slug.clone();
-        let addr = AgentActor::start_in_arbiter(&arbiter, move |_| AgentActor::new(s, svc));
-        self.svc.agents.insert(slug, addr.clone());
+        let addr = AgentActor::start_in_arbiter(&arbiter, move |_| AgentActor::new(s, app));
+        self.app.agents.insert(slug, addr.clone());
         addr
     }
 }
@@ -91,10 +95,10 @@ impl Supervisor {
                 );
             }
             Effect::BotJoin { room } => {
-                let svc = self.svc.clone();
+                let app = self.app.clone();
                 ctx.spawn(
                     async move {
-                        match svc.hs.join(svc.ns.sender(), &room).await {
+                        match app.hs.join(app.ns.sender(), &room).await {
                             Ok(()) => tracing::info!(room = %room, "sender bot accepted invite"),
                             Err(e) => {
                                 tracing::warn!(room = %room, error = %e, "sender bot cannot join")
@@ -115,12 +119,8 @@ pub struct ProvisionRoom(pub ProvisionRequest);
 
 impl Handler<ProvisionRoom> for Supervisor {
     type Result = ResponseFuture<Result<Provisioned, ProvisionError>>;
-    fn handle(&mut self, msg: ProvisionRoom, ctx: &mut Self::Context) -> Self::Result {
-        let hub = Hub {
-            svc: self.svc.clone(),
-            supervisor: ctx.address(),
-        };
-        Box::pin(provision::provision(hub, msg.0))
+    fn handle(&mut self, msg: ProvisionRoom, _: &mut Self::Context) -> Self::Result {
+        Box::pin(provision::provision(self.app.clone(), msg.0))
     }
 }
 
@@ -134,7 +134,7 @@ pub struct PrepareShutdown {
 impl Handler<PrepareShutdown> for Supervisor {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, msg: PrepareShutdown, _: &mut Self::Context) -> Self::Result {
-        let agents = self.svc.agents.all();
+        let agents = self.app.agents.all();
         Box::pin(async move {
             let clears = agents.into_iter().map(|a| a.send(ClearTyping));
             let all = futures_util::future::join_all(clears);

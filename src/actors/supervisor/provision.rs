@@ -2,14 +2,16 @@
 //! registration's namespace, full power for the sender handled per room version), join the
 //! requested agents, and link it into a space both ways. A failed link never hides the room.
 
+use std::sync::Arc;
+
 use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{
+use crate::actors::{
     agent::{EnsureRegistered, JoinRoom},
     error::AgentError,
-    Hub,
+    AppState,
 };
 use crate::{
     ids::AgentSlug,
@@ -74,15 +76,18 @@ pub fn creator_has_unlimited_power(version: &str) -> bool {
     }
 }
 
-pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, ProvisionError> {
-    let svc = &hub.svc;
-    let sender = svc.ns.sender().clone();
-    let version = svc.hs.default_room_version(&sender).await?;
+pub async fn provision(
+    app: Arc<AppState>,
+    req: ProvisionRequest,
+) -> Result<Provisioned, ProvisionError> {
+    let app = &app;
+    let sender = app.ns.sender().clone();
+    let version = app.hs.default_room_version(&sender).await?;
 
     let mut agent_users = Vec::with_capacity(req.agents.len());
     for slug in &req.agents {
-        hub.ask(slug, EnsureRegistered).await??;
-        agent_users.push(svc.ns.agent_user_id(slug));
+        app.ask(slug, EnsureRegistered).await??;
+        agent_users.push(app.ns.agent_user_id(slug));
     }
     let mut invite: Vec<OwnedUserId> = req.invite.clone();
     for u in &agent_users {
@@ -90,7 +95,7 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
             invite.push(u.clone());
         }
     }
-    let alias = req.alias.as_deref().map(|a| svc.ns.alias_for(a));
+    let alias = req.alias.as_deref().map(|a| app.ns.alias_for(a));
 
     let mut body = json!({
         "name": req.name,
@@ -106,7 +111,7 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
     if !creator_has_unlimited_power(&version) {
         body["power_level_content_override"] = json!({ "users": { sender.as_str(): 100 } });
     }
-    let room_id = match svc.hs.create_room(&sender, &body).await {
+    let room_id = match app.hs.create_room(&sender, &body).await {
         Ok(id) => id,
         Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => {
             let full = alias
@@ -123,7 +128,7 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
         let join = JoinRoom {
             room: room_id.clone(),
         };
-        let joined = hub.ask(slug, join).await.and_then(|r| r);
+        let joined = app.ask(slug, join).await.and_then(|r| r);
         if let Err(e) = joined {
             tracing::warn!(agent = %slug, room = %room_id, error = %e, "agent could not join the provisioned room");
             agent_errors.insert(slug.to_string(), json!(e.to_string()));
@@ -132,7 +137,7 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
 
     let (space_linked, space_error) = match &req.space_id {
         None => (false, None),
-        Some(space) => match link_space(&hub, &room_id, space).await {
+        Some(space) => match link_space(app.as_ref(), &room_id, space).await {
             Ok(()) => (true, None),
             Err(e) => {
                 tracing::warn!(room = %room_id, space = %space, error = %e, "linking into the space failed");
@@ -140,7 +145,7 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
             }
         },
     };
-    svc.writer
+    app.writer
         .record_room(RoomRecord {
             room_id: room_id.clone(),
             alias: alias.as_ref().map(|(_, full)| full.clone()),
@@ -157,17 +162,17 @@ pub async fn provision(hub: Hub, req: ProvisionRequest) -> Result<Provisioned, P
 }
 
 /// `m.space.parent` in the room and `m.space.child` in the space, `via` the server name.
-async fn link_space(hub: &Hub, room: &OwnedRoomId, space: &OwnedRoomId) -> Result<(), String> {
-    let svc = &hub.svc;
-    let sender = svc.ns.sender();
-    let via = json!({ "via": [svc.ns.server_name()] });
-    svc.hs
+async fn link_space(app: &AppState, room: &OwnedRoomId, space: &OwnedRoomId) -> Result<(), String> {
+    let app = &app;
+    let sender = app.ns.sender();
+    let via = json!({ "via": [app.ns.server_name()] });
+    app.hs
         .send_state(sender, space, "m.space.child", room.as_str(), &via)
         .await
         .map_err(|e| format!("m.space.child in {space}: {}", describe(&e)))?;
     let mut parent = via.clone();
     parent["canonical"] = json!(true);
-    svc.hs
+    app.hs
         .send_state(sender, room, "m.space.parent", space.as_str(), &parent)
         .await
         .map_err(|e| format!("m.space.parent in {room}: {}", describe(&e)))?;

@@ -7,7 +7,7 @@ use std::hash::BuildHasher;
 use actix::{dev::Request, Addr, Arbiter, ArbiterHandle, Handler, Message};
 use dashmap::DashMap;
 
-use super::agent::AgentActor;
+use crate::actors::agent::AgentActor;
 use crate::ids::AgentSlug;
 
 pub struct AgentRegistry {

@@ -10,7 +10,7 @@ use super::{require_homeserver, slug_param};
 use crate::{
     actors::{
         agent::{GetState, SetProfile},
-        Hub,
+        AppState,
     },
     api::{body, error::ApiError},
 };
@@ -26,12 +26,12 @@ struct ProfileRequest {
 }
 
 pub async fn put_agent(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     agent: web::Path<String>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = slug_param(&agent)?;
-    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req: ProfileRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         ProfileRequest::default()
     } else {
@@ -51,12 +51,12 @@ pub async fn put_agent(
             ));
         }
     }
-    require_homeserver(&hub)?;
+    require_homeserver(&app)?;
     let profile = SetProfile {
         display_name: req.display_name,
         avatar_url: req.avatar_url,
     };
-    let state = hub.ask(&slug, profile).await??;
+    let state = app.ask(&slug, profile).await??;
     Ok(HttpResponse::Ok().json(json!({
         "user_id": state.user_id,
         "display_name": state.display_name,
@@ -66,11 +66,11 @@ pub async fn put_agent(
 }
 
 pub async fn get_agent(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     agent: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = slug_param(&agent)?;
-    let agent = hub
+    let agent = app
         .known_agent(&slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
@@ -90,7 +90,7 @@ pub struct ListQuery {
 /// Every hosted agent, in slug order, a page at a time (`after`, `limit`; `next` names the
 /// `after` of the following page): live agents with their actor state, others from the store.
 pub async fn list_agents(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let after = query.after.as_deref().map(slug_param).transpose()?;
@@ -103,19 +103,19 @@ pub async fn list_agents(
             )))
         }
     };
-    let records = hub.svc.store.agents(after.as_ref(), limit).await?;
+    let records = app.store.agents(after.as_ref(), limit).await?;
     let next = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.slug.to_string()))
         .flatten();
     let mut agents = Vec::with_capacity(records.len());
     for r in records {
-        let entry = match hub.svc.agents.get(&r.slug) {
+        let entry = match app.agents.get(&r.slug) {
             Some(addr) => {
                 serde_json::to_value(addr.send(GetState).await?).expect("agent state serialises")
             }
             None => json!({
                 "agent": r.slug,
-                "user_id": hub.svc.ns.agent_user_id(&r.slug),
+                "user_id": app.ns.agent_user_id(&r.slug),
                 "registered": r.registered,
                 "display_name": r.display_name,
                 "avatar_url": r.avatar_url,

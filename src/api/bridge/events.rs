@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::slug_param;
 use crate::{
-    actors::Hub,
+    actors::AppState,
     api::{error::ApiError, hangup},
     inbox,
 };
@@ -63,7 +63,7 @@ fn parse_bounded(
 }
 
 pub async fn agent_events(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     req: HttpRequest,
     agent: web::Path<String>,
     query: web::Query<EventsQuery>,
@@ -94,7 +94,7 @@ pub async fn agent_events(
             since = parse_cursor("Last-Event-ID", last.to_str().ok())?;
         }
     }
-    let reader = hub.svc.inboxes.open(&slug).await?;
+    let reader = app.inboxes.open(&slug).await?;
     if sse {
         let peer = hangup::PeerWatch::of(&req);
         return Ok(HttpResponse::Ok()

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::require_homeserver;
 use crate::{
-    actors::{agent::SendMessage, Hub},
+    actors::{agent::SendMessage, AppState},
     api::{body, error::ApiError},
     ids::AgentSlug,
     matrix::content::{BodyFormat, MsgType, OutgoingMessage},
@@ -38,10 +38,10 @@ struct SendRequest {
 }
 
 pub async fn send_message(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req: SendRequest = body::json(&bytes)?;
     if req.body.trim().is_empty() {
         return Err(ApiError::BadJson("body: must not be empty".into()));
@@ -63,7 +63,7 @@ pub async fn send_message(
             )));
         }
     }
-    require_homeserver(&hub)?;
+    require_homeserver(&app)?;
     let send = SendMessage {
         room: req.room_id,
         message: OutgoingMessage {
@@ -76,7 +76,7 @@ pub async fn send_message(
         },
         client_txn: req.txn_id,
     };
-    let sent = hub.ask(&req.agent, send).await??;
+    let sent = app.ask(&req.agent, send).await??;
     Ok(HttpResponse::Ok().json(match sent.txn_id {
         Some(txn_id) => json!({ "event_id": sent.event_id, "txn_id": txn_id }),
         None => json!({ "event_id": sent.event_id }),

@@ -11,11 +11,11 @@ pub mod typing;
 use std::time::Duration;
 
 use super::error::ApiError;
-use crate::{actors::Hub, ids::AgentSlug};
+use crate::{actors::AppState, ids::AgentSlug};
 
 /// Refuses early while the homeserver is known to be unreachable.
-fn require_homeserver(hub: &Hub) -> Result<(), ApiError> {
-    if hub.svc.hs.is_reachable() {
+fn require_homeserver(app: &AppState) -> Result<(), ApiError> {
+    if app.hs.is_reachable() {
         Ok(())
     } else {
         Err(ApiError::Unavailable {

@@ -7,7 +7,10 @@ use serde::Deserialize;
 
 use super::require_homeserver;
 use crate::{
-    actors::{provision::ProvisionRequest, supervisor::ProvisionRoom, Hub},
+    actors::{
+        supervisor::{provision::ProvisionRequest, ProvisionRoom},
+        AppState,
+    },
     api::{body, error::ApiError},
     ids::AgentSlug,
 };
@@ -79,13 +82,13 @@ fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
 }
 
 pub async fn provision_room(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req = validate(body::json(&bytes)?)?;
-    require_homeserver(&hub)?;
-    let done = hub.supervisor.send(ProvisionRoom(req)).await??;
+    require_homeserver(&app)?;
+    let done = app.supervisor().send(ProvisionRoom(req)).await??;
     Ok(HttpResponse::Ok().json(done))
 }
 

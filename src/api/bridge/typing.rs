@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::require_homeserver;
 use crate::{
-    actors::{agent::SetTyping, Hub},
+    actors::{agent::SetTyping, AppState},
     api::{body, error::ApiError},
     ids::AgentSlug,
 };
@@ -27,10 +27,10 @@ struct TypingRequest {
 }
 
 pub async fn set_typing(
-    hub: web::Data<Hub>,
+    app: web::Data<AppState>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, hub.svc.config.limits.max_body_bytes)?;
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req: TypingRequest = body::json(&bytes)?;
     if let Some(t) = req.timeout_ms {
         if t == 0 || t > MAX_TIMEOUT_MS {
@@ -39,12 +39,12 @@ pub async fn set_typing(
             )));
         }
     }
-    require_homeserver(&hub)?;
+    require_homeserver(&app)?;
     let typing = SetTyping {
         room: req.room_id,
         typing: req.typing,
         duration: req.timeout_ms.map(Duration::from_millis),
     };
-    hub.ask(&req.agent, typing).await??;
+    app.ask(&req.agent, typing).await??;
     Ok(HttpResponse::Ok().json(json!({})))
 }

@@ -1,0 +1,154 @@
+//! The daemon's shared state, one value behind an `Arc` that HTTP handlers, actors and
+//! background tasks hold alike: configuration, namespaces, the homeserver client, the store
+//! and its group-commit writer, the live agents, the routing directory, the inboxes and
+//! the supervisor's address. Also the ways to reach an agent from outside the actors.
+
+use std::sync::{Arc, OnceLock};
+
+use actix::{Addr, Handler, Message};
+
+use super::{
+    agent::AgentActor,
+    error::AgentResult,
+    supervisor::{self, registry::AgentRegistry, Supervisor},
+    TransactionAck,
+};
+use crate::{
+    config::Config,
+    ids::{AgentSlug, Namespaces},
+    inbound::{routing::Routed, Directory},
+    inbox::Inboxes,
+    matrix::HomeserverClient,
+    metrics::METRICS,
+    store::{writer::CommitWriter, Store, StoreError, TransactionOutcome},
+};
+
+pub struct AppState {
+    pub config: Config,
+    pub ns: Namespaces,
+    pub hs: HomeserverClient,
+    pub store: Arc<dyn Store>,
+    pub writer: CommitWriter,
+    /// Live agent actors, reachable without asking the supervisor.
+    pub agents: Arc<AgentRegistry>,
+    /// Which agents are joined where, and their display names (read by the router).
+    pub directory: Arc<Directory>,
+    /// Agents' inboxes as readers see them.
+    pub inboxes: Arc<Inboxes>,
+    /// Set once the supervisor runs ([`AppState::start_supervisor`]).
+    supervisor: OnceLock<Addr<Supervisor>>,
+}
+
+/// The shared parts made before the state (the after-commit step needs them to start the
+/// writer, which the state holds).
+pub struct StateParts {
+    pub store: Arc<dyn Store>,
+    pub agents: Arc<AgentRegistry>,
+    pub directory: Arc<Directory>,
+    pub inboxes: Arc<Inboxes>,
+}
+
+impl AppState {
+    pub fn new(config: Config, parts: StateParts, writer: CommitWriter) -> Arc<Self> {
+        let StateParts {
+            store,
+            agents,
+            directory,
+            inboxes,
+        } = parts;
+        let ns = Namespaces::new(
+            config.homeserver.server_name.clone(),
+            &config.appservice.agent_prefix,
+            &config.appservice.alias_prefix,
+            &config.appservice.sender_localpart,
+        );
+        let hs = HomeserverClient::new(&config);
+        Arc::new(Self {
+            ns,
+            hs,
+            store,
+            writer,
+            agents,
+            directory,
+            inboxes,
+            config,
+            supervisor: OnceLock::new(),
+        })
+    }
+
+    /// Starts the supervisor on `arbiter` (once; later calls answer the same address).
+    pub fn start_supervisor(self: &Arc<Self>, arbiter: &actix::ArbiterHandle) -> Addr<Supervisor> {
+        self.supervisor
+            .get_or_init(|| {
+                let state = self.clone();
+                <Supervisor as actix::Actor>::start_in_arbiter(arbiter, move |_| {
+                    Supervisor::new(state)
+                })
+            })
+            .clone()
+    }
+
+    /// The supervisor's address.
+    ///
+    /// # Panics
+    /// Before [`start_supervisor`](Self::start_supervisor): the daemon starts it before it
+    /// serves anything.
+    pub fn supervisor(&self) -> &Addr<Supervisor> {
+        self.supervisor.get().expect("the supervisor runs")
+    }
+
+    /// The agent's actor, started when it is not live (the only supervisor round trip).
+    pub async fn agent(&self, slug: &AgentSlug) -> AgentResult<Addr<AgentActor>> {
+        if let Some(addr) = self.agents.get(slug) {
+            return Ok(addr);
+        }
+        Ok(self
+            .supervisor()
+            .send(supervisor::EnsureAgent { slug: slug.clone() })
+            .await?)
+    }
+
+    /// Sends `msg` to the agent and waits for its answer, starting the agent when it is
+    /// not live. A live agent is reached straight from the registry (no address clone).
+    pub async fn ask<M>(&self, slug: &AgentSlug, msg: M) -> AgentResult<M::Result>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        AgentActor: Handler<M>,
+    {
+        let request = match self.agents.send(slug, msg) {
+            Ok(request) => request,
+            Err(msg) => self.agent(slug).await?.send(msg),
+        };
+        Ok(request.await?)
+    }
+
+    /// Records a routed homeserver transaction in the group commit; the after-commit step
+    /// ([`AfterCommit`](crate::inbound::AfterCommit)) applies its consequences before the
+    /// commit is answered. Only the commit is waited for; no actor round trip is on this path.
+    pub async fn record_transaction(&self, routed: Routed) -> Result<TransactionAck, StoreError> {
+        let skipped = routed.skipped;
+        match self.writer.commit(routed.write).await? {
+            TransactionOutcome::Duplicate => {
+                METRICS.transactions.with_label_values(&["duplicate"]).inc();
+                Ok(TransactionAck::Duplicate)
+            }
+            TransactionOutcome::Recorded { id_reused, .. } => {
+                let outcome = if id_reused { "id_reused" } else { "new" };
+                METRICS.transactions.with_label_values(&[outcome]).inc();
+                Ok(TransactionAck::Recorded { skipped, id_reused })
+            }
+        }
+    }
+
+    /// The agent's actor if the agent is known (live or stored); never creates one.
+    pub async fn known_agent(&self, slug: &AgentSlug) -> AgentResult<Option<Addr<AgentActor>>> {
+        if let Some(addr) = self.agents.get(slug) {
+            return Ok(Some(addr));
+        }
+        if self.store.agent(slug).await?.is_none() {
+            return Ok(None);
+        }
+        self.agent(slug).await.map(Some)
+    }
+}
