@@ -109,27 +109,33 @@ pub struct LimitsConfig {
     /// Largest accepted request body in bytes (413 beyond).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
-    /// Timeout of one homeserver HTTP attempt, in milliseconds.
-    #[serde(default = "defaults::hs_attempt_timeout_ms")]
-    pub hs_attempt_timeout_ms: u64,
-    /// Deadline for a homeserver call including its retries, in milliseconds.
-    #[serde(default = "defaults::hs_deadline_ms")]
-    pub hs_deadline_ms: u64,
+    /// Timeout of one homeserver HTTP attempt (`hs_attempt_timeout_ms`).
+    #[serde(rename = "hs_attempt_timeout_ms", with = "millis")]
+    #[serde(default = "defaults::hs_attempt_timeout")]
+    pub hs_attempt_timeout: Duration,
+    /// Deadline for a homeserver call including its retries (`hs_deadline_ms`).
+    #[serde(rename = "hs_deadline_ms", with = "millis")]
+    #[serde(default = "defaults::hs_deadline")]
+    pub hs_deadline: Duration,
     /// Most homeserver requests in flight at once, across all agents.
     #[serde(default = "defaults::hs_max_in_flight")]
     pub hs_max_in_flight: usize,
     /// Most messages queued per agent before the bridge answers 429.
     #[serde(default = "defaults::agent_queue")]
     pub agent_queue: usize,
-    /// Typing timeout sent to the homeserver, in milliseconds (renewed at 80 %).
-    #[serde(default = "defaults::typing_timeout_ms")]
-    pub typing_timeout_ms: u64,
-    /// Longest an agent keeps typing without a renewal from its client, in milliseconds.
-    #[serde(default = "defaults::typing_max_ms")]
-    pub typing_max_ms: u64,
-    /// Smallest interval between two profile changes of one agent, in milliseconds.
-    #[serde(default = "defaults::profile_min_interval_ms")]
-    pub profile_min_interval_ms: u64,
+    /// Typing timeout sent to the homeserver, renewed at 80 % (`typing_timeout_ms`).
+    #[serde(rename = "typing_timeout_ms", with = "millis")]
+    #[serde(default = "defaults::typing_timeout")]
+    pub typing_timeout: Duration,
+    /// Longest an agent keeps typing without a renewal from its client (`typing_max_ms`).
+    #[serde(rename = "typing_max_ms", with = "millis")]
+    #[serde(default = "defaults::typing_max")]
+    pub typing_max: Duration,
+    /// Smallest interval between two profile changes of one agent
+    /// (`profile_min_interval_ms`).
+    #[serde(rename = "profile_min_interval_ms", with = "millis")]
+    #[serde(default = "defaults::profile_min_interval")]
+    pub profile_min_interval: Duration,
     /// Most concurrent event streams (long-poll or SSE) per agent (429 beyond).
     #[serde(default = "defaults::streams_per_agent")]
     pub streams_per_agent: usize,
@@ -155,9 +161,10 @@ pub struct InboxConfig {
     /// Most events kept per agent.
     #[serde(default = "defaults::retention_count")]
     pub retention_count: u32,
-    /// Oldest event kept, in seconds.
-    #[serde(default = "defaults::retention_age_s")]
-    pub retention_age_s: u64,
+    /// Oldest event kept (`retention_age_s`).
+    #[serde(rename = "retention_age_s", with = "seconds")]
+    #[serde(default = "defaults::retention_age")]
+    pub retention_age: Duration,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -188,6 +195,8 @@ pub enum LogFormat {
 }
 
 mod defaults {
+    use std::time::Duration;
+
     pub fn id() -> String {
         "mosaic-as".into()
     }
@@ -209,11 +218,11 @@ mod defaults {
     pub fn max_body_bytes() -> usize {
         4 * 1024 * 1024
     }
-    pub fn hs_attempt_timeout_ms() -> u64 {
-        10_000
+    pub fn hs_attempt_timeout() -> Duration {
+        Duration::from_secs(10)
     }
-    pub fn hs_deadline_ms() -> u64 {
-        30_000
+    pub fn hs_deadline() -> Duration {
+        Duration::from_secs(30)
     }
     pub fn hs_max_in_flight() -> usize {
         512
@@ -221,14 +230,14 @@ mod defaults {
     pub fn agent_queue() -> usize {
         256
     }
-    pub fn typing_timeout_ms() -> u64 {
-        30_000
+    pub fn typing_timeout() -> Duration {
+        Duration::from_secs(30)
     }
-    pub fn typing_max_ms() -> u64 {
-        600_000
+    pub fn typing_max() -> Duration {
+        Duration::from_secs(600)
     }
-    pub fn profile_min_interval_ms() -> u64 {
-        2_000
+    pub fn profile_min_interval() -> Duration {
+        Duration::from_secs(2)
     }
     pub fn streams_per_agent() -> usize {
         4
@@ -239,8 +248,8 @@ mod defaults {
     pub fn retention_count() -> u32 {
         10_000
     }
-    pub fn retention_age_s() -> u64 {
-        7 * 24 * 3600
+    pub fn retention_age() -> Duration {
+        Duration::from_secs(7 * 24 * 3600)
     }
 }
 
@@ -358,7 +367,7 @@ impl Config {
 
     /// Deadline for a homeserver call including retries.
     pub fn hs_deadline(&self) -> Duration {
-        Duration::from_millis(self.limits.hs_deadline_ms)
+        self.limits.hs_deadline
     }
 }
 
@@ -474,22 +483,28 @@ fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     let l = &f.limits;
     let positive = [
         ("limits.max_body_bytes", l.max_body_bytes as u64),
-        ("limits.hs_attempt_timeout_ms", l.hs_attempt_timeout_ms),
-        ("limits.hs_deadline_ms", l.hs_deadline_ms),
+        (
+            "limits.hs_attempt_timeout_ms",
+            l.hs_attempt_timeout.as_millis() as u64,
+        ),
+        ("limits.hs_deadline_ms", l.hs_deadline.as_millis() as u64),
         ("limits.hs_max_in_flight", l.hs_max_in_flight as u64),
         ("limits.agent_queue", l.agent_queue as u64),
-        ("limits.typing_timeout_ms", l.typing_timeout_ms),
-        ("limits.typing_max_ms", l.typing_max_ms),
+        (
+            "limits.typing_timeout_ms",
+            l.typing_timeout.as_millis() as u64,
+        ),
+        ("limits.typing_max_ms", l.typing_max.as_millis() as u64),
         ("limits.streams_per_agent", l.streams_per_agent as u64),
         ("inbox.retention_count", f.inbox.retention_count as u64),
-        ("inbox.retention_age_s", f.inbox.retention_age_s),
+        ("inbox.retention_age_s", f.inbox.retention_age.as_secs()),
     ];
     for (key, v) in positive {
         if v == 0 {
             problems.push(format!("{key}: must be greater than 0"));
         }
     }
-    if l.typing_timeout_ms < 1_000 {
+    if l.typing_timeout < Duration::from_secs(1) {
         problems.push("limits.typing_timeout_ms: must be at least 1000".into());
     }
     for entry in &f.inbound.invite_allow {
@@ -515,6 +530,30 @@ fn is_localpart_char(c: char) -> bool {
 
 fn is_alias_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
+}
+
+/// `*_ms` keys: integers of milliseconds in the file, `Duration`s in the config. (Two
+/// three-line functions; serde_with's `DurationMilliSeconds` would add some thirty
+/// packages to the lock file and the advisory audit for them.)
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// `*_s` keys: integers of seconds in the file, `Duration`s in the config.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
 }
 
 #[cfg(test)]

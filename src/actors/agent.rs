@@ -249,8 +249,7 @@ impl Handler<SetProfile> for AgentActor {
             .filter(|a| Some(a) != self.avatar_url());
         let changes = name.is_some() || avatar.is_some();
         if changes {
-            let min =
-                std::time::Duration::from_millis(self.app.config.limits.profile_min_interval_ms);
+            let min = self.app.config.limits.profile_min_interval;
             if let Some(at) = self.profile.as_ref().and_then(|p| p.last_change) {
                 if at.elapsed() < min {
                     let retry_after = min - at.elapsed();

@@ -123,7 +123,7 @@ impl HomeserverClient {
                 transport: Transport::default(),
                 in_flight: Semaphore::new(config.limits.hs_max_in_flight),
                 deadline: config.hs_deadline(),
-                attempt_timeout: Duration::from_millis(config.limits.hs_attempt_timeout_ms),
+                attempt_timeout: config.limits.hs_attempt_timeout,
                 policy: RetryPolicy::default(),
                 appservice_id: config.appservice.id.clone(),
                 reachable: AtomicBool::new(false),

@@ -6,7 +6,10 @@ pub mod fingerprint;
 pub mod sqlite;
 pub mod writer;
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
@@ -206,13 +209,13 @@ pub trait Store: Send + Sync + 'static {
 pub struct Retention {
     /// Inbox rows per agent.
     pub inbox_per_agent: u32,
-    /// Inbox rows younger than this many seconds.
-    pub inbox_age_s: u64,
+    /// Inbox rows younger than this.
+    pub inbox_age: Duration,
     /// Handled transactions, to recognise a homeserver's retry: about the newest this many
     /// (rows handled in the same second as the last one kept stay too)...
     pub txn_rows: u32,
-    /// ...and none older than this many seconds.
-    pub txn_age_s: u64,
+    /// ...and none older than this.
+    pub txn_age: Duration,
 }
 
 impl Retention {
@@ -221,12 +224,12 @@ impl Retention {
     /// so a day and 100,000 transactions is far more than a retry needs; a transaction
     /// pruned and then retried is processed again, and event-id dedupe still delivers none
     /// of its events twice.
-    pub fn inbox(per_agent: u32, age_s: u64) -> Self {
+    pub fn inbox(per_agent: u32, age: Duration) -> Self {
         Self {
             inbox_per_agent: per_agent,
-            inbox_age_s: age_s,
+            inbox_age: age,
             txn_rows: 100_000,
-            txn_age_s: 24 * 3600,
+            txn_age: Duration::from_secs(24 * 3600),
         }
     }
 }

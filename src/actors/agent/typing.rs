@@ -85,9 +85,9 @@ impl Handler<SetTyping> for AgentActor {
             return Box::pin(work.into_actor(self));
         }
         let limits = &self.app.config.limits;
-        let max = Duration::from_millis(limits.typing_max_ms);
+        let max = limits.typing_max;
         let until = Instant::now() + msg.duration.map_or(max, |d| d.min(max));
-        let timeout = Duration::from_millis(limits.typing_timeout_ms);
+        let timeout = limits.typing_timeout;
         let record = self.record();
         let typing = &mut self.rooms().typing;
         typing.next_token += 1;
@@ -151,7 +151,7 @@ impl Handler<ClearTyping> for AgentActor {
 impl AgentActor {
     /// (Re)starts the renewal timer of `room`.
     fn arm(&mut self, room: OwnedRoomId, until: Instant, ctx: &mut Context<Self>) {
-        let timeout = Duration::from_millis(self.app.config.limits.typing_timeout_ms);
+        let timeout = self.app.config.limits.typing_timeout;
         let renew_in = timeout.mul_f64(0.8);
         let key = room.clone();
         let timer = ctx.run_later(renew_in, move |act, ctx| act.renew(key, ctx));
@@ -180,7 +180,7 @@ impl AgentActor {
         let until = t.until;
         let app = self.app.clone();
         let user = self.user_id();
-        let timeout = Duration::from_millis(app.config.limits.typing_timeout_ms);
+        let timeout = app.config.limits.typing_timeout;
         let r = room.clone();
         ctx.spawn(
             async move {

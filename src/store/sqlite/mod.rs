@@ -228,7 +228,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, keep: &Retention) -> StoreResult<u64> {
-        let cutoff = now_s() - keep.inbox_age_s as i64;
+        let cutoff = now_s() - keep.inbox_age.as_secs() as i64;
         let mut writer = self.writer.lock().await;
         writer.settle().await;
         let mut tx = writer.conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -258,7 +258,7 @@ impl Store for SqliteStore {
             "DELETE FROM transactions WHERE handled_at < MAX(?, COALESCE( \
                (SELECT handled_at FROM transactions ORDER BY handled_at DESC LIMIT 1 OFFSET ?), 0))",
         )
-        .bind(now_s() - keep.txn_age_s as i64)
+        .bind(now_s() - keep.txn_age.as_secs() as i64)
         .bind(keep.txn_rows.saturating_sub(1))
         .execute(&mut *tx)
         .await?;

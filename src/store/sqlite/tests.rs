@@ -1,5 +1,7 @@
 //! Tests of the SQLite store: batched writes, dedupe, cursors, retention, awkward text.
 
+use std::time::Duration;
+
 use super::*;
 use crate::store::{
     fingerprint::FingerprintBuilder, EventDelivery, InboxEvent, MembershipChange, RoomRecord,
@@ -212,7 +214,9 @@ async fn cursors_grow_across_batches_and_survive_pruning() {
     assert_eq!(s.latest_cursor(&slug("b")).await.unwrap(), last);
     // Pruning everything leaves no row, yet cursors never go back.
     assert_eq!(
-        s.prune(&Retention::inbox(0, 3600)).await.unwrap(),
+        s.prune(&Retention::inbox(0, Duration::from_secs(3600)))
+            .await
+            .unwrap(),
         last as u64
     );
     assert_eq!(s.inbox_depth().await.unwrap(), 0);
@@ -403,7 +407,12 @@ async fn a_transaction_left_open_is_rolled_back_before_the_next_write() {
     let out = commit(&s, vec![txn("ghost", vec![delivery("$e1", &["a"])])]).await;
     assert_eq!(recorded(&out[0]), [Some(vec![1])]);
     assert!(!reused(&out[0]), "the ghost row was rolled back");
-    assert_eq!(s.prune(&Retention::inbox(10, 3600)).await.unwrap(), 0);
+    assert_eq!(
+        s.prune(&Retention::inbox(10, Duration::from_secs(3600)))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -491,7 +500,12 @@ async fn retention_keeps_the_newest() {
         .map(|i| delivery(&format!("$e{i}"), &["a"]))
         .collect();
     commit(&s, vec![txn("t", deliveries)]).await;
-    assert_eq!(s.prune(&Retention::inbox(2, 3600)).await.unwrap(), 3);
+    assert_eq!(
+        s.prune(&Retention::inbox(2, Duration::from_secs(3600)))
+            .await
+            .unwrap(),
+        3
+    );
     let rows = s
         .read_inbox(&AgentSlug::parse("a").unwrap(), 0, 10)
         .await

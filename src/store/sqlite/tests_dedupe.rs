@@ -2,6 +2,8 @@
 //! content (homeservers reuse ids), and how long it remembers them.
 
 use super::tests::{commit, delivery, recorded, reused, slug, store, txn};
+use std::time::Duration;
+
 use super::*;
 use crate::store::{MembershipChange, TransactionOutcome};
 
@@ -111,13 +113,15 @@ async fn retention_bounds_the_handled_transactions() {
         .unwrap()
     };
     // By age (the default count keeps far more): the two-day-old rows go.
-    s.prune(&Retention::inbox(10, 3600)).await.unwrap();
+    s.prune(&Retention::inbox(10, Duration::from_secs(3600)))
+        .await
+        .unwrap();
     assert_eq!(left().await.len(), 8);
     assert!(left().await.iter().all(|t| t.as_str() >= "t10"));
     // By count: the newest three stay.
     let keep = Retention {
         txn_rows: 3,
-        ..Retention::inbox(10, 3600)
+        ..Retention::inbox(10, Duration::from_secs(3600))
     };
     s.prune(&keep).await.unwrap();
     assert_eq!(left().await, ["t15", "t16", "t17"]);
