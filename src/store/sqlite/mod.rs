@@ -279,5 +279,7 @@ mod checkpoint;
 mod tests;
 #[cfg(test)]
 mod tests_dedupe;
+#[cfg(test)]
+mod tests_writer;
 
 use batch::{write_batch, Writer};

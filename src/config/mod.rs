@@ -1,0 +1,321 @@
+//! Typed configuration: the TOML file (non-secret settings) plus the three secret
+//! environment variables. [`Config::load`] collects *every* problem before failing, so an
+//! operator fixes a broken deployment in one pass.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use ruma::OwnedServerName;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+mod check;
+mod defaults;
+
+use self::defaults::{millis, seconds};
+
+/// Environment variable holding the as_token (daemon → homeserver).
+pub const ENV_AS_TOKEN: &str = "MOSAIC_AS_TOKEN";
+/// Environment variable holding the hs_token (homeserver → daemon).
+pub const ENV_HS_TOKEN: &str = "MOSAIC_HS_TOKEN";
+/// Environment variable holding the comma-separated bridge bearer tokens.
+pub const ENV_BRIDGE_TOKENS: &str = "MOSAIC_BRIDGE_TOKENS";
+/// Environment variable naming the config file when `--config` is not given.
+pub const ENV_CONFIG: &str = "MOSAIC_AS_CONFIG";
+/// Environment variable that switches log output to JSON.
+pub const ENV_LOG_FORMAT: &str = "MOSAIC_AS_LOG_FORMAT";
+/// Config file used when neither `--config` nor `MOSAIC_AS_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/mosaic-as.toml";
+/// Minimum length of every secret token.
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// Everything the daemon needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub homeserver: HomeserverConfig,
+    pub appservice: AppserviceConfig,
+    pub store: StoreConfig,
+    pub limits: LimitsConfig,
+    pub inbound: InboundConfig,
+    pub inbox: InboxConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub secrets: Secrets,
+}
+
+/// Secrets read from the environment only. `Debug` never shows their values.
+#[derive(Clone)]
+pub struct Secrets {
+    pub as_token: SecretString,
+    pub hs_token: SecretString,
+    /// Empty means "bridge disabled": every bridge request is refused.
+    pub bridge_tokens: Vec<SecretString>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("as_token", &"[redacted]")
+            .field("hs_token", &"[redacted]")
+            .field("bridge_tokens", &self.bridge_tokens.len())
+            .finish()
+    }
+}
+
+/// `[homeserver]`: where the homeserver is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeserverConfig {
+    /// Client-Server API base URL, e.g. `http://127.0.0.1:8008`.
+    pub url: Url,
+    /// The homeserver's server name (the part after `:` in user ids).
+    pub server_name: OwnedServerName,
+}
+
+/// `[appservice]`: how the daemon presents itself to the homeserver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppserviceConfig {
+    /// Registration id (also used in the ping endpoint path).
+    #[serde(default = "defaults::id")]
+    pub id: String,
+    /// Address the HTTP server binds to.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// URL the homeserver uses to reach the daemon (the registration's `url`).
+    pub url: Url,
+    /// Localpart of the AS sender bot.
+    #[serde(default = "defaults::sender_localpart")]
+    pub sender_localpart: String,
+    /// Prefix of agent localparts: agent `alpha` is `@<prefix>alpha:<server>`.
+    #[serde(default = "defaults::agent_prefix")]
+    pub agent_prefix: String,
+    /// Prefix of room aliases the daemon may create (the alias namespace).
+    #[serde(default = "defaults::alias_prefix")]
+    pub alias_prefix: String,
+    /// Ask the homeserver to push ephemeral events (typing, receipts) too.
+    #[serde(default)]
+    pub receive_ephemeral: bool,
+}
+
+/// `[store]`: where durable state lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (the embedded store, the only one built in so far).
+    #[serde(default = "defaults::store_url")]
+    pub url: String,
+}
+
+/// `[limits]`: sizes, deadlines and queue bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body in bytes (413 beyond).
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Timeout of one homeserver HTTP attempt (`hs_attempt_timeout_ms`).
+    #[serde(rename = "hs_attempt_timeout_ms", with = "millis")]
+    #[serde(default = "defaults::hs_attempt_timeout")]
+    pub hs_attempt_timeout: Duration,
+    /// Deadline for a homeserver call including its retries (`hs_deadline_ms`).
+    #[serde(rename = "hs_deadline_ms", with = "millis")]
+    #[serde(default = "defaults::hs_deadline")]
+    pub hs_deadline: Duration,
+    /// Most homeserver requests in flight at once, across all agents.
+    #[serde(default = "defaults::hs_max_in_flight")]
+    pub hs_max_in_flight: usize,
+    /// Most messages queued per agent before the bridge answers 429.
+    #[serde(default = "defaults::agent_queue")]
+    pub agent_queue: usize,
+    /// Typing timeout sent to the homeserver, renewed at 80 % (`typing_timeout_ms`).
+    #[serde(rename = "typing_timeout_ms", with = "millis")]
+    #[serde(default = "defaults::typing_timeout")]
+    pub typing_timeout: Duration,
+    /// Longest an agent keeps typing without a renewal from its client (`typing_max_ms`).
+    #[serde(rename = "typing_max_ms", with = "millis")]
+    #[serde(default = "defaults::typing_max")]
+    pub typing_max: Duration,
+    /// Smallest interval between two profile changes of one agent
+    /// (`profile_min_interval_ms`).
+    #[serde(rename = "profile_min_interval_ms", with = "millis")]
+    #[serde(default = "defaults::profile_min_interval")]
+    pub profile_min_interval: Duration,
+    /// Most concurrent event streams (long-poll or SSE) per agent (429 beyond).
+    #[serde(default = "defaults::streams_per_agent")]
+    pub streams_per_agent: usize,
+}
+
+/// `[inbound]`: what to do with events pushed by the homeserver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// Agents accept invites on their own.
+    #[serde(default = "defaults::yes")]
+    pub auto_join: bool,
+    /// When non-empty, only invites from these are accepted: full user ids
+    /// (`@alice:example.org`) or whole servers (`:example.org`).
+    #[serde(default)]
+    pub invite_allow: Vec<String>,
+}
+
+/// `[inbox]`: retention of agent inboxes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// Most events kept per agent.
+    #[serde(default = "defaults::retention_count")]
+    pub retention_count: u32,
+    /// Oldest event kept (`retention_age_s`).
+    #[serde(rename = "retention_age_s", with = "seconds")]
+    #[serde(default = "defaults::retention_age")]
+    pub retention_age: Duration,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Require a bridge token on `GET /metrics`.
+    #[serde(default)]
+    pub require_token: bool,
+}
+
+/// `[log]`: log output.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`; `MOSAIC_AS_LOG_FORMAT` overrides it.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("limits defaults")
+    }
+}
+impl Default for InboundConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("inbound defaults")
+    }
+}
+impl Default for InboxConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("inbox defaults")
+    }
+}
+impl Default for StoreConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("store defaults")
+    }
+}
+
+/// The file as written, before secrets are added.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    homeserver: HomeserverConfig,
+    appservice: AppserviceConfig,
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    limits: LimitsConfig,
+    #[serde(default)]
+    inbound: InboundConfig,
+    #[serde(default)]
+    inbox: InboxConfig,
+    #[serde(default)]
+    metrics: MetricsConfig,
+    #[serde(default)]
+    log: LogConfig,
+}
+
+/// Every problem found while loading; `Display` prints one line per problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// Where a secret variable's value comes from: the process environment in production,
+/// a map in tests.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+impl Config {
+    /// Reads the file at `path` and the secrets from `env`, and validates both.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let file = match std::fs::read_to_string(path) {
+            Ok(text) => match toml::from_str::<FileConfig>(&text) {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    problems.push(format!(
+                        "{}: {}",
+                        path.display(),
+                        e.message().trim().replace('\n', " ")
+                    ));
+                    None
+                }
+            },
+            Err(e) => {
+                problems.push(format!("cannot read config file {}: {e}", path.display()));
+                None
+            }
+        };
+        let secrets = check::read_secrets(env, &mut problems);
+        if let Some(file) = &file {
+            check::check_file(file, &mut problems);
+        }
+        match (file, secrets) {
+            (Some(f), Some(secrets)) if problems.is_empty() => Ok(Config {
+                homeserver: f.homeserver,
+                appservice: f.appservice,
+                store: f.store,
+                limits: f.limits,
+                inbound: f.inbound,
+                inbox: f.inbox,
+                metrics: f.metrics,
+                log: f.log,
+                secrets,
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+
+    /// Deadline for a homeserver call including retries.
+    pub fn hs_deadline(&self) -> Duration {
+        self.limits.hs_deadline
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! Tests of routing: deliveries and mentions, identifiers, invites, fingerprints.
+
+use super::*;
+use crate::store::fingerprint::TxnVerdict;
+use serde_json::json;
+
+fn ns() -> Namespaces {
+    Namespaces::new("hs".try_into().unwrap(), "agent-", "mosaic-", "bot")
+}
+
+fn raw(v: serde_json::Value) -> Box<RawValue> {
+    RawValue::from_string(v.to_string()).unwrap()
+}
+
+fn member(id: &str, sender: &str, target: &str, membership: &str) -> Box<RawValue> {
+    raw(
+        json!({"event_id": id, "room_id": "!r", "sender": sender, "type": "m.room.member",
+        "state_key": target, "origin_server_ts": 1, "content": {"membership": membership}}),
+    )
+}
+
+fn message(id: &str, sender: &str, content: serde_json::Value) -> Box<RawValue> {
+    raw(
+        json!({"event_id": id, "room_id": "!r", "sender": sender, "type": "m.room.message",
+        "origin_server_ts": 2, "content": content}),
+    )
+}
+
+fn run(events: &[Box<RawValue>], dir: &Directory, inbound: &InboundConfig) -> Routed {
+    let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
+    route("t", &refs, &[], &ns(), dir, inbound)
+}
+
+#[test]
+fn join_then_message_in_one_transaction_reaches_the_agent() {
+    let dir = Directory::default();
+    dir.set_display_name(&AgentSlug::parse("b").unwrap(), Some("Bee Bot"));
+    let events = [
+        member("$1", "@agent-a:hs", "@agent-a:hs", "join"),
+        member("$2", "@agent-b:hs", "@agent-b:hs", "join"),
+        message(
+            "$3",
+            "@h:hs",
+            json!({"body": "hi", "m.mentions": {"user_ids": ["@agent-a:hs"]}}),
+        ),
+        message("$4", "@agent-a:hs", json!({"body": "hello bee bot"})),
+        raw(json!({"not": "an event"})),
+    ];
+    let r = run(&events, &dir, &InboundConfig::default());
+    assert_eq!(r.skipped, 1);
+    assert_eq!(r.write.memberships.len(), 2);
+    assert_eq!(r.write.deliveries.len(), 2);
+    let d3 = &r.write.deliveries[0];
+    let rec: Vec<_> = d3
+        .recipients
+        .iter()
+        .map(|(s, m)| (s.as_str(), *m))
+        .collect();
+    assert_eq!(rec, [("a", true), ("b", false)]);
+    // Own echo is not delivered; display name mention is flagged.
+    let d4 = &r.write.deliveries[1];
+    let rec: Vec<_> = d4
+        .recipients
+        .iter()
+        .map(|(s, m)| (s.as_str(), *m))
+        .collect();
+    assert_eq!(rec, [("b", true)]);
+}
+
+#[test]
+fn identifiers_are_checked_and_escaped_ones_are_read() {
+    let dir = Directory::default();
+    let room: ruma::OwnedRoomId = "!r".try_into().unwrap();
+    dir.apply(&MembershipChange {
+        slug: AgentSlug::parse("a").unwrap(),
+        room_id: room.clone(),
+        joined: true,
+    });
+    let bad = |field: &str, value: &str| {
+        let mut ev = json!({"event_id": "$e", "room_id": "!r", "sender": "@h:hs",
+            "type": "m.room.message", "content": {"body": "x"}});
+        ev[field] = json!(value);
+        raw(ev)
+    };
+    let events = [
+        bad("event_id", "no-sigil"),
+        bad("room_id", "r-without-sigil"),
+        bad("sender", "@"),
+        // JSON escapes cannot be borrowed: the identifiers are read into owned strings.
+        RawValue::from_string(
+            r#"{"event_id":"\u0024ok","room_id":"\u0021r","sender":"@h\u003ahs","type":"m.room.message","content":{"body":"x"}}"#
+                .into(),
+        )
+        .unwrap(),
+    ];
+    let r = run(&events, &dir, &InboundConfig::default());
+    assert_eq!(r.skipped, 3);
+    assert_eq!(r.write.deliveries.len(), 1);
+    let d = &r.write.deliveries[0];
+    assert_eq!(
+        (
+            d.event.event_id.as_str(),
+            d.event.room_id.as_str(),
+            d.event.sender.as_str()
+        ),
+        ("$ok", "!r", "@h:hs")
+    );
+}
+
+/// A homeserver's retry carries the same events with another `unsigned.age`, perhaps in
+/// another order, and without its ephemeral part: the fingerprint stays the same. An
+/// event without a readable id counts by its content.
+#[test]
+fn the_fingerprint_reads_event_ids_not_bytes() {
+    let dir = Directory::default();
+    let aged = |id: &str, age: u64| {
+        raw(
+            json!({"event_id": id, "room_id": "!r", "sender": "@h:hs", "type": "m.room.message",
+            "content": {"body": "x"}, "unsigned": {"age": age}}),
+        )
+    };
+    let broken = |age: u64| raw(json!({"type": "m.room.message", "unsigned": {"age": age}}));
+    let typing = raw(json!({"type": "m.typing", "room_id": "!r", "content": {"user_ids": []}}));
+    let fp = |events: &[Box<RawValue>], extras: &[&RawValue]| {
+        let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
+        route("1", &refs, extras, &ns(), &dir, &InboundConfig::default())
+            .write
+            .fingerprint
+    };
+    let first = fp(&[aged("$a", 1), aged("$b", 2), broken(3)], &[&typing]);
+    let retry = fp(&[broken(900), aged("$b", 900), aged("$a", 901)], &[]);
+    assert_eq!(retry.verdict(Some(Some(&first))), TxnVerdict::Retry);
+    let other = fp(&[aged("$a", 1), aged("$c", 2), broken(3)], &[&typing]);
+    assert_eq!(other.verdict(Some(Some(&first))), TxnVerdict::IdReused);
+}
+
+#[test]
+fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only() {
+    let dir = Directory::default();
+    let room: ruma::OwnedRoomId = "!r".try_into().unwrap();
+    dir.apply(&MembershipChange {
+        slug: AgentSlug::parse("a").unwrap(),
+        room_id: room.clone(),
+        joined: true,
+    });
+    let inbound = InboundConfig {
+        auto_join: true,
+        invite_allow: vec![":good".into()],
+    };
+    let events = [
+        member("$1", "@h:good", "@agent-x:hs", "invite"),
+        member("$2", "@h:evil", "@agent-y:hs", "invite"),
+        member("$3", "@h:good", "@bot:hs", "invite"),
+        member("$4", "@h:good", "@agent-a:hs", "leave"),
+        message("$5", "@h:good", json!({"body": "after the leave"})),
+    ];
+    let r = run(&events, &dir, &inbound);
+    assert_eq!(
+        r.write.effects,
+        [
+            Effect::AcceptInvite {
+                slug: AgentSlug::parse("x").unwrap(),
+                room: room.clone()
+            },
+            Effect::BotJoin { room: room.clone() },
+        ]
+    );
+    assert!(!r.write.memberships[0].joined);
+    assert!(r.write.deliveries.is_empty(), "a left before $5");
+    // The directory changes only once the transaction is recorded (by the caller).
+    assert_eq!(dir.agents_in(&room).len(), 1);
+}
