@@ -13,10 +13,15 @@
 //!   one after-commit step that applies a committed transaction's consequences.
 //! - [`inbox`]: agents' inboxes as readers see them: in-memory tails, long-poll and SSE
 //!   readers, stream slots.
-//! - [`actors`]: the supervisor and one actor per agent, and the registry of live agents.
+//! - [`actors`]: the supervisor (with the registry of live agents and provisioning) and one
+//!   actor per agent; [`actors::AppState`], the shared state everything else holds.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
 //!   of errors to HTTP answers.
 //! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`].
+//!
+//! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, with
+//! `config`, `ids`, `matrix` and `metrics` below; a lower module reaches a higher one only
+//! through a trait it declares (`inbound::AgentNotices`, `inbox::HangUp`).
 
 pub mod actors;
 pub mod api;
