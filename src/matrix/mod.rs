@@ -1,12 +1,17 @@
-//! Talking Matrix: the homeserver client (daemon → homeserver), its errors and retry
-//! policy, the registration file, and message content building.
+//! Talking Matrix: the homeserver client (daemon → homeserver) and its errors, the retry
+//! policy (the whole decision: backoff, rate-limit hints, the call's deadline and each
+//! attempt's timeout), the homeserver's readiness (reachable, last ping's problem), what
+//! calls look like on the wire (URLs, answers), the registration file, and message content
+//! building.
 
 pub mod client;
 pub mod content;
 pub mod error;
+pub mod readiness;
 pub mod registration;
 pub mod retry;
 mod transport;
+mod wire;
 
 pub use client::HomeserverClient;
 pub use error::HomeserverError;

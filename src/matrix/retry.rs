@@ -1,12 +1,16 @@
-//! Retry policy of homeserver calls: 429 waits for the homeserver's hint, 5xx and
-//! connection failures back off exponentially with jitter, other 4xx never retry; a
-//! deadline bounds the whole call.
+//! Retry policy of homeserver calls, the whole decision: 429 waits for the homeserver's
+//! hint, 5xx and connection failures back off exponentially with jitter, other 4xx never
+//! retry; a deadline bounds the whole call, and each attempt's timeout is cut to it.
 
 use std::time::Duration;
 
 use rand::Rng;
 
 use super::HomeserverError;
+
+/// The last retry of a call starts at least this long before its deadline, and no attempt
+/// gets less time than this.
+pub const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Backoff parameters.
 #[derive(Debug, Clone, Copy)]
@@ -30,9 +34,26 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Whether to retry after attempt `attempt` failed with `err`, `left` before the call's
+    /// deadline: how long to wait before the next attempt, or `None` to give up.
+    pub fn decide(&self, attempt: u32, err: &HomeserverError, left: Duration) -> Option<Duration> {
+        let wait = self.wait_before_retry(attempt, err)?;
+        // Time left to wait, keeping a moment for one more attempt before the deadline.
+        let left = left.saturating_sub(LAST_ATTEMPT_MARGIN);
+        match err.status() {
+            // A rate limit's hint is honoured in full or not at all.
+            Some(429) if wait >= left => None,
+            Some(429) => Some(wait),
+            _ if left.is_zero() => None,
+            // A backoff step is cut short rather than giving up early: an outage shorter
+            // than the deadline must not reach the caller.
+            _ => Some(wait.min(left)),
+        }
+    }
+
     /// How long to wait before attempt `attempt + 1` after `err`, or `None` when the error
-    /// must not be retried.
-    pub fn wait_before_retry(&self, attempt: u32, err: &HomeserverError) -> Option<Duration> {
+    /// must not be retried; the deadline aside.
+    fn wait_before_retry(&self, attempt: u32, err: &HomeserverError) -> Option<Duration> {
         match err {
             HomeserverError::Status {
                 status: 429,
@@ -50,6 +71,13 @@ impl RetryPolicy {
             _ => None,
         }
     }
+}
+
+/// Timeout of one attempt, `left` before the call's deadline: no attempt runs past the
+/// deadline, none gets less than [`LAST_ATTEMPT_MARGIN`], and none more than `configured`
+/// (unless that is below the margin).
+pub fn attempt_timeout(configured: Duration, left: Duration) -> Duration {
+    left.clamp(LAST_ATTEMPT_MARGIN, configured.max(LAST_ATTEMPT_MARGIN))
 }
 
 #[cfg(test)]
@@ -83,5 +111,78 @@ mod tests {
             .wait_before_retry(30, &HomeserverError::Unreachable("x".into()))
             .unwrap();
         assert!(w <= Duration::from_secs(5));
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_rate_limit_hint_longer_than_the_time_left_gives_up() {
+        let p = RetryPolicy::default();
+        let hinted = status(429, Some(ms(700)));
+        assert_eq!(p.decide(0, &hinted, ms(700)), None);
+        assert_eq!(p.decide(0, &hinted, ms(800)), None, "the margin is kept");
+        assert_eq!(p.decide(0, &hinted, ms(801)), Some(ms(700)), "in full");
+        assert_eq!(
+            p.decide(0, &status(429, None), ms(5000)),
+            Some(p.default_rate_limit_wait)
+        );
+    }
+
+    #[test]
+    fn a_backoff_step_longer_than_the_time_left_is_cut_to_it() {
+        let p = RetryPolicy::default();
+        let down = HomeserverError::Unreachable("x".into());
+        // Attempt 6: a step of 5 s at most, 2.5 s at least.
+        assert_eq!(p.decide(6, &down, ms(110)), Some(ms(10)));
+        assert_eq!(p.decide(6, &status(502, None), ms(1100)), Some(ms(1000)));
+        let w = p.decide(0, &down, Duration::from_secs(60)).unwrap();
+        assert!(w >= ms(50) && w <= ms(100), "{w:?}");
+    }
+
+    #[test]
+    fn nothing_left_gives_up() {
+        let p = RetryPolicy::default();
+        for left in [Duration::ZERO, ms(50), LAST_ATTEMPT_MARGIN] {
+            assert_eq!(p.decide(0, &status(503, None), left), None, "{left:?}");
+            assert_eq!(
+                p.decide(0, &HomeserverError::Unreachable("x".into()), left),
+                None
+            );
+            assert_eq!(p.decide(0, &status(429, Some(ms(1))), left), None);
+        }
+    }
+
+    #[test]
+    fn non_transient_errors_give_up() {
+        let p = RetryPolicy::default();
+        let plenty = Duration::from_secs(60);
+        for code in [400, 401, 403, 404, 409] {
+            assert_eq!(p.decide(0, &status(code, None), plenty), None, "{code}");
+        }
+        let bad = HomeserverError::BadResponse("x".into());
+        assert_eq!(p.decide(0, &bad, plenty), None);
+    }
+
+    #[test]
+    fn attempt_timeouts_stay_between_the_margin_and_the_configured_timeout() {
+        let configured = Duration::from_secs(10);
+        assert_eq!(
+            attempt_timeout(configured, Duration::ZERO),
+            LAST_ATTEMPT_MARGIN
+        );
+        assert_eq!(attempt_timeout(configured, ms(20)), LAST_ATTEMPT_MARGIN);
+        assert_eq!(attempt_timeout(configured, ms(2500)), ms(2500));
+        assert_eq!(
+            attempt_timeout(configured, Duration::from_secs(60)),
+            configured
+        );
+        // A configured timeout below the margin still gets the margin.
+        assert_eq!(
+            attempt_timeout(ms(10), Duration::from_secs(60)),
+            LAST_ATTEMPT_MARGIN
+        );
+        assert_eq!(attempt_timeout(ms(10), Duration::ZERO), LAST_ATTEMPT_MARGIN);
     }
 }
