@@ -1,6 +1,7 @@
 //! Per-request context: a request id (span field and `X-Request-Id` header), a span with
 //! the method and a bounded route label (never the query string, which may carry a token),
-//! and the count of bridge requests by route and status.
+//! and the count of bridge requests by route and status; routes and labels are those of
+//! [`super::ROUTES`].
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -17,6 +18,7 @@ use actix_web::{
 use prometheus::IntCounter;
 use tracing::Instrument;
 
+use super::{Scope, ROUTES};
 use crate::metrics::METRICS;
 
 /// Gives every request an id and a span (method and route label only: query strings may
@@ -26,12 +28,13 @@ pub async fn request_context(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let request_id = RequestId::next();
-    let route = route_label(req.match_info().as_str());
+    let route = route_index(req.match_info().as_str());
+    let label = route.map_or(OTHER, |i| ROUTES[i].pattern);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %req.method(),
-        route = %route,
+        route = %label,
     );
     let started = std::time::Instant::now();
     let res = next.call(req).instrument(span.clone()).await;
@@ -39,8 +42,8 @@ pub async fn request_context(
         Ok(r) => r.status(),
         Err(e) => e.as_response_error().status_code(),
     };
-    if route.starts_with("/bridge/") {
-        count_bridge_request(route, status);
+    if let Some(i) = route.filter(|&i| ROUTES[i].scope == Scope::Bridge) {
+        count_bridge_request(i, status);
     }
     span.in_scope(|| {
         tracing::debug!(
@@ -57,72 +60,54 @@ pub async fn request_context(
     Ok(res)
 }
 
-/// The route label of a request path (as the router sees it): the pattern of the route it
-/// matches, or "other". A fixed set, so metric labels stay bounded, and cheap: no regex,
-/// no allocation. Mirrors [`configure`]: a `{param}` is one non-empty path segment.
-pub fn route_label(path: &str) -> &'static str {
-    /// `path` below `prefix` (the scope matches at a segment boundary only).
-    fn under<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
-        let rest = path.strip_prefix(prefix)?;
-        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
-    }
-    /// One non-empty segment after `prefix`: `/prefix/{param}`.
-    fn param(rest: &str, prefix: &str) -> bool {
-        rest.strip_prefix(prefix)
-            .is_some_and(|seg| !seg.is_empty() && !seg.contains('/'))
-    }
+/// Label of a path that matches no route.
+const OTHER: &str = "other";
 
-    if let Some(rest) = under(path, "/bridge/v1") {
-        match rest {
-            "/messages" => "/bridge/v1/messages",
-            "/typing" => "/bridge/v1/typing",
-            "/provision/rooms" => "/bridge/v1/provision/rooms",
-            "/agents" => "/bridge/v1/agents",
-            _ if param(rest, "/agents/") => "/bridge/v1/agents/{agent}",
-            _ => match rest.strip_suffix("/events") {
-                Some(agent) if param(agent, "/agents/") => "/bridge/v1/agents/{agent}/events",
-                _ => "other",
-            },
-        }
-    } else if let Some(rest) = under(path, "/_matrix/app/v1") {
-        match rest {
-            "/ping" => "/_matrix/app/v1/ping",
-            _ if param(rest, "/transactions/") => "/_matrix/app/v1/transactions/{txn_id}",
-            _ if param(rest, "/users/") => "/_matrix/app/v1/users/{user_id}",
-            _ if param(rest, "/rooms/") => "/_matrix/app/v1/rooms/{alias}",
-            _ if rest.starts_with("/thirdparty/") => "/_matrix/app/v1/thirdparty/{tail:.*}",
-            _ => "other",
-        }
-    } else if under(path, "/transactions").is_some_and(|rest| param(rest, "/")) {
-        "/transactions/{txn_id}"
-    } else {
-        match path {
-            "/health" => "/health",
-            "/ready" => "/ready",
-            "/metrics" => "/metrics",
-            _ => "other",
-        }
-    }
+/// The route label of a request path (as the router sees it): the pattern of the route it
+/// matches, or "other". A fixed set, so metric labels stay bounded, and cheap: a scan of
+/// [`ROUTES`], no regex, no allocation.
+pub fn route_label(path: &str) -> &'static str {
+    route_index(path).map_or(OTHER, |i| ROUTES[i].pattern)
 }
 
-/// Counts a bridge request; the common answer (200) of each route skips the label look-up.
-fn count_bridge_request(route: &'static str, status: StatusCode) {
-    static OK: [(&str, OnceLock<IntCounter>); 6] = [
-        ("/bridge/v1/messages", OnceLock::new()),
-        ("/bridge/v1/typing", OnceLock::new()),
-        ("/bridge/v1/provision/rooms", OnceLock::new()),
-        ("/bridge/v1/agents", OnceLock::new()),
-        ("/bridge/v1/agents/{agent}", OnceLock::new()),
-        ("/bridge/v1/agents/{agent}/events", OnceLock::new()),
-    ];
-    let counter = |route| {
+/// The index in [`ROUTES`] of the route `path` matches.
+fn route_index(path: &str) -> Option<usize> {
+    ROUTES.iter().position(|r| matches(r.pattern, path))
+}
+
+/// Whether `path` matches `pattern` as the router matches it: literal segments are equal,
+/// a `{param}` is one non-empty segment, and a last `{param:.*}` is the rest of the path,
+/// empty or not.
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut segments = path.split('/');
+    for want in pattern.split('/') {
+        let Some(got) = segments.next() else {
+            return false;
+        };
+        match want.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(param) if param.ends_with(":.*") => return true,
+            Some(_) if got.is_empty() => return false,
+            Some(_) => {}
+            None if want != got => return false,
+            None => {}
+        }
+    }
+    segments.next().is_none()
+}
+
+/// Counts a request to bridge route `route` (an index in [`ROUTES`]); the common answer
+/// (200) of each route skips the label look-up.
+fn count_bridge_request(route: usize, status: StatusCode) {
+    static OK: [OnceLock<IntCounter>; ROUTES.len()] = [const { OnceLock::new() }; ROUTES.len()];
+    let counter = || {
         METRICS
             .bridge_requests
-            .with_label_values(&[route, status.as_str()])
+            .with_label_values(&[ROUTES[route].pattern, status.as_str()])
     };
-    match OK.iter().find(|(r, _)| *r == route) {
-        Some((_, ok)) if status == StatusCode::OK => ok.get_or_init(|| counter(route)).inc(),
-        _ => counter(route).inc(),
+    if status == StatusCode::OK {
+        OK[route].get_or_init(counter).inc();
+    } else {
+        counter().inc();
     }
 }
 
@@ -246,6 +231,52 @@ mod tests {
         ] {
             assert_eq!(route_label(path), "other", "{path:?}");
         }
+    }
+
+    #[test]
+    fn every_registered_pattern_is_its_own_label() {
+        for route in ROUTES {
+            let below = route.pattern.strip_prefix(route.scope.prefix());
+            assert!(
+                below.is_some_and(|p| p.starts_with('/')),
+                "{} is below {:?}",
+                route.pattern,
+                route.scope
+            );
+            let segments: Vec<_> = route.pattern.split('/').collect();
+            for (i, segment) in segments.iter().enumerate() {
+                let Some(param) = segment.strip_prefix('{') else {
+                    continue;
+                };
+                let last = i + 1 == segments.len();
+                assert!(
+                    param.ends_with('}')
+                        && (!param.contains(':') || (last && param.ends_with(":.*}"))),
+                    "{}: only {{param}} and a last {{param:.*}}",
+                    route.pattern
+                );
+            }
+            let tail = route.pattern.ends_with(":.*}");
+            // A tail may span segments or be empty.
+            let samples: &[&str] = if tail { &["x", "a/b", ""] } else { &["x"] };
+            for sample in samples {
+                let path = route
+                    .pattern
+                    .split('/')
+                    .map(|s| match s {
+                        _ if s.ends_with(":.*}") => *sample,
+                        _ if s.starts_with('{') => "x",
+                        _ => s,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                assert_eq!(route_label(&path), route.pattern, "{path}");
+            }
+        }
+        let mut patterns: Vec<_> = ROUTES.iter().map(|r| r.pattern).collect();
+        patterns.sort_unstable();
+        patterns.dedup();
+        assert_eq!(patterns.len(), ROUTES.len(), "every pattern once");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! HTTP: every route in one table ([`configure`]), the auth middleware, the request-id and
+//! HTTP: every route in one table ([`ROUTES`], registered by [`configure`] and labelled by
+//! [`context::route_label`]), the auth middleware, the request-id and
 //! metrics middleware, and the one error type that becomes `{errcode, error}` answers.
 
 pub mod appservice;
@@ -30,51 +31,161 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-/// Registers every route. The caller adds app data (`Hub`, `StreamSlots`) and the
-/// payload limit.
+/// Where a route is registered: under which prefix and behind which token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Application Service API, behind the hs_token.
+    AppService,
+    /// Legacy unprefixed transaction route (Application Service API before r0), behind the
+    /// hs_token.
+    LegacyTransactions,
+    /// Bridge API, behind a bridge token.
+    Bridge,
+    /// Operations, at the root, without a token.
+    Ops,
+}
+
+impl Scope {
+    /// The scope's path prefix: every pattern of the scope starts with it.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::AppService => "/_matrix/app/v1",
+            Self::LegacyTransactions => "/transactions",
+            Self::Bridge => "/bridge/v1",
+            Self::Ops => "",
+        }
+    }
+}
+
+/// One route: its full pattern (also its metric label), its scope, and the handler of each
+/// of its methods (other methods answer 405).
+pub struct Route {
+    pub scope: Scope,
+    pub pattern: &'static str,
+    methods: fn(actix_web::Resource) -> actix_web::Resource,
+}
+
+impl Route {
+    /// The resource, its path relative to the scope.
+    fn resource(&self) -> actix_web::Resource {
+        let path = self
+            .pattern
+            .strip_prefix(self.scope.prefix())
+            .expect("a route's pattern starts with its scope's prefix");
+        (self.methods)(resource(path))
+    }
+}
+
+/// Every route, registered by [`configure`] in this order within its scope and labelled by
+/// [`context::route_label`]. A `{param}` is one non-empty path segment; a last
+/// `{param:.*}` is the rest of the path.
+pub const ROUTES: &[Route] = &[
+    Route {
+        scope: Scope::AppService,
+        pattern: "/_matrix/app/v1/transactions/{txn_id}",
+        methods: |r| r.route(web::put().to(appservice::put_transaction)),
+    },
+    Route {
+        scope: Scope::AppService,
+        pattern: "/_matrix/app/v1/users/{user_id}",
+        methods: |r| r.route(web::get().to(appservice::query_user)),
+    },
+    Route {
+        scope: Scope::AppService,
+        pattern: "/_matrix/app/v1/rooms/{alias}",
+        methods: |r| r.route(web::get().to(appservice::query_room_alias)),
+    },
+    Route {
+        scope: Scope::AppService,
+        pattern: "/_matrix/app/v1/ping",
+        methods: |r| r.route(web::post().to(appservice::ping)),
+    },
+    Route {
+        scope: Scope::AppService,
+        pattern: "/_matrix/app/v1/thirdparty/{tail:.*}",
+        methods: |r| r.route(web::get().to(appservice::thirdparty)),
+    },
+    Route {
+        scope: Scope::LegacyTransactions,
+        pattern: "/transactions/{txn_id}",
+        methods: |r| r.route(web::put().to(appservice::put_transaction)),
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/messages",
+        methods: |r| r.route(web::post().to(bridge::messages::send_message)),
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/typing",
+        methods: |r| r.route(web::post().to(bridge::typing::set_typing)),
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/provision/rooms",
+        methods: |r| r.route(web::post().to(bridge::provision::provision_room)),
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/agents",
+        methods: |r| r.route(web::get().to(bridge::agents::list_agents)),
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/agents/{agent}",
+        methods: |r| {
+            r.route(web::get().to(bridge::agents::get_agent))
+                .route(web::put().to(bridge::agents::put_agent))
+        },
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/agents/{agent}/events",
+        methods: |r| r.route(web::get().to(bridge::events::agent_events)),
+    },
+    Route {
+        scope: Scope::Ops,
+        pattern: "/health",
+        methods: |r| r.route(web::get().to(ops::health)),
+    },
+    Route {
+        scope: Scope::Ops,
+        pattern: "/ready",
+        methods: |r| r.route(web::get().to(ops::ready)),
+    },
+    Route {
+        scope: Scope::Ops,
+        pattern: "/metrics",
+        methods: |r| r.route(web::get().to(ops::metrics)),
+    },
+];
+
+/// The routes of `scope`, in table order.
+fn routes_in(scope: Scope) -> impl Iterator<Item = &'static Route> {
+    ROUTES.iter().filter(move |r| r.scope == scope)
+}
+
+/// The scope with its routes; the caller adds its token check and default service.
+fn scope(scope: Scope) -> actix_web::Scope {
+    routes_in(scope).fold(web::scope(scope.prefix()), |s, r| s.service(r.resource()))
+}
+
+/// Registers every route of [`ROUTES`]. The caller adds app data (`Hub`, `StreamSlots`)
+/// and the payload limit.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/_matrix/app/v1")
+        scope(Scope::AppService)
             .wrap(from_fn(auth::require_hs_token))
-            .service(
-                resource("/transactions/{txn_id}")
-                    .route(web::put().to(appservice::put_transaction)),
-            )
-            .service(resource("/users/{user_id}").route(web::get().to(appservice::query_user)))
-            .service(resource("/rooms/{alias}").route(web::get().to(appservice::query_room_alias)))
-            .service(resource("/ping").route(web::post().to(appservice::ping)))
-            .service(resource("/thirdparty/{tail:.*}").route(web::get().to(appservice::thirdparty)))
             .default_service(web::to(unrecognized)),
     )
+    .service(scope(Scope::LegacyTransactions).wrap(from_fn(auth::require_hs_token)))
     .service(
-        // Legacy unprefixed transaction route (Application Service API before r0).
-        web::scope("/transactions")
-            .wrap(from_fn(auth::require_hs_token))
-            .service(resource("/{txn_id}").route(web::put().to(appservice::put_transaction))),
-    )
-    .service(
-        web::scope("/bridge/v1")
+        scope(Scope::Bridge)
             .wrap(from_fn(auth::require_bridge_token))
-            .service(resource("/messages").route(web::post().to(bridge::messages::send_message)))
-            .service(resource("/typing").route(web::post().to(bridge::typing::set_typing)))
-            .service(
-                resource("/provision/rooms")
-                    .route(web::post().to(bridge::provision::provision_room)),
-            )
-            .service(resource("/agents").route(web::get().to(bridge::agents::list_agents)))
-            .service(
-                resource("/agents/{agent}")
-                    .route(web::get().to(bridge::agents::get_agent))
-                    .route(web::put().to(bridge::agents::put_agent)),
-            )
-            .service(
-                resource("/agents/{agent}/events")
-                    .route(web::get().to(bridge::events::agent_events)),
-            )
             .default_service(web::to(unrecognized)),
-    )
-    .service(resource("/health").route(web::get().to(ops::health)))
-    .service(resource("/ready").route(web::get().to(ops::ready)))
-    .service(resource("/metrics").route(web::get().to(ops::metrics)))
-    .default_service(web::to(unrecognized));
+    );
+    for route in routes_in(Scope::Ops) {
+        cfg.service(route.resource());
+    }
+    cfg.default_service(web::to(unrecognized));
 }
