@@ -170,8 +170,8 @@ fn scope(scope: Scope) -> actix_web::Scope {
     routes_in(scope).fold(web::scope(scope.prefix()), |s, r| s.service(r.resource()))
 }
 
-/// Registers every route of [`ROUTES`]. The caller adds app data (`Hub`, `StreamSlots`)
-/// and the payload limit.
+/// Registers every route of [`ROUTES`]. The caller adds the app data
+/// ([`AppState`](crate::actors::AppState)) and the payload limit.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         scope(Scope::AppService)
