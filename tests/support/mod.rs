@@ -25,14 +25,17 @@ pub mod cli;
 pub mod daemon;
 pub mod daemon_api;
 pub mod events;
+pub mod faults;
 pub mod http;
 pub mod human;
+pub mod inbox;
 pub mod metrics;
 pub mod mock_hs;
 pub mod ports;
 pub mod process;
 pub mod scenes;
 pub mod stack;
+pub mod stack_api;
 pub mod synapse;
 
 use std::sync::atomic::{AtomicU32, Ordering};
