@@ -6,18 +6,15 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mosaic_as::{
-    api::{
-        auth::{any_token_matches, token_matches},
-        body,
-    },
+    api::body,
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
     inbound::{routing::route, Directory},
     matrix::content::markdown_to_html,
     store::MembershipChange,
+    tokens::TokenDigest,
 };
 use ruma::{OwnedRoomId, OwnedServerName};
-use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -157,22 +154,22 @@ fn bench_transactions(c: &mut Criterion) {
 }
 
 fn bench_tokens(c: &mut Criterion) {
-    let secret = SecretString::from("s".repeat(64));
-    let tokens: Vec<SecretString> = (0..3)
-        .map(|i| SecretString::from(format!("{i}").repeat(64)))
+    let secret = TokenDigest::of(&"s".repeat(64));
+    let tokens: Vec<TokenDigest> = (0..3)
+        .map(|i| TokenDigest::of(&format!("{i}").repeat(64)))
         .collect();
     let good = "s".repeat(64);
     let wrong = "t".repeat(64);
     let third = "2".repeat(64);
     let mut group = c.benchmark_group("token");
     group.bench_function("hs_token_match", |b| {
-        b.iter(|| token_matches(black_box(&good), &secret))
+        b.iter(|| TokenDigest::of(black_box(&good)).matches(&secret))
     });
     group.bench_function("hs_token_mismatch", |b| {
-        b.iter(|| token_matches(black_box(&wrong), &secret))
+        b.iter(|| TokenDigest::of(black_box(&wrong)).matches(&secret))
     });
     group.bench_function("bridge_any_of_3_match_last", |b| {
-        b.iter(|| any_token_matches(black_box(&third), &tokens))
+        b.iter(|| TokenDigest::of(black_box(&third)).is_in(&tokens))
     });
     group.finish();
 }

@@ -18,7 +18,8 @@
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
 //!   of errors to HTTP answers.
-//! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`].
+//! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`]; [`tokens`]: bearer
+//!   tokens kept and compared as digests.
 //!
 //! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, with
 //! `config`, `ids`, `matrix` and `metrics` below; a lower module reaches a higher one only
@@ -35,3 +36,4 @@ pub mod matrix;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub events_duplicate: IntCounter,
     /// Events that could not be parsed and were skipped.
     pub events_unparseable: IntCounter,
+    /// Invites of agents and the sender bot by outcome: `accepted`, `rejected` (the inviter
+    /// is not in `inbound.invite_allow`), `failed` (the join or the rejection failed).
+    pub invites: IntCounterVec,
     /// Rows currently in all inboxes (refreshed by the retention job).
     pub inbox_depth: IntGauge,
     /// Bridge requests by route and status.
@@ -74,6 +77,11 @@ impl Metrics {
                 "Events skipped because they could not be parsed",
             )
             .unwrap(),
+            invites: IntCounterVec::new(
+                Opts::new("invites_total", "Invites of agents and the sender bot"),
+                &["outcome"],
+            )
+            .unwrap(),
             inbox_depth: IntGauge::new("inbox_depth", "Events retained in all inboxes").unwrap(),
             bridge_requests: IntCounterVec::new(
                 Opts::new("bridge_requests_total", "Bridge API requests"),
@@ -111,6 +119,7 @@ impl Metrics {
         };
         let r = &m.registry;
         r.register(Box::new(m.transactions.clone())).unwrap();
+        r.register(Box::new(m.invites.clone())).unwrap();
         r.register(Box::new(m.events_received.clone())).unwrap();
         r.register(Box::new(m.inbox_deliveries.clone())).unwrap();
         r.register(Box::new(m.events_duplicate.clone())).unwrap();

@@ -6,6 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use actix::{Addr, Handler, Message};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     agent::AgentActor,
@@ -21,6 +22,7 @@ use crate::{
     matrix::HomeserverClient,
     metrics::METRICS,
     store::{writer::CommitWriter, Store, StoreError, TransactionOutcome},
+    tokens::{KnownTokens, TokenDigest},
 };
 
 pub struct AppState {
@@ -35,6 +37,8 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     /// Agents' inboxes as readers see them.
     pub inboxes: Arc<Inboxes>,
+    /// The digests of the tokens the daemon accepts.
+    pub tokens: KnownTokens,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
     supervisor: OnceLock<Addr<Supervisor>>,
 }
@@ -63,7 +67,15 @@ impl AppState {
             &config.appservice.sender_localpart,
         );
         let hs = HomeserverClient::new(&config);
+        let secrets = &config.secrets;
+        let digest = |t: &SecretString| TokenDigest::of(t.expose_secret());
+        let tokens = KnownTokens {
+            hs: digest(&secrets.hs_token),
+            bridge: secrets.bridge_tokens.iter().map(digest).collect(),
+            metrics: secrets.metrics_token.as_ref().map(digest),
+        };
         Arc::new(Self {
+            tokens,
             ns,
             hs,
             store,

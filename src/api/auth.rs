@@ -1,7 +1,9 @@
-//! Token checks, in constant time: the hs_token on homeserver-facing routes (Bearer header
-//! or legacy `access_token` query; 401 when absent, 403 when wrong or when the two
-//! disagree) and the bridge tokens on `/bridge` (403 when absent or wrong). Both run as
-//! middleware, before any body is read.
+//! Token checks, by digest and in constant time ([`TokenDigest`]): the hs_token on
+//! homeserver-facing routes (Bearer header or legacy `access_token` query; 401 when absent,
+//! 403 when wrong or when the two disagree), the bridge tokens on `/bridge` (403 when absent
+//! or wrong) and the metrics token on `/metrics` when one is set (bridge tokens never open
+//! it). The first two run as middleware, before any body is read. The auth scheme is
+//! case-insensitive (`bearer` = `Bearer`).
 
 use actix_web::{
     body::MessageBody,
@@ -10,34 +12,15 @@ use actix_web::{
     middleware::Next,
     web, Error, HttpRequest,
 };
-use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::actors::AppState;
+use crate::{actors::AppState, tokens::TokenDigest};
 
-/// Constant-time equality of a presented token and a secret.
-pub fn token_matches(presented: &str, secret: &SecretString) -> bool {
-    presented
-        .as_bytes()
-        .ct_eq(secret.expose_secret().as_bytes())
-        .into()
-}
-
-/// Whether `presented` is one of `tokens` (every token is compared, no early exit).
-pub fn any_token_matches(presented: &str, tokens: &[SecretString]) -> bool {
-    tokens
-        .iter()
-        .fold(false, |found, t| found | token_matches(presented, t))
-}
-
+/// The token of an `Authorization: Bearer <token>` header (scheme in any case).
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn query_token(req: &HttpRequest) -> Option<String> {
@@ -48,18 +31,16 @@ fn query_token(req: &HttpRequest) -> Option<String> {
 
 /// Checks the homeserver's credentials.
 pub fn check_hs_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError> {
-    let secret = &app.config.secrets.hs_token;
-    let header = bearer(req);
-    let query = query_token(req);
-    let presented = match (header, query.as_deref()) {
+    let header = bearer(req).map(TokenDigest::of);
+    let query = query_token(req).map(|q| TokenDigest::of(&q));
+    let presented = match (header, query) {
         (None, None) => return Err(ApiError::Unauthorized),
-        (Some(h), Some(q)) if !token_matches(h, &SecretString::from(q.to_owned())) => {
+        (Some(h), Some(q)) if !h.matches(&q) => {
             return Err(ApiError::Forbidden("header and query tokens differ"))
         }
-        (Some(h), _) => h,
-        (None, Some(q)) => q,
+        (Some(t), _) | (None, Some(t)) => t,
     };
-    if token_matches(presented, secret) {
+    if presented.matches(&app.tokens.hs) {
         Ok(())
     } else {
         Err(ApiError::Forbidden("invalid access token"))
@@ -68,14 +49,26 @@ pub fn check_hs_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError>
 
 /// Checks a bridge client's credentials.
 pub fn check_bridge_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError> {
-    let tokens = &app.config.secrets.bridge_tokens;
+    let tokens = &app.tokens.bridge;
     if tokens.is_empty() {
         return Err(ApiError::Forbidden("the bridge API is disabled"));
     }
     match bearer(req) {
-        Some(t) if any_token_matches(t, tokens) => Ok(()),
+        Some(t) if TokenDigest::of(t).is_in(tokens) => Ok(()),
         Some(_) => Err(ApiError::Forbidden("invalid bridge token")),
         None => Err(ApiError::Forbidden("missing bridge token")),
+    }
+}
+
+/// Checks the metrics token when one is configured (otherwise `/metrics` is open).
+pub fn check_metrics_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError> {
+    let Some(secret) = &app.tokens.metrics else {
+        return Ok(());
+    };
+    match bearer(req) {
+        Some(t) if TokenDigest::of(t).matches(secret) => Ok(()),
+        Some(_) => Err(ApiError::Forbidden("invalid metrics token")),
+        None => Err(ApiError::Forbidden("missing metrics token")),
     }
 }
 
@@ -105,19 +98,23 @@ pub async fn require_bridge_token(
 
 #[cfg(test)]
 mod tests {
+    use actix_web::test::TestRequest;
+
     use super::*;
 
     #[test]
-    fn matching() {
-        let s = SecretString::from("x".repeat(40));
-        assert!(token_matches(&"x".repeat(40), &s));
-        assert!(!token_matches(&"x".repeat(39), &s));
-        assert!(!token_matches("", &s));
-        let list = [
-            SecretString::from("a".repeat(32)),
-            SecretString::from("b".repeat(32)),
-        ];
-        assert!(any_token_matches(&"b".repeat(32), &list));
-        assert!(!any_token_matches(&"c".repeat(32), &list));
+    fn the_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER  abc ", " Bearer abc"] {
+            let req = TestRequest::default()
+                .insert_header((AUTHORIZATION, header))
+                .to_http_request();
+            assert_eq!(bearer(&req), Some("abc"), "{header:?}");
+        }
+        for header in ["Basic abc", "Bearerabc", "abc"] {
+            let req = TestRequest::default()
+                .insert_header((AUTHORIZATION, header))
+                .to_http_request();
+            assert_eq!(bearer(&req), None, "{header:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Operations routes: `GET /health` (liveness), `GET /ready` (store and homeserver),
-//! `GET /metrics` (Prometheus text; a config switch can require a bridge token).
+//! `GET /metrics` (Prometheus text; needs `MOSAIC_METRICS_TOKEN` when one is set). `/ready`
+//! names each problem without the raw error text (that goes to the log).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -14,12 +15,17 @@ pub async fn health() -> HttpResponse {
 pub async fn ready(app: web::Data<AppState>) -> HttpResponse {
     let mut problems = serde_json::Map::new();
     if let Err(e) = app.store.ping().await {
-        problems.insert("store".into(), json!(e.to_string()));
+        tracing::warn!(error = %e, "readiness: the store does not answer");
+        problems.insert("store".into(), json!("not answering (see the log)"));
     }
     if !app.hs.is_reachable() {
         problems.insert("homeserver".into(), json!("unreachable"));
-    } else if let Some(p) = app.hs.ping_problem() {
-        problems.insert("homeserver".into(), json!(p));
+    } else if app.hs.ping_problem().is_some() {
+        // The ping loop logs the homeserver's answer; readiness only says what failed.
+        problems.insert(
+            "homeserver".into(),
+            json!("the ping failed (the homeserver may not reach the daemon; see the log)"),
+        );
     }
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
@@ -30,9 +36,7 @@ pub async fn ready(app: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(app: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    if app.config.metrics.require_token {
-        auth::check_bridge_token(&req, &app)?;
-    }
+    auth::check_metrics_token(&req, &app)?;
     METRICS.agents_live.set(app.agents.len() as i64);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -7,25 +7,42 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::{
-    Env, FileConfig, Secrets, ENV_AS_TOKEN, ENV_BRIDGE_TOKENS, ENV_HS_TOKEN, MIN_TOKEN_LEN,
+    Env, FileConfig, Secrets, ENV_AS_TOKEN, ENV_BRIDGE_TOKENS, ENV_HS_TOKEN, ENV_METRICS_TOKEN,
+    MIN_TOKEN_LEN,
 };
+use crate::tokens::is_well_formed;
+
+/// A token's problem, if it has one (what is wrong, never the value).
+fn token_problem(token: &str) -> Option<String> {
+    if token.len() < MIN_TOKEN_LEN {
+        Some(format!("is shorter than {MIN_TOKEN_LEN} characters"))
+    } else if !is_well_formed(token) {
+        Some("may hold only visible ASCII characters (no space or control character)".into())
+    } else {
+        None
+    }
+}
 
 pub(super) fn read_secrets(env: &dyn Env, problems: &mut Vec<String>) -> Option<Secrets> {
-    let mut single = |name: &str| -> Option<SecretString> {
+    let mut single = |name: &str, required: bool| -> Option<Option<SecretString>> {
         match env.var(name) {
-            None => {
+            None if required => {
                 problems.push(format!("{name} is not set"));
                 None
             }
-            Some(v) if v.trim().len() < MIN_TOKEN_LEN => {
-                problems.push(format!("{name} is shorter than {MIN_TOKEN_LEN} characters"));
-                None
-            }
-            Some(v) => Some(SecretString::from(v.trim().to_owned())),
+            None => Some(None),
+            Some(v) => match token_problem(v.trim()) {
+                Some(problem) => {
+                    problems.push(format!("{name} {problem}"));
+                    None
+                }
+                None => Some(Some(SecretString::from(v.trim().to_owned()))),
+            },
         }
     };
-    let as_token = single(ENV_AS_TOKEN);
-    let hs_token = single(ENV_HS_TOKEN);
+    let as_token = single(ENV_AS_TOKEN, true).flatten();
+    let hs_token = single(ENV_HS_TOKEN, true).flatten();
+    let metrics_token = single(ENV_METRICS_TOKEN, false);
     let bridge_tokens = match env.var(ENV_BRIDGE_TOKENS) {
         None => {
             problems.push(format!(
@@ -39,27 +56,39 @@ pub(super) fn read_secrets(env: &dyn Env, problems: &mut Vec<String>) -> Option<
                 if list.trim().is_empty() {
                     break;
                 }
-                if token.len() < MIN_TOKEN_LEN {
-                    problems.push(format!(
-                        "{ENV_BRIDGE_TOKENS}: token #{} is shorter than {MIN_TOKEN_LEN} characters",
-                        i + 1
-                    ));
-                } else {
-                    tokens.push(SecretString::from(token.to_owned()));
+                match token_problem(token) {
+                    Some(problem) => {
+                        problems.push(format!("{ENV_BRIDGE_TOKENS}: token #{} {problem}", i + 1))
+                    }
+                    None => tokens.push(SecretString::from(token.to_owned())),
                 }
             }
             Some(tokens)
         }
     };
-    if let (Some(a), Some(h)) = (&as_token, &hs_token) {
-        if a.expose_secret() == h.expose_secret() {
-            problems.push(format!("{ENV_AS_TOKEN} and {ENV_HS_TOKEN} must differ"));
+    // A token opens one door only: no value may serve two of the roles.
+    let mut roles: Vec<(String, &SecretString)> = Vec::new();
+    roles.extend(as_token.iter().map(|t| (ENV_AS_TOKEN.to_owned(), t)));
+    roles.extend(hs_token.iter().map(|t| (ENV_HS_TOKEN.to_owned(), t)));
+    if let Some(Some(t)) = &metrics_token {
+        roles.push((ENV_METRICS_TOKEN.to_owned(), t));
+    }
+    for (i, t) in bridge_tokens.iter().flatten().enumerate() {
+        roles.push((format!("{ENV_BRIDGE_TOKENS} token #{}", i + 1), t));
+    }
+    for (i, (a, ta)) in roles.iter().enumerate() {
+        for (b, tb) in &roles[i + 1..] {
+            let bridge_pair = a.starts_with(ENV_BRIDGE_TOKENS) && b.starts_with(ENV_BRIDGE_TOKENS);
+            if !bridge_pair && ta.expose_secret() == tb.expose_secret() {
+                problems.push(format!("{a} and {b} must differ"));
+            }
         }
     }
     Some(Secrets {
         as_token: as_token?,
         hs_token: hs_token?,
         bridge_tokens: bridge_tokens?,
+        metrics_token: metrics_token?,
     })
 }
 
@@ -146,14 +175,15 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     if l.typing_timeout < Duration::from_secs(1) {
         problems.push("limits.typing_timeout_ms: must be at least 1000".into());
     }
-    for entry in &f.inbound.invite_allow {
-        let ok = match entry.strip_prefix(':') {
-            Some(server) => ServerName::parse(server).is_ok(),
-            None => UserId::parse(entry.as_str()).is_ok(),
-        };
+    for entry in f.inbound.invite_allow.iter().flatten() {
+        let ok = entry == "*"
+            || match entry.strip_prefix(':') {
+                Some(server) => ServerName::parse(server).is_ok(),
+                None => UserId::parse(entry.as_str()).is_ok(),
+            };
         if !ok {
             problems.push(format!(
-                "inbound.invite_allow: {entry:?} is neither a user id nor :server.name"
+                "inbound.invite_allow: {entry:?} is neither a user id, :server.name nor *"
             ));
         }
     }

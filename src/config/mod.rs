@@ -20,6 +20,8 @@ pub const ENV_AS_TOKEN: &str = "MOSAIC_AS_TOKEN";
 pub const ENV_HS_TOKEN: &str = "MOSAIC_HS_TOKEN";
 /// Environment variable holding the comma-separated bridge bearer tokens.
 pub const ENV_BRIDGE_TOKENS: &str = "MOSAIC_BRIDGE_TOKENS";
+/// Environment variable holding the token `/metrics` requires (optional: unset, it is open).
+pub const ENV_METRICS_TOKEN: &str = "MOSAIC_METRICS_TOKEN";
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG: &str = "MOSAIC_AS_CONFIG";
 /// Environment variable that switches log output to JSON.
@@ -50,6 +52,8 @@ pub struct Secrets {
     pub hs_token: SecretString,
     /// Empty means "bridge disabled": every bridge request is refused.
     pub bridge_tokens: Vec<SecretString>,
+    /// The token `/metrics` requires; `None`: `/metrics` is open.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -58,6 +62,10 @@ impl std::fmt::Debug for Secrets {
             .field("as_token", &"[redacted]")
             .field("hs_token", &"[redacted]")
             .field("bridge_tokens", &self.bridge_tokens.len())
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -147,16 +155,35 @@ pub struct LimitsConfig {
 }
 
 /// `[inbound]`: what to do with events pushed by the homeserver.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct InboundConfig {
     /// Agents accept invites on their own.
-    #[serde(default = "defaults::yes")]
     pub auto_join: bool,
-    /// When non-empty, only invites from these are accepted: full user ids
-    /// (`@alice:example.org`) or whole servers (`:example.org`).
-    #[serde(default)]
+    /// Who may invite agents and the sender bot: full user ids (`@alice:example.org`),
+    /// whole servers (`:example.org`) or `*` (anyone). Invites from anyone else are
+    /// rejected. Defaults to the local server; an empty list lets nobody in.
     pub invite_allow: Vec<String>,
+}
+
+impl Default for InboundConfig {
+    /// Agents accept invites, and nobody may invite (the file's default, the local server,
+    /// needs a server name: [`Config::load`] sets it).
+    fn default() -> Self {
+        Self {
+            auto_join: true,
+            invite_allow: Vec::new(),
+        }
+    }
+}
+
+/// `[inbound]` as written (the invite default depends on `homeserver.server_name`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundFile {
+    #[serde(default = "defaults::yes")]
+    auto_join: bool,
+    #[serde(default)]
+    invite_allow: Option<Vec<String>>,
 }
 
 /// `[inbox]`: retention of agent inboxes.
@@ -176,7 +203,7 @@ pub struct InboxConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Require a bridge token on `GET /metrics`.
+    /// Refuse to start unless `MOSAIC_METRICS_TOKEN` is set (so `/metrics` is never open).
     #[serde(default)]
     pub require_token: bool,
 }
@@ -204,7 +231,7 @@ impl Default for LimitsConfig {
         toml::from_str("").expect("limits defaults")
     }
 }
-impl Default for InboundConfig {
+impl Default for InboundFile {
     fn default() -> Self {
         toml::from_str("").expect("inbound defaults")
     }
@@ -231,7 +258,7 @@ struct FileConfig {
     #[serde(default)]
     limits: LimitsConfig,
     #[serde(default)]
-    inbound: InboundConfig,
+    inbound: InboundFile,
     #[serde(default)]
     inbox: InboxConfig,
     #[serde(default)]
@@ -294,14 +321,26 @@ impl Config {
         let secrets = check::read_secrets(env, &mut problems);
         if let Some(file) = &file {
             check::check_file(file, &mut problems);
+            let metrics_token = secrets.as_ref().map(|s| s.metrics_token.is_some());
+            if file.metrics.require_token && metrics_token == Some(false) {
+                problems.push(format!(
+                    "metrics.require_token: {ENV_METRICS_TOKEN} is not set"
+                ));
+            }
         }
         match (file, secrets) {
             (Some(f), Some(secrets)) if problems.is_empty() => Ok(Config {
+                inbound: InboundConfig {
+                    auto_join: f.inbound.auto_join,
+                    invite_allow: f
+                        .inbound
+                        .invite_allow
+                        .unwrap_or_else(|| vec![format!(":{}", f.homeserver.server_name)]),
+                },
                 homeserver: f.homeserver,
                 appservice: f.appservice,
                 store: f.store,
                 limits: f.limits,
-                inbound: f.inbound,
                 inbox: f.inbox,
                 metrics: f.metrics,
                 log: f.log,

@@ -96,3 +96,100 @@ fn unknown_keys_and_bad_values_are_refused() {
     let f = write(&GOOD.replace("http://127.0.0.1:8008", "https://h.example/matrix/"));
     Config::load(f.path(), &env).unwrap();
 }
+
+/// A token with a control character or a space is refused (it would break the HTTP header
+/// it travels in), and no value may serve two roles; the values are never printed.
+#[test]
+fn tokens_are_visible_ascii_and_serve_one_role_each() {
+    let f = write(GOOD);
+    let ctl = format!("{A}\u{1}");
+    let spaced = format!("{H} x");
+    let env = [
+        (ENV_AS_TOKEN, ctl.as_str()),
+        (ENV_HS_TOKEN, spaced.as_str()),
+        (ENV_BRIDGE_TOKENS, B),
+    ];
+    let err = Config::load(f.path(), &env).unwrap_err().to_string();
+    assert!(
+        err.contains("MOSAIC_AS_TOKEN may hold only visible ASCII"),
+        "{err}"
+    );
+    assert!(
+        err.contains("MOSAIC_HS_TOKEN may hold only visible ASCII"),
+        "{err}"
+    );
+
+    let bridge = format!("{B},{H}");
+    let env = [
+        (ENV_AS_TOKEN, A),
+        (ENV_HS_TOKEN, H),
+        (ENV_BRIDGE_TOKENS, bridge.as_str()),
+        (ENV_METRICS_TOKEN, A),
+    ];
+    let err = Config::load(f.path(), &env).unwrap_err().to_string();
+    assert!(
+        err.contains("MOSAIC_HS_TOKEN and MOSAIC_BRIDGE_TOKENS token #2 must differ"),
+        "{err}"
+    );
+    assert!(
+        err.contains("MOSAIC_AS_TOKEN and MOSAIC_METRICS_TOKEN must differ"),
+        "{err}"
+    );
+    for secret in [A, H, B] {
+        assert!(!err.contains(secret), "a secret in {err}");
+    }
+}
+
+/// `MOSAIC_METRICS_TOKEN` is optional but checked like the others; `metrics.require_token`
+/// makes it mandatory.
+#[test]
+fn the_metrics_token_is_optional_unless_required() {
+    let env = [(ENV_AS_TOKEN, A), (ENV_HS_TOKEN, H), (ENV_BRIDGE_TOKENS, B)];
+    let c = Config::load(write(GOOD).path(), &env).unwrap();
+    assert!(c.secrets.metrics_token.is_none());
+    let required = write(&format!("{GOOD}[metrics]\nrequire_token = true\n"));
+    let err = Config::load(required.path(), &env).unwrap_err().to_string();
+    assert!(err.contains("metrics.require_token"), "{err}");
+    let m = "m".repeat(40);
+    let env = [
+        (ENV_AS_TOKEN, A),
+        (ENV_HS_TOKEN, H),
+        (ENV_BRIDGE_TOKENS, B),
+        (ENV_METRICS_TOKEN, m.as_str()),
+    ];
+    let c = Config::load(required.path(), &env).unwrap();
+    assert!(c.secrets.metrics_token.is_some());
+    let short = [
+        (ENV_AS_TOKEN, A),
+        (ENV_HS_TOKEN, H),
+        (ENV_BRIDGE_TOKENS, B),
+        (ENV_METRICS_TOKEN, "short"),
+    ];
+    let err = Config::load(write(GOOD).path(), &short)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("MOSAIC_METRICS_TOKEN is shorter"), "{err}");
+}
+
+/// Unset, `inbound.invite_allow` is the local server; `*`, servers and users are accepted,
+/// anything else named.
+#[test]
+fn invites_default_to_the_local_server() {
+    let env = [(ENV_AS_TOKEN, A), (ENV_HS_TOKEN, H), (ENV_BRIDGE_TOKENS, B)];
+    let c = Config::load(write(GOOD).path(), &env).unwrap();
+    assert_eq!(c.inbound.invite_allow, [":hs.local"]);
+    let open = write(&format!(
+        "{GOOD}[inbound]\ninvite_allow = [\"*\", \":example.org\", \"@a:example.org\"]\n"
+    ));
+    let c = Config::load(open.path(), &env).unwrap();
+    assert_eq!(c.inbound.invite_allow.len(), 3);
+    let closed = write(&format!("{GOOD}[inbound]\ninvite_allow = []\n"));
+    assert!(Config::load(closed.path(), &env)
+        .unwrap()
+        .inbound
+        .invite_allow
+        .is_empty());
+    let bad = write(&format!("{GOOD}[inbound]\ninvite_allow = [\"nobody\"]\n"));
+    let err = Config::load(bad.path(), &env).unwrap_err().to_string();
+    assert!(err.contains("\"nobody\" is neither"), "{err}");
+}

@@ -237,6 +237,26 @@ impl HomeserverClient {
         .map(drop)
     }
 
+    /// Leaves `room` as `user` (which is also how an invite is rejected), with a reason the
+    /// room's members see.
+    pub async fn leave(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        reason: &str,
+    ) -> Result<(), HomeserverError> {
+        let url = self.url(&["v3", "rooms", room.as_str(), "leave"], Some(user));
+        self.call::<Empty>(
+            "leave",
+            Method::POST,
+            url,
+            Some(&json!({ "reason": reason })),
+            self.inner.deadline,
+        )
+        .await
+        .map(drop)
+    }
+
     /// Invites `target` into `room`, as `by`.
     pub async fn invite(
         &self,

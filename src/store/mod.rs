@@ -98,6 +98,13 @@ pub enum Effect {
     AcceptInvite { slug: AgentSlug, room: OwnedRoomId },
     /// The sender bot was invited: it joins.
     BotJoin { room: OwnedRoomId },
+    /// An agent or the sender bot (`user`) was invited by someone `inbound.invite_allow`
+    /// does not name: the invite is rejected at the homeserver.
+    RejectInvite {
+        user: OwnedUserId,
+        room: OwnedRoomId,
+        inviter: OwnedUserId,
+    },
 }
 
 /// Everything one homeserver transaction writes.

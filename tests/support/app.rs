@@ -36,7 +36,20 @@ pub fn spawn_app(name: &str) -> TestApp {
     spawn_app_with(name, DaemonOptions::default())
 }
 
-/// A daemon with `options` (`options.env` does not apply: there is no process).
+/// The secrets the in-process daemon reads, as the process's environment would give them.
+struct TestEnv(Vec<(String, String)>);
+
+impl mosaic_as::config::Env for TestEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// A daemon with `options` (of `options.env`, only the `MOSAIC_*` secrets apply: there is
+/// no process).
 pub fn spawn_app_with(name: &str, options: DaemonOptions) -> TestApp {
     let mock = MockHs::start(SERVER_NAME);
     let dir = ScratchDir::new(name);
@@ -51,11 +64,19 @@ pub fn spawn_app_with(name: &str, options: DaemonOptions) -> TestApp {
     let bridge_tokens = options
         .bridge_tokens_env
         .unwrap_or_else(|| secrets.bridge_token.clone());
-    let env = [
-        ("MOSAIC_AS_TOKEN", secrets.as_token.as_str()),
-        ("MOSAIC_HS_TOKEN", secrets.hs_token.as_str()),
-        ("MOSAIC_BRIDGE_TOKENS", bridge_tokens.as_str()),
+    let mut env = vec![
+        ("MOSAIC_AS_TOKEN".to_owned(), secrets.as_token.clone()),
+        ("MOSAIC_HS_TOKEN".to_owned(), secrets.hs_token.clone()),
+        ("MOSAIC_BRIDGE_TOKENS".to_owned(), bridge_tokens),
     ];
+    env.extend(
+        options
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("MOSAIC_"))
+            .cloned(),
+    );
+    let env = TestEnv(env);
     let config = Config::load(daemon.config_path(), &env).expect("the test config loads");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::Builder::new()

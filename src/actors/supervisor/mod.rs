@@ -15,7 +15,7 @@ use super::{
     agent::{AgentActor, ClearTyping, JoinRoom},
     AppState,
 };
-use crate::{ids::AgentSlug, store::Effect};
+use crate::{ids::AgentSlug, metrics::METRICS, store::Effect};
 
 pub struct Supervisor {
     app: Arc<AppState>,
@@ -86,8 +86,14 @@ impl Supervisor {
                 ctx.spawn(
                     async move {
                         match addr.send(JoinRoom { room: room.clone() }).await {
-                            Ok(Ok(())) => tracing::info!(agent = %slug, room = %room, "accepted invite"),
-                            Ok(Err(e)) => tracing::warn!(agent = %slug, room = %room, error = %e, "cannot accept invite"),
+                            Ok(Ok(())) => {
+                                count_invite("accepted");
+                                tracing::info!(agent = %slug, room = %room, "accepted invite")
+                            }
+                            Ok(Err(e)) => {
+                                count_invite("failed");
+                                tracing::warn!(agent = %slug, room = %room, error = %e, "cannot accept invite")
+                            }
                             Err(_) => {}
                         }
                     }
@@ -99,9 +105,38 @@ impl Supervisor {
                 ctx.spawn(
                     async move {
                         match app.hs.join(app.ns.sender(), &room).await {
-                            Ok(()) => tracing::info!(room = %room, "sender bot accepted invite"),
+                            Ok(()) => {
+                                count_invite("accepted");
+                                tracing::info!(room = %room, "sender bot accepted invite")
+                            }
                             Err(e) => {
+                                count_invite("failed");
                                 tracing::warn!(room = %room, error = %e, "sender bot cannot join")
+                            }
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            Effect::RejectInvite {
+                user,
+                room,
+                inviter,
+            } => {
+                // Rejected at the homeserver, whoever the invitee: the invite is not left
+                // pending, and the inviter sees why.
+                let app = self.app.clone();
+                ctx.spawn(
+                    async move {
+                        let reason = "this server does not accept invites from you";
+                        match app.hs.leave(&user, &room, reason).await {
+                            Ok(()) => {
+                                count_invite("rejected");
+                                tracing::info!(invitee = %user, %inviter, room = %room, "invite rejected")
+                            }
+                            Err(e) => {
+                                count_invite("failed");
+                                tracing::warn!(invitee = %user, %inviter, room = %room, error = %e, "cannot reject invite")
                             }
                         }
                     }
@@ -110,6 +145,10 @@ impl Supervisor {
             }
         }
     }
+}
+
+fn count_invite(outcome: &str) {
+    METRICS.invites.with_label_values(&[outcome]).inc();
 }
 
 /// Creates a room as the sender bot (see [`provision`]).

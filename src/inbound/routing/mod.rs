@@ -188,20 +188,31 @@ fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, rou
             return;
         }
     };
-    if target == *ns.sender() {
-        if membership == MembershipState::Invite && invite_allowed(ev.sender, inbound) {
+    let is_bot = target == *ns.sender();
+    let slug = ns.agent_slug(&target);
+    if !is_bot && slug.is_none() {
+        return;
+    }
+    if membership == MembershipState::Invite && !invite_allowed(ev.sender, inbound) {
+        tracing::info!(invitee = %target, inviter = %ev.sender, room = %ev.room_id, "invite refused by inbound.invite_allow");
+        routed.write.effects.push(Effect::RejectInvite {
+            user: target.clone(),
+            room: ev.room_id.to_owned(),
+            inviter: ev.sender.to_owned(),
+        });
+        return;
+    }
+    let Some(slug) = slug else {
+        if membership == MembershipState::Invite {
             routed.write.effects.push(Effect::BotJoin {
                 room: ev.room_id.to_owned(),
             });
         }
         return;
-    }
-    let Some(slug) = ns.agent_slug(&target) else {
-        return;
     };
     match membership {
         MembershipState::Invite => {
-            if inbound.auto_join && invite_allowed(ev.sender, inbound) {
+            if inbound.auto_join {
                 routed.write.effects.push(Effect::AcceptInvite {
                     slug,
                     room: ev.room_id.to_owned(),
@@ -332,15 +343,16 @@ impl<'c> Mentioned<'c> {
     }
 }
 
+/// Whether `inbound.invite_allow` names the inviter: `*`, its server (`:server`) or itself.
 fn invite_allowed(inviter: &UserId, inbound: &InboundConfig) -> bool {
-    inbound.invite_allow.is_empty()
-        || inbound
-            .invite_allow
-            .iter()
-            .any(|entry| match entry.strip_prefix(':') {
-                Some(server) => inviter.server_name().as_str() == server,
-                None => entry == inviter.as_str(),
-            })
+    inbound
+        .invite_allow
+        .iter()
+        .any(|entry| match entry.strip_prefix(':') {
+            _ if entry == "*" => true,
+            Some(server) => inviter.server_name().as_str() == server,
+            None => entry == inviter.as_str(),
+        })
 }
 
 #[cfg(test)]

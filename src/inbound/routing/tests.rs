@@ -134,6 +134,30 @@ fn the_fingerprint_reads_event_ids_not_bytes() {
     assert_eq!(other.verdict(Some(Some(&first))), TxnVerdict::IdReused);
 }
 
+/// `*` lets anyone in; an empty list nobody; a user entry that user only.
+#[test]
+fn the_allow_list_reads_stars_servers_and_users() {
+    let dir = Directory::default();
+    let invite = |allow: &[&str], inviter: &str| {
+        let inbound = InboundConfig {
+            auto_join: true,
+            invite_allow: allow.iter().map(|s| s.to_string()).collect(),
+        };
+        let r = run(
+            &[member("$1", inviter, "@agent-x:hs", "invite")],
+            &dir,
+            &inbound,
+        );
+        matches!(r.write.effects[..], [Effect::AcceptInvite { .. }])
+    };
+    assert!(invite(&["*"], "@anyone:anywhere"));
+    assert!(!invite(&[], "@h:hs"));
+    assert!(invite(&[":hs"], "@h:hs"));
+    assert!(!invite(&[":hs"], "@h:hs.evil"));
+    assert!(invite(&["@h:hs"], "@h:hs"));
+    assert!(!invite(&["@h:hs"], "@h2:hs"));
+}
+
 #[test]
 fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only() {
     let dir = Directory::default();
@@ -153,8 +177,15 @@ fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only(
         member("$3", "@h:good", "@bot:hs", "invite"),
         member("$4", "@h:good", "@agent-a:hs", "leave"),
         message("$5", "@h:good", json!({"body": "after the leave"})),
+        member("$6", "@h:evil", "@bot:hs", "invite"),
+        member("$7", "@h:evil", "@someone:hs", "invite"),
     ];
     let r = run(&events, &dir, &inbound);
+    let rejected = |user: &str| Effect::RejectInvite {
+        user: user.try_into().unwrap(),
+        room: room.clone(),
+        inviter: "@h:evil".try_into().unwrap(),
+    };
     assert_eq!(
         r.write.effects,
         [
@@ -162,8 +193,11 @@ fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only(
                 slug: AgentSlug::parse("x").unwrap(),
                 room: room.clone()
             },
+            rejected("@agent-y:hs"),
             Effect::BotJoin { room: room.clone() },
-        ]
+            rejected("@bot:hs"),
+        ],
+        "an invite of a user outside the namespace is none of ours"
     );
     assert!(!r.write.memberships[0].joined);
     assert!(r.write.deliveries.is_empty(), "a left before $5");

@@ -1,0 +1,79 @@
+//! Bearer tokens as the daemon keeps and compares them: by SHA-256 digest, in constant
+//! time, so neither a token's content nor its length shows in how long a comparison takes,
+//! and a stored digest never reveals the token.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The SHA-256 of a token. Compared only with [`matches`](Self::matches) (no `PartialEq`:
+/// that would not be constant-time).
+#[derive(Clone, Copy)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Constant-time equality.
+    pub fn matches(&self, other: &TokenDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+
+    /// Whether this is one of `set`; every one is compared (no early exit).
+    pub fn is_in(&self, set: &[TokenDigest]) -> bool {
+        set.iter().fold(false, |found, t| found | self.matches(t))
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
+/// The digests of the tokens the daemon accepts, made once at start-up.
+#[derive(Debug)]
+pub struct KnownTokens {
+    /// The homeserver's (`MOSAIC_HS_TOKEN`).
+    pub hs: TokenDigest,
+    /// The admin bridge tokens (`MOSAIC_BRIDGE_TOKENS`); empty: the bridge is disabled.
+    pub bridge: Vec<TokenDigest>,
+    /// `/metrics`'s (`MOSAIC_METRICS_TOKEN`); `None`: `/metrics` is open.
+    pub metrics: Option<TokenDigest>,
+}
+
+/// Whether `token` can be a bearer token: visible ASCII only (no space, no control
+/// character), as an HTTP header value carries it unchanged.
+pub fn is_well_formed(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_match_only_the_same_token() {
+        let secret = TokenDigest::of(&"x".repeat(40));
+        assert!(TokenDigest::of(&"x".repeat(40)).matches(&secret));
+        assert!(!TokenDigest::of(&"x".repeat(39)).matches(&secret));
+        assert!(!TokenDigest::of("").matches(&secret));
+        let set = [
+            TokenDigest::of(&"a".repeat(32)),
+            TokenDigest::of(&"b".repeat(32)),
+        ];
+        assert!(TokenDigest::of(&"b".repeat(32)).is_in(&set));
+        assert!(!TokenDigest::of(&"c".repeat(32)).is_in(&set));
+        assert!(!TokenDigest::of("a").is_in(&[]));
+        assert_eq!(format!("{secret:?}"), "TokenDigest(..)");
+    }
+
+    #[test]
+    fn well_formed_tokens_are_visible_ascii() {
+        assert!(is_well_formed("abcXYZ019-._~+/="));
+        for bad in ["", "a b", "a\tb", "a\nb", "a\u{7f}", "ä", "a\u{0}"] {
+            assert!(!is_well_formed(bad), "{bad:?}");
+        }
+    }
+}
