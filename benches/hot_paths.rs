@@ -11,12 +11,16 @@ use mosaic_as::{
     ids::{AgentSlug, Namespaces},
     inbound::{routing::route, Directory},
     matrix::content::markdown_to_html,
-    store::MembershipChange,
+    store::{fingerprint::FingerprintKey, MembershipChange},
     tokens::TokenDigest,
 };
 use ruma::{OwnedRoomId, OwnedServerName};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+/// The transactions' fingerprint key (any secret will do here).
+static KEY: std::sync::LazyLock<FingerprintKey> =
+    std::sync::LazyLock::new(|| FingerprintKey::derive("bench"));
 
 /// The shape the transaction route reads (`events` kept raw, unknown keys ignored).
 #[derive(Deserialize)]
@@ -94,7 +98,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&unjoined));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &[], &ns, &empty, &inbound)
+            route("txn-1", &refs, &[], &KEY, &ns, &empty, &inbound)
         })
     });
 
@@ -105,7 +109,7 @@ fn bench_transactions(c: &mut Criterion) {
         // The bench measures the delivering path: 5 events, each for both agents.
         let txn = parse(&few);
         let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-        let routed = route("txn-1", &refs, &[], &ns, &two, &inbound);
+        let routed = route("txn-1", &refs, &[], &KEY, &ns, &two, &inbound);
         assert_eq!(routed.write.deliveries.len(), 5);
         assert!(routed
             .write
@@ -117,7 +121,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&few));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &[], &ns, &two, &inbound)
+            route("txn-1", &refs, &[], &KEY, &ns, &two, &inbound)
         })
     });
 
@@ -125,7 +129,7 @@ fn bench_transactions(c: &mut Criterion) {
     let parsed = parse(&unjoined);
     let refs: Vec<&RawValue> = parsed.events.iter().map(|e| &**e).collect();
     group.bench_function("route_50_events_no_agents", |b| {
-        b.iter(|| route("txn-1", black_box(&refs), &[], &ns, &empty, &inbound))
+        b.iter(|| route("txn-1", black_box(&refs), &[], &KEY, &ns, &empty, &inbound))
     });
     group.finish();
 
@@ -138,7 +142,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&fan));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &[], &ns, &hundred, &inbound)
+            route("txn-1", &refs, &[], &KEY, &ns, &hundred, &inbound)
         })
     });
     // The routed write is moved into the store layer; dropping it is part of the cost.
@@ -146,7 +150,7 @@ fn bench_transactions(c: &mut Criterion) {
         let txn = parse(&fan);
         b.iter_batched(
             || txn.events.iter().map(|e| &**e).collect::<Vec<&RawValue>>(),
-            |refs| drop(route("txn-1", &refs, &[], &ns, &hundred, &inbound)),
+            |refs| drop(route("txn-1", &refs, &[], &KEY, &ns, &hundred, &inbound)),
             BatchSize::SmallInput,
         )
     });

@@ -21,7 +21,9 @@ use crate::{
     inbox::Inboxes,
     matrix::HomeserverClient,
     metrics::METRICS,
-    store::{writer::CommitWriter, Store, StoreError, TransactionOutcome},
+    store::{
+        fingerprint::FingerprintKey, writer::CommitWriter, Store, StoreError, TransactionOutcome,
+    },
     tokens::{KnownTokens, TokenDigest},
 };
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub inboxes: Arc<Inboxes>,
     /// The digests of the tokens the daemon accepts.
     pub tokens: KnownTokens,
+    /// The secret key of transaction fingerprints (derived from the hs_token).
+    pub fingerprint_key: FingerprintKey,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
     supervisor: OnceLock<Addr<Supervisor>>,
 }
@@ -74,8 +78,10 @@ impl AppState {
             bridge: secrets.bridge_tokens.iter().map(digest).collect(),
             metrics: secrets.metrics_token.as_ref().map(digest),
         };
+        let fingerprint_key = FingerprintKey::derive(secrets.hs_token.expose_secret());
         Arc::new(Self {
             tokens,
+            fingerprint_key,
             ns,
             hs,
             store,

@@ -84,6 +84,7 @@ pub async fn put_transaction(
         &txn_id,
         &txn.events,
         &extras,
+        &app.fingerprint_key,
         &app.ns,
         &app.directory,
         &app.config.inbound,

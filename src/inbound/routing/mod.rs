@@ -20,8 +20,8 @@ use crate::{
     ids::{AgentSlug, Namespaces},
     metrics::{event_type_label, METRICS},
     store::{
-        fingerprint::FingerprintBuilder, Effect, EventDelivery, InboxEvent, MembershipChange,
-        TransactionWrite,
+        fingerprint::{FingerprintBuilder, FingerprintKey},
+        Effect, EventDelivery, InboxEvent, MembershipChange, TransactionWrite,
     },
 };
 
@@ -107,6 +107,7 @@ pub fn route(
     txn_id: &str,
     events: &[&RawValue],
     extras: &[&RawValue],
+    key: &FingerprintKey,
     ns: &Namespaces,
     directory: &Directory,
     inbound: &InboundConfig,
@@ -119,7 +120,7 @@ pub fn route(
         ..Default::default()
     };
     let mut by_type = EventTypeCounts::default();
-    let mut fingerprint = FingerprintBuilder::default();
+    let mut fingerprint = FingerprintBuilder::new(key);
     for raw in events {
         let parsed = serde_json::from_str::<RawEnvelope<'_>>(raw.get());
         match &parsed {

@@ -1,8 +1,12 @@
 //! Tests of routing: deliveries and mentions, identifiers, invites, fingerprints.
 
 use super::*;
-use crate::store::fingerprint::TxnVerdict;
+use crate::store::fingerprint::{FingerprintKey, TxnVerdict};
 use serde_json::json;
+
+fn key() -> FingerprintKey {
+    FingerprintKey::derive("test")
+}
 
 fn ns() -> Namespaces {
     Namespaces::new("hs".try_into().unwrap(), "agent-", "mosaic-", "bot")
@@ -28,7 +32,7 @@ fn message(id: &str, sender: &str, content: serde_json::Value) -> Box<RawValue> 
 
 fn run(events: &[Box<RawValue>], dir: &Directory, inbound: &InboundConfig) -> Routed {
     let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
-    route("t", &refs, &[], &ns(), dir, inbound)
+    route("t", &refs, &[], &key(), &ns(), dir, inbound)
 }
 
 #[test]
@@ -123,9 +127,17 @@ fn the_fingerprint_reads_event_ids_not_bytes() {
     let typing = raw(json!({"type": "m.typing", "room_id": "!r", "content": {"user_ids": []}}));
     let fp = |events: &[Box<RawValue>], extras: &[&RawValue]| {
         let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
-        route("1", &refs, extras, &ns(), &dir, &InboundConfig::default())
-            .write
-            .fingerprint
+        route(
+            "1",
+            &refs,
+            extras,
+            &key(),
+            &ns(),
+            &dir,
+            &InboundConfig::default(),
+        )
+        .write
+        .fingerprint
     };
     let first = fp(&[aged("$a", 1), aged("$b", 2), broken(3)], &[&typing]);
     let retry = fp(&[broken(900), aged("$b", 900), aged("$a", 901)], &[]);

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::store::{
-    fingerprint::FingerprintBuilder, EventDelivery, InboxEvent, MembershipChange, RoomRecord,
-    TransactionOutcome, TransactionWrite,
+    fingerprint::{FingerprintBuilder, FingerprintKey},
+    EventDelivery, InboxEvent, MembershipChange, RoomRecord, TransactionOutcome, TransactionWrite,
 };
 
 pub(super) async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -78,7 +78,7 @@ async fn transactions_are_recorded_once_and_events_deduplicated() {
 
 /// A transaction carrying `deliveries`, fingerprinted by their event ids as routing does.
 pub(super) fn txn(id: &str, deliveries: Vec<EventDelivery>) -> TransactionWrite {
-    let mut fingerprint = FingerprintBuilder::default();
+    let mut fingerprint = FingerprintBuilder::new(&FingerprintKey::derive("test"));
     deliveries
         .iter()
         .for_each(|d| fingerprint.event_id(d.event.event_id.as_str()));
