@@ -4,6 +4,18 @@ use super::*;
 use crate::store::fingerprint::{FingerprintKey, TxnVerdict};
 use serde_json::json;
 
+/// A directory where agent `a` is joined to `!r`, and that room.
+fn directory_with_a_in_r() -> (Directory, ruma::OwnedRoomId) {
+    let dir = Directory::default();
+    let room: ruma::OwnedRoomId = "!r".try_into().unwrap();
+    dir.apply(&MembershipChange {
+        slug: AgentSlug::parse("a").unwrap(),
+        room_id: room.clone(),
+        joined: true,
+    });
+    (dir, room)
+}
+
 fn key() -> FingerprintKey {
     FingerprintKey::derive("test")
 }
@@ -73,13 +85,7 @@ fn join_then_message_in_one_transaction_reaches_the_agent() {
 
 #[test]
 fn identifiers_are_checked_and_escaped_ones_are_read() {
-    let dir = Directory::default();
-    let room: ruma::OwnedRoomId = "!r".try_into().unwrap();
-    dir.apply(&MembershipChange {
-        slug: AgentSlug::parse("a").unwrap(),
-        room_id: room.clone(),
-        joined: true,
-    });
+    let (dir, room) = directory_with_a_in_r();
     let bad = |field: &str, value: &str| {
         let mut ev = json!({"event_id": "$e", "room_id": "!r", "sender": "@h:hs",
             "type": "m.room.message", "content": {"body": "x"}});
@@ -172,13 +178,7 @@ fn the_allow_list_reads_stars_servers_and_users() {
 
 #[test]
 fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only() {
-    let dir = Directory::default();
-    let room: ruma::OwnedRoomId = "!r".try_into().unwrap();
-    dir.apply(&MembershipChange {
-        slug: AgentSlug::parse("a").unwrap(),
-        room_id: room.clone(),
-        joined: true,
-    });
+    let (dir, room) = directory_with_a_in_r();
     let inbound = InboundConfig {
         auto_join: true,
         invite_allow: vec![":good".into()],
