@@ -85,7 +85,7 @@ fn join_then_message_in_one_transaction_reaches_the_agent() {
 
 #[test]
 fn identifiers_are_checked_and_escaped_ones_are_read() {
-    let (dir, room) = directory_with_a_in_r();
+    let (dir, _) = directory_with_a_in_r();
     let bad = |field: &str, value: &str| {
         let mut ev = json!({"event_id": "$e", "room_id": "!r", "sender": "@h:hs",
             "type": "m.room.message", "content": {"body": "x"}});
