@@ -130,3 +130,41 @@ fn metrics_are_open_without_a_metrics_token() {
     let app = spawn_app("access-open-metrics");
     assert_eq!(app.get("/metrics").0, StatusCode::OK);
 }
+
+/// The daemon's own invites (the sender bot letting an agent into a room it provisions)
+/// are never refused, even when `inbound.invite_allow` lets nobody in.
+#[test]
+fn the_daemons_own_invites_pass_any_allow_list() {
+    let options = DaemonOptions {
+        extra_toml: "[inbound]\ninvite_allow = []\n".into(),
+        ..Default::default()
+    };
+    let app = spawn_app_with("access-own-invites", options);
+    let agent = app.agent_user("provisioned");
+    let r = app.put_txn(
+        "t1",
+        vec![
+            invite("$i1", "!ours:hs.local", "@mosaic-as:hs.local", &agent),
+            invite("$i2", "!theirs:hs.local", "@alice:hs.local", &agent),
+        ],
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.mock.wait(
+        std::time::Duration::from_secs(10),
+        "the join and the rejection",
+        |m| (m.count(Endpoint::Join) >= 1 && m.count(Endpoint::Leave) >= 1).then_some(()),
+    );
+    let rooms = |e| -> Vec<String> {
+        app.mock
+            .requests_to(e)
+            .iter()
+            .filter_map(|r| r.room.clone())
+            .collect()
+    };
+    assert_eq!(rooms(Endpoint::Join), ["!ours:hs.local"]);
+    assert_eq!(
+        rooms(Endpoint::Leave),
+        ["!theirs:hs.local"],
+        "nobody else may invite"
+    );
+}

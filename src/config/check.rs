@@ -95,7 +95,11 @@ pub(super) fn read_secrets(env: &dyn Env, problems: &mut Vec<String>) -> Option<
 pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     let mut url = |key: &str, u: &Url| {
         if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
-            problems.push(format!("{key}: {u} is not an http(s) URL"));
+            // The scheme only: a URL may carry a password.
+            let scheme = u.scheme();
+            problems.push(format!(
+                "{key}: a {scheme}: URL is not an http(s) URL with a host"
+            ));
         }
     };
     url("homeserver.url", &f.homeserver.url);

@@ -229,8 +229,9 @@ impl Retention {
     /// The configured inbox limits, and the transaction limits every deployment gets.
     /// Homeservers retry within minutes and send one transaction at a time per appservice,
     /// so a day and 100,000 transactions is far more than a retry needs; a transaction
-    /// pruned and then retried is processed again, and event-id dedupe still delivers none
-    /// of its events twice.
+    /// pruned and then retried is processed again: event-id dedupe still delivers none of
+    /// its events to an inbox twice, and what else it carries (memberships, invites) is
+    /// applied again, as it would be on a homeserver that does not deduplicate.
     pub fn inbox(per_agent: u32, age: Duration) -> Self {
         Self {
             inbox_per_agent: per_agent,

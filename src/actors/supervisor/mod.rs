@@ -124,10 +124,19 @@ impl Supervisor {
                 inviter,
             } => {
                 // Rejected at the homeserver, whoever the invitee: the invite is not left
-                // pending, and the inviter sees why.
+                // pending, and the inviter sees why. An agent already in the room (an allowed
+                // invite was accepted meanwhile) is left where it is.
                 let app = self.app.clone();
                 ctx.spawn(
                     async move {
+                        let joined = app
+                            .ns
+                            .agent_slug(&user)
+                            .is_some_and(|slug| app.directory.is_joined(&room, &slug));
+                        if joined {
+                            tracing::info!(invitee = %user, %inviter, room = %room, "refused invite ignored: already joined");
+                            return;
+                        }
                         let reason = "this server does not accept invites from you";
                         match app.hs.leave(&user, &room, reason).await {
                             Ok(()) => {

@@ -169,6 +169,9 @@ fn the_allow_list_reads_stars_servers_and_users() {
         matches!(r.write.effects[..], [Effect::AcceptInvite { .. }])
     };
     assert!(invite(&["*"], "@anyone:anywhere"));
+    // The daemon's own invites pass whatever the list says.
+    assert!(invite(&[], "@bot:hs"));
+    assert!(invite(&[], "@agent-planner:hs"));
     assert!(!invite(&[], "@h:hs"));
     assert!(invite(&[":hs"], "@h:hs"));
     assert!(!invite(&[":hs"], "@h:hs.evil"));
