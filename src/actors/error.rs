@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{matrix::HomeserverError, store::StoreError};
+use crate::{ids::AgentSlug, matrix::HomeserverError, store::StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -21,6 +21,12 @@ pub enum AgentError {
     /// The agent's actor stopped before answering (shutdown).
     #[error("agent actor stopped")]
     Stopped,
+    /// The request needs an agent that does not exist, and may not create one.
+    #[error("unknown agent {0}")]
+    Unknown(AgentSlug),
+    /// Creating the agent would pass `limits.max_agents`.
+    #[error("at most {max} agents are hosted (limits.max_agents)")]
+    LimitReached { max: usize },
 }
 
 impl From<actix::MailboxError> for AgentError {

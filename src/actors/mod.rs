@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-pub use self::state::{AppState, StateParts};
+pub use self::state::{AppState, Creation, StateParts};
 use self::{
     agent::MembershipChanged,
     supervisor::{registry::AgentRegistry, ApplyEffects, Supervisor},

@@ -3,14 +3,17 @@
 //! and its group-commit writer, the live agents, the routing directory, the inboxes and
 //! the supervisor's address. Also the ways to reach an agent from outside the actors.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc, OnceLock,
+};
 
 use actix::{Addr, Handler, Message};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     agent::AgentActor,
-    error::AgentResult,
+    error::{AgentError, AgentResult},
     supervisor::{self, registry::AgentRegistry, Supervisor},
     TransactionAck,
 };
@@ -45,6 +48,19 @@ pub struct AppState {
     pub fingerprint_key: FingerprintKey,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
     supervisor: OnceLock<Addr<Supervisor>>,
+    /// Agents in the store, counted at start-up and as new ones are let in (approximate
+    /// from above: two first requests racing for one new agent count it twice until the
+    /// next start).
+    stored_agents: AtomicUsize,
+}
+
+/// Whether a request may bring an agent into being.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    /// Sends, typing on, profile changes, joins, user queries, accepted invites.
+    Allowed,
+    /// Requests that change nothing (typing off): an unknown agent stays unknown.
+    Never,
 }
 
 /// The shared parts made before the state (the after-commit step needs them to start the
@@ -91,7 +107,26 @@ impl AppState {
             inboxes,
             config,
             supervisor: OnceLock::new(),
+            stored_agents: AtomicUsize::new(0),
         })
+    }
+
+    /// Counts the agents already stored (at start-up, before any request).
+    pub async fn count_stored_agents(&self) -> Result<(), StoreError> {
+        let n = self.store.agent_count().await?;
+        self.stored_agents
+            .store(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Takes one place under `limits.max_agents` for a new agent.
+    fn admit_new_agent(&self) -> AgentResult<()> {
+        let max = self.config.limits.max_agents;
+        if self.stored_agents.fetch_add(1, Ordering::Relaxed) >= max {
+            self.stored_agents.fetch_sub(1, Ordering::Relaxed);
+            return Err(AgentError::LimitReached { max });
+        }
+        Ok(())
     }
 
     /// Starts the supervisor on `arbiter` (once; later calls answer the same address).
@@ -115,10 +150,22 @@ impl AppState {
         self.supervisor.get().expect("the supervisor runs")
     }
 
-    /// The agent's actor, started when it is not live (the only supervisor round trip).
-    pub async fn agent(&self, slug: &AgentSlug) -> AgentResult<Addr<AgentActor>> {
+    /// The agent's actor, started when it is not live (the only supervisor round trip). An
+    /// agent the store does not know is created only when `creation` allows it and
+    /// `limits.max_agents` has room: the one place agents come into being.
+    pub async fn agent(
+        &self,
+        slug: &AgentSlug,
+        creation: Creation,
+    ) -> AgentResult<Addr<AgentActor>> {
         if let Some(addr) = self.agents.get(slug) {
             return Ok(addr);
+        }
+        if self.store.agent(slug).await?.is_none() {
+            match creation {
+                Creation::Never => return Err(AgentError::Unknown(slug.clone())),
+                Creation::Allowed => self.admit_new_agent()?,
+            }
         }
         Ok(self
             .supervisor()
@@ -127,8 +174,24 @@ impl AppState {
     }
 
     /// Sends `msg` to the agent and waits for its answer, starting the agent when it is
-    /// not live. A live agent is reached straight from the registry (no address clone).
+    /// not live (creating it when it is new: see [`agent`](Self::agent)). A live agent is
+    /// reached straight from the registry (no address clone).
     pub async fn ask<M>(&self, slug: &AgentSlug, msg: M) -> AgentResult<M::Result>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        AgentActor: Handler<M>,
+    {
+        self.ask_with(slug, msg, Creation::Allowed).await
+    }
+
+    /// [`ask`](Self::ask), creating the agent only when `creation` allows it.
+    pub async fn ask_with<M>(
+        &self,
+        slug: &AgentSlug,
+        msg: M,
+        creation: Creation,
+    ) -> AgentResult<M::Result>
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -136,7 +199,7 @@ impl AppState {
     {
         let request = match self.agents.send(slug, msg) {
             Ok(request) => request,
-            Err(msg) => self.agent(slug).await?.send(msg),
+            Err(msg) => self.agent(slug, creation).await?.send(msg),
         };
         Ok(request.await?)
     }
@@ -164,9 +227,10 @@ impl AppState {
         if let Some(addr) = self.agents.get(slug) {
             return Ok(Some(addr));
         }
-        if self.store.agent(slug).await?.is_none() {
-            return Ok(None);
+        match self.agent(slug, Creation::Never).await {
+            Ok(addr) => Ok(Some(addr)),
+            Err(AgentError::Unknown(_)) => Ok(None),
+            Err(e) => Err(e),
         }
-        self.agent(slug).await.map(Some)
     }
 }

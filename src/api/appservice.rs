@@ -10,7 +10,7 @@ use serde_json::{json, value::RawValue};
 
 use super::{body, error::ApiError};
 use crate::{
-    actors::{agent::EnsureRegistered, AppState, TransactionAck},
+    actors::{agent::EnsureRegistered, error::AgentError, AppState, TransactionAck},
     inbound::routing,
     metrics::METRICS,
 };
@@ -135,7 +135,12 @@ pub async fn query_user(
         return Ok(HttpResponse::Ok().json(json!({})));
     }
     let slug = app.ns.agent_slug(&user).ok_or_else(not_found)?;
-    app.ask(&slug, EnsureRegistered).await??;
+    match app.ask(&slug, EnsureRegistered).await {
+        Ok(registered) => registered?,
+        // No room for one more agent: the user does not exist.
+        Err(AgentError::LimitReached { .. }) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    }
     Ok(HttpResponse::Ok().json(json!({})))
 }
 

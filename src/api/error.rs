@@ -45,6 +45,9 @@ pub enum ApiError {
     /// A room alias is taken.
     #[error("{0}")]
     RoomInUse(String),
+    /// A configured bound would be passed (`limits.max_agents`).
+    #[error("{0}")]
+    ResourceLimit(String),
     /// Too many requests (queue full, stream limit, profile rate limit).
     #[error("{error}")]
     RateLimited {
@@ -77,6 +80,7 @@ impl ApiError {
             Self::InvalidParam(_) => "M_INVALID_PARAM",
             Self::TooLarge(_) => "M_TOO_LARGE",
             Self::RoomInUse(_) => "M_ROOM_IN_USE",
+            Self::ResourceLimit(_) => "M_RESOURCE_LIMIT_EXCEEDED",
             Self::RateLimited { .. } => "M_LIMIT_EXCEEDED",
             Self::Homeserver(HomeserverError::Status { errcode, .. }) => errcode,
             Self::Homeserver(_) | Self::Unavailable { .. } => "M_UNAVAILABLE",
@@ -111,6 +115,7 @@ impl ResponseError for ApiError {
             Self::NotJson(_) | Self::BadJson(_) | Self::InvalidParam(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RoomInUse(_) => StatusCode::CONFLICT,
+            Self::ResourceLimit(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Homeserver(HomeserverError::Unreachable(_)) | Self::Unavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -152,6 +157,8 @@ impl From<AgentError> for ApiError {
                 error: "agent is shutting down".into(),
                 retry_after: Some(Duration::from_secs(1)),
             },
+            AgentError::Unknown(slug) => ApiError::NotFound(format!("unknown agent {slug}")),
+            e @ AgentError::LimitReached { .. } => ApiError::ResourceLimit(e.to_string()),
         }
     }
 }

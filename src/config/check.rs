@@ -168,6 +168,7 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
         ),
         ("limits.typing_max_ms", l.typing_max.as_millis() as u64),
         ("limits.streams_per_agent", l.streams_per_agent as u64),
+        ("limits.max_agents", l.max_agents as u64),
         ("inbox.retention_count", f.inbox.retention_count as u64),
         ("inbox.retention_age_s", f.inbox.retention_age.as_secs()),
     ];

@@ -44,6 +44,9 @@ pub fn typing_max() -> Duration {
 pub fn profile_min_interval() -> Duration {
     Duration::from_secs(2)
 }
+pub fn max_agents() -> usize {
+    100_000
+}
 pub fn streams_per_agent() -> usize {
     4
 }

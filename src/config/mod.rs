@@ -152,6 +152,10 @@ pub struct LimitsConfig {
     /// Most concurrent event streams (long-poll or SSE) per agent (429 beyond).
     #[serde(default = "defaults::streams_per_agent")]
     pub streams_per_agent: usize,
+    /// Most agents the daemon hosts; a request that would create one more is refused
+    /// (403 `M_RESOURCE_LIMIT_EXCEEDED`; the homeserver's user query gets 404).
+    #[serde(default = "defaults::max_agents")]
+    pub max_agents: usize,
 }
 
 /// `[inbound]`: what to do with events pushed by the homeserver.

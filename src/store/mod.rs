@@ -182,6 +182,8 @@ pub trait Store: Send + Sync + 'static {
     async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>>;
     /// Agents in slug order, after `after` (exclusive), at most `limit`.
     async fn agents(&self, after: Option<&AgentSlug>, limit: u32) -> StoreResult<Vec<AgentRecord>>;
+    /// How many agents the store holds.
+    async fn agent_count(&self) -> StoreResult<u64>;
     /// `(slug, display name)` of every agent that has a display name.
     async fn display_names(&self) -> StoreResult<Vec<(AgentSlug, String)>>;
 

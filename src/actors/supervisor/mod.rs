@@ -13,7 +13,7 @@ pub mod registry;
 use self::provision::{ProvisionError, ProvisionRequest, Provisioned};
 use super::{
     agent::{AgentActor, ClearTyping, JoinRoom},
-    AppState,
+    AppState, Creation,
 };
 use crate::{ids::AgentSlug, metrics::METRICS, store::Effect};
 
@@ -82,9 +82,18 @@ impl Supervisor {
     fn apply(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
             Effect::AcceptInvite { slug, room } => {
-                let addr = self.ensure_agent(slug.clone());
+                let app = self.app.clone();
                 ctx.spawn(
                     async move {
+                        // An invited agent comes into being only under limits.max_agents.
+                        let addr = match app.agent(&slug, Creation::Allowed).await {
+                            Ok(addr) => addr,
+                            Err(e) => {
+                                count_invite("failed");
+                                tracing::warn!(agent = %slug, room = %room, error = %e, "cannot accept invite");
+                                return;
+                            }
+                        };
                         match addr.send(JoinRoom { room: room.clone() }).await {
                             Ok(Ok(())) => {
                                 count_invite("accepted");

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::require_homeserver;
 use crate::{
-    actors::{agent::SetTyping, AppState},
+    actors::{agent::SetTyping, error::AgentError, AppState, Creation},
     api::{body, error::ApiError},
     ids::AgentSlug,
 };
@@ -45,6 +45,15 @@ pub async fn set_typing(
         typing: req.typing,
         duration: req.timeout_ms.map(Duration::from_millis),
     };
-    app.ask(&req.agent, typing).await??;
+    if req.typing {
+        app.ask(&req.agent, typing).await??;
+    } else {
+        // Typing off changes nothing for an agent that does not exist: it is not created.
+        match app.ask_with(&req.agent, typing, Creation::Never).await {
+            Ok(done) => done?,
+            Err(AgentError::Unknown(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(HttpResponse::Ok().json(json!({})))
 }

@@ -134,6 +134,13 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn agent_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agents")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
     async fn display_names(&self) -> StoreResult<Vec<(AgentSlug, String)>> {
         let rows = sqlx::query(
             "SELECT slug, display_name FROM agents WHERE display_name IS NOT NULL AND display_name <> ''",
