@@ -169,6 +169,7 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
         ("limits.typing_max_ms", l.typing_max.as_millis() as u64),
         ("limits.streams_per_agent", l.streams_per_agent as u64),
         ("limits.max_agents", l.max_agents as u64),
+        ("limits.stream_max_s", l.stream_max.as_secs()),
         ("inbox.retention_count", f.inbox.retention_count as u64),
         ("inbox.retention_age_s", f.inbox.retention_age.as_secs()),
     ];

@@ -47,6 +47,9 @@ pub fn profile_min_interval() -> Duration {
 pub fn max_agents() -> usize {
     100_000
 }
+pub fn stream_max() -> Duration {
+    Duration::from_secs(3600)
+}
 pub fn streams_per_agent() -> usize {
     4
 }

@@ -152,6 +152,11 @@ pub struct LimitsConfig {
     /// Most concurrent event streams (long-poll or SSE) per agent (429 beyond).
     #[serde(default = "defaults::streams_per_agent")]
     pub streams_per_agent: usize,
+    /// Longest life of one SSE stream (`stream_max_s`); it then ends and the client
+    /// reconnects with its cursor.
+    #[serde(rename = "stream_max_s", with = "seconds")]
+    #[serde(default = "defaults::stream_max")]
+    pub stream_max: Duration,
     /// Most agents the daemon hosts; a request that would create one more is refused
     /// (403 `M_RESOURCE_LIMIT_EXCEEDED`; the homeserver's user query gets 404).
     #[serde(default = "defaults::max_agents")]

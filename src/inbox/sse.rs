@@ -1,8 +1,14 @@
 //! An agent's inbox as Server-Sent Events: `id:` is the cursor (so `Last-Event-ID`
 //! resumes), keep-alive comments every 15 s. Pull-based: entries are read only when the
-//! client takes more, so a slow reader holds no buffer and never slows routing.
+//! client takes more, so a slow reader holds no buffer and never slows routing. A stream
+//! lives at most `limits.stream_max_s`, then ends (the client reconnects with its cursor),
+//! so nobody holds an agent's stream slots forever.
 
-use std::{collections::VecDeque, future::Future, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -27,15 +33,18 @@ struct SseState<H> {
     /// Ends the stream (and frees its slot) when the client hangs up while it waits,
     /// rather than at the next write.
     peer: H,
+    /// When the stream ends whatever happens.
+    ends_at: Instant,
 }
 
 /// The chunks of the stream: a `: connected` comment, then one `event` per inbox entry
 /// after `since`, and keep-alive comments while there is none. Ends when the client hangs
-/// up or the store fails.
+/// up, the store fails, or `max_life` has passed (after what it has read is sent).
 pub fn sse_stream<H: HangUp>(
     reader: InboxReader,
     since: i64,
     peer: H,
+    max_life: Duration,
 ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let mut pending = VecDeque::new();
     pending.push_back(Bytes::from_static(b": connected\n\n"));
@@ -44,14 +53,20 @@ pub fn sse_stream<H: HangUp>(
         cursor: since,
         pending,
         peer,
+        ends_at: Instant::now() + max_life,
     };
     futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(chunk) = st.pending.pop_front() {
                 return Some((Ok(chunk), st));
             }
+            let left = st.ends_at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::debug!(agent = %st.reader.slug(), "event stream ends: its maximum life passed");
+                return None;
+            }
             let waited = tokio::select! {
-                waited = st.reader.wait(st.cursor, SSE_BATCH, KEEP_ALIVE) => waited,
+                waited = st.reader.wait(st.cursor, SSE_BATCH, KEEP_ALIVE.min(left)) => waited,
                 () = st.peer.closed() => {
                     tracing::debug!(agent = %st.reader.slug(), "event stream ends: the client hung up");
                     return None;

@@ -101,7 +101,12 @@ pub async fn agent_events(
             .content_type("text/event-stream")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(inbox::sse_stream(reader, since, peer)));
+            .streaming(inbox::sse_stream(
+                reader,
+                since,
+                peer,
+                app.config.limits.stream_max,
+            )));
     }
     let batch = tokio::select! {
         batch = reader.wait(since, limit as usize, timeout) => batch?,
