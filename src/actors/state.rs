@@ -224,9 +224,6 @@ impl AppState {
 
     /// The agent's actor if the agent is known (live or stored); never creates one.
     pub async fn known_agent(&self, slug: &AgentSlug) -> AgentResult<Option<Addr<AgentActor>>> {
-        if let Some(addr) = self.agents.get(slug) {
-            return Ok(Some(addr));
-        }
         match self.agent(slug, Creation::Never).await {
             Ok(addr) => Ok(Some(addr)),
             Err(AgentError::Unknown(_)) => Ok(None),

@@ -79,7 +79,6 @@ pub async fn put_transaction(
     let events = txn.events.len();
     // Routing reads the shared directory, so it runs here, on this worker thread, and so
     // does the wait for the group commit.
-    let app = &app;
     let routed = routing::route(
         &txn_id,
         &txn.events,

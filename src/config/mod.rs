@@ -298,11 +298,23 @@ impl Env for ProcessEnv {
     }
 }
 
-impl<const N: usize> Env for [(&str, &str); N] {
+/// A fixed list of `(name, value)` pairs (tests, the in-process test daemon).
+fn lookup<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.as_ref() == name)
+        .map(|(_, v)| v.as_ref().to_owned())
+}
+
+impl<K: AsRef<str>, V: AsRef<str>, const N: usize> Env for [(K, V); N] {
     fn var(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
+        lookup(self, name)
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Env for Vec<(K, V)> {
+    fn var(&self, name: &str) -> Option<String> {
+        lookup(self, name)
     }
 }
 

@@ -45,16 +45,6 @@ impl AfterCommit {
     pub fn connect(&self, notices: Arc<dyn AgentNotices>) {
         let _ = self.notices.set(notices);
     }
-
-    fn notices(&self) -> Option<&dyn AgentNotices> {
-        let notices = self.notices.get().map(|n| &**n);
-        if notices.is_none() {
-            tracing::error!(
-                "a transaction was committed before the actors ran; its notices are lost"
-            );
-        }
-        notices
-    }
 }
 
 impl CommitHook for AfterCommit {
@@ -75,9 +65,8 @@ impl CommitHook for AfterCommit {
                             None => duplicates += 1,
                         }
                     }
-                    let notices = (!txn.memberships.is_empty() || !txn.effects.is_empty())
-                        .then(|| self.notices())
-                        .flatten();
+                    // Connected before the HTTP server accepts a transaction.
+                    let notices = self.notices.get();
                     for change in txn.memberships {
                         self.directory.apply(&change);
                         if let Some(n) = notices {

@@ -36,18 +36,6 @@ pub fn spawn_app(name: &str) -> TestApp {
     spawn_app_with(name, DaemonOptions::default())
 }
 
-/// The secrets the in-process daemon reads, as the process's environment would give them.
-struct TestEnv(Vec<(String, String)>);
-
-impl mosaic_as::config::Env for TestEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
-}
-
 /// A daemon with `options` (of `options.env`, only the `MOSAIC_*` secrets apply: there is
 /// no process).
 pub fn spawn_app_with(name: &str, options: DaemonOptions) -> TestApp {
@@ -76,7 +64,6 @@ pub fn spawn_app_with(name: &str, options: DaemonOptions) -> TestApp {
             .filter(|(k, _)| k.starts_with("MOSAIC_"))
             .cloned(),
     );
-    let env = TestEnv(env);
     let config = Config::load(daemon.config_path(), &env).expect("the test config loads");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::Builder::new()

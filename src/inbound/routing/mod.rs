@@ -196,8 +196,8 @@ fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, rou
     }
     // The daemon's own invites (the sender bot provisioning a room or letting an agent in,
     // an agent inviting another) are never the policy's to refuse.
-    let ours = ev.sender == ns.sender() || ns.agent_slug(ev.sender).is_some();
-    if membership == MembershipState::Invite && !ours && !invite_allowed(ev.sender, inbound) {
+    let ours = || ev.sender == ns.sender() || ns.agent_slug(ev.sender).is_some();
+    if membership == MembershipState::Invite && !ours() && !invite_allowed(ev.sender, inbound) {
         tracing::info!(invitee = %target, inviter = %ev.sender, room = %ev.room_id, "invite refused by inbound.invite_allow");
         routed.write.effects.push(Effect::RejectInvite {
             user: target.clone(),
