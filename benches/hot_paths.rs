@@ -1,20 +1,23 @@
 //! Micro-benchmarks of the daemon's hot functions (issue 8): transaction parsing and
-//! routing, the token check, markdown rendering. `cargo bench --bench hot_paths`;
+//! routing, the token checks (hs_token; a bridge token's whole authorisation), markdown
+//! rendering. `cargo bench --bench hot_paths`;
 //! `cargo test --bench hot_paths` runs each once (the smoke mode of scripts/bench).
 
-use std::hint::black_box;
+use std::{hint::black_box, num::NonZeroU32, sync::Arc};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mosaic_as::{
+    access::{Access, Rates},
     api::body,
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
     inbound::{routing::route, Directory},
     matrix::content::markdown_to_html,
-    store::{fingerprint::FingerprintKey, MembershipChange},
-    tokens::TokenDigest,
+    store::{fingerprint::FingerprintKey, sqlite::SqliteStore, MembershipChange},
+    tokens::{issued::TokenRequest, scope::Scope, TokenDigest},
 };
 use ruma::{OwnedRoomId, OwnedServerName};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -159,12 +162,8 @@ fn bench_transactions(c: &mut Criterion) {
 
 fn bench_tokens(c: &mut Criterion) {
     let secret = TokenDigest::of(&"s".repeat(64));
-    let tokens: Vec<TokenDigest> = (0..3)
-        .map(|i| TokenDigest::of(&format!("{i}").repeat(64)))
-        .collect();
     let good = "s".repeat(64);
     let wrong = "t".repeat(64);
-    let third = "2".repeat(64);
     let mut group = c.benchmark_group("token");
     group.bench_function("hs_token_match", |b| {
         b.iter(|| TokenDigest::of(black_box(&good)).matches(&secret))
@@ -172,9 +171,46 @@ fn bench_tokens(c: &mut Criterion) {
     group.bench_function("hs_token_mismatch", |b| {
         b.iter(|| TokenDigest::of(black_box(&wrong)).matches(&secret))
     });
-    group.bench_function("bridge_any_of_3_match_last", |b| {
-        b.iter(|| TokenDigest::of(black_box(&third)).is_in(&tokens))
+    group.finish();
+}
+
+/// The bridge's whole token check: digest, table look-up among 1,000 issued tokens, expiry,
+/// rate, then scope and agent pattern; an admin token beside an issued, scoped one.
+fn bench_access(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let admin = "a".repeat(64);
+    let rates = Rates {
+        issued: NonZeroU32::MAX,
+        admin: NonZeroU32::MAX,
+    };
+    let (access, scoped) = rt.block_on(async {
+        let store = Arc::new(SqliteStore::open(&url).await.expect("the store opens"));
+        let access = Access::new(store, &[SecretString::from(admin.clone())], rates);
+        let mut last = None;
+        for i in 0..1000 {
+            let request: TokenRequest = serde_json::from_value(serde_json::json!({
+                "name": format!("t{i}"), "scopes": ["send", "read"],
+                "agents": [format!("team{i}-*"), "shared"],
+            }))
+            .expect("a token request");
+            last = Some(access.issue(request).await.expect("issued").1);
+        }
+        (access, last.expect("a token").expose_secret().to_owned())
     });
+    let agent = AgentSlug::parse("team999-planner").expect("a slug");
+    let mut group = c.benchmark_group("access");
+    for (name, token) in [("admin_token", &admin), ("scoped_token", &scoped)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let principal = access.authenticate(Some(black_box(token))).expect("known");
+                principal
+                    .check_agent(Scope::Send, black_box(&agent))
+                    .expect("allowed")
+            })
+        });
+    }
     group.finish();
 }
 
@@ -191,5 +227,11 @@ fn bench_markdown(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_transactions, bench_tokens, bench_markdown);
+criterion_group!(
+    benches,
+    bench_transactions,
+    bench_tokens,
+    bench_access,
+    bench_markdown
+);
 criterion_main!(benches);

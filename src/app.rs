@@ -63,7 +63,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     app.agents.start_arbiters(workers);
     restore_directory(&app).await?;
-    app.count_stored_agents().await?;
+    app.load_stored().await?;
 
     let supervisor_arbiter = Arbiter::new();
     let supervisor = app.start_supervisor(&supervisor_arbiter.handle());

@@ -14,17 +14,21 @@
 //!   one after-commit step that applies a committed transaction's consequences.
 //! - [`inbox`]: agents' inboxes as readers see them: in-memory tails, long-poll and SSE
 //!   readers, stream slots.
+//! - [`access`]: who calls the bridge: every bridge token by digest, with its scopes,
+//!   agent patterns, expiry and rate limit; the one place requests are authorised.
 //! - [`actors`]: the supervisor (with the registry of live agents and provisioning) and one
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
 //!   of errors to HTTP answers.
 //! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`]; [`tokens`]: bearer
-//!   tokens kept and compared as digests.
+//!   tokens kept and compared as digests, scopes, agent patterns, issued-token records.
 //!
-//! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, with
-//! `config`, `ids`, `matrix` and `metrics` below; a lower module reaches a higher one only
+//! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, and
+//! `actors` → `access` → `store`, with `config`, `ids`, `tokens`, `matrix` and `metrics`
+//! below; a lower module reaches a higher one only
 //! through a trait it declares (`inbound::AgentNotices`, `inbox::HangUp`).
 
+pub mod access;
 pub mod actors;
 pub mod api;
 pub mod app;

@@ -8,6 +8,7 @@ pub mod support;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::app::spawn_app_with;
+use support::tokens::{call_as, issue};
 use support::DaemonOptions;
 
 fn agents(app: &support::app::TestApp) -> Vec<String> {
@@ -80,4 +81,59 @@ fn an_agent_flood_stops_at_max_agents() {
         3,
         "registered at the homeserver: three"
     );
+}
+
+/// A flood of new agents from one issued token stops at its rate limit first (429 with
+/// when to retry), and at `limits.max_agents` in the end.
+#[test]
+fn an_agent_flood_from_one_token_stops_at_its_rate_and_at_max_agents() {
+    let options = DaemonOptions {
+        limits_toml: "max_agents = 4".into(),
+        ..Default::default()
+    };
+    let app = spawn_app_with("agent-limit-token", options);
+    let token = issue(
+        &app,
+        json!({ "name": "flood", "scopes": ["profile"], "agents": ["*"], "rate_per_s": 2 }),
+    );
+    let put = |slug: &str| {
+        call_as(
+            &app,
+            Some(&token.value),
+            Method::PUT,
+            &format!("/bridge/v1/agents/{slug}"),
+            Some(&json!({})),
+        )
+    };
+    let (mut created, mut limited) = (0, 0);
+    for i in 0..6 {
+        let r = put(&format!("f{i}"));
+        match r.status {
+            StatusCode::OK => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                r.expect_error(429, "M_LIMIT_EXCEEDED", "flood beyond the rate");
+                limited += 1;
+            }
+            s => panic!("f{i}: {s} {}", r.text),
+        }
+    }
+    assert_eq!(created, 2, "the burst is the token's rate");
+    assert_eq!(limited, 4);
+    // Paced under the rate, the flood goes on until the agent limit.
+    let mut refused = None;
+    for i in 10..20 {
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let r = put(&format!("f{i}"));
+        if r.status == StatusCode::FORBIDDEN {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK, "f{i}: {}", r.text);
+    }
+    refused.expect("max_agents never reached").expect_error(
+        403,
+        "M_RESOURCE_LIMIT_EXCEEDED",
+        "beyond max_agents",
+    );
+    assert_eq!(agents(&app).len(), 4);
 }

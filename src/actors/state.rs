@@ -3,9 +3,12 @@
 //! and its group-commit writer, the live agents, the routing directory, the inboxes and
 //! the supervisor's address. Also the ways to reach an agent from outside the actors.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc, OnceLock,
+use std::{
+    num::NonZeroU32,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, OnceLock,
+    },
 };
 
 use actix::{Addr, Handler, Message};
@@ -18,6 +21,7 @@ use super::{
     TransactionAck,
 };
 use crate::{
+    access::{Access, Rates},
     config::Config,
     ids::{AgentSlug, Namespaces},
     inbound::{routing::Routed, Directory},
@@ -42,8 +46,10 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     /// Agents' inboxes as readers see them.
     pub inboxes: Arc<Inboxes>,
-    /// The digests of the tokens the daemon accepts.
+    /// The digests of the homeserver's and the metrics token.
     pub tokens: KnownTokens,
+    /// Every bridge token and what it may do.
+    pub access: Access,
     /// The secret key of transaction fingerprints (derived from the hs_token).
     pub fingerprint_key: FingerprintKey,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
@@ -91,12 +97,18 @@ impl AppState {
         let digest = |t: &SecretString| TokenDigest::of(t.expose_secret());
         let tokens = KnownTokens {
             hs: digest(&secrets.hs_token),
-            bridge: secrets.bridge_tokens.iter().map(digest).collect(),
             metrics: secrets.metrics_token.as_ref().map(digest),
         };
+        let rate = |r: u32| NonZeroU32::new(r).expect("the configuration check refuses 0");
+        let rates = Rates {
+            issued: rate(config.limits.token_rate_per_s),
+            admin: rate(config.limits.admin_rate_per_s),
+        };
+        let access = Access::new(store.clone(), &secrets.bridge_tokens, rates);
         let fingerprint_key = FingerprintKey::derive(secrets.hs_token.expose_secret());
         Arc::new(Self {
             tokens,
+            access,
             fingerprint_key,
             ns,
             hs,
@@ -111,8 +123,11 @@ impl AppState {
         })
     }
 
-    /// Counts the agents already stored (at start-up, before any request).
-    pub async fn count_stored_agents(&self) -> Result<(), StoreError> {
+    /// Counts the agents already stored and loads the issued bridge tokens (at start-up,
+    /// before any request).
+    pub async fn load_stored(&self) -> Result<(), StoreError> {
+        let tokens = self.access.load().await?;
+        tracing::info!(tokens, "issued bridge tokens loaded");
         let n = self.store.agent_count().await?;
         self.stored_agents
             .store(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);

@@ -1,20 +1,23 @@
-//! Token checks, by digest and in constant time ([`TokenDigest`]): the hs_token on
-//! homeserver-facing routes (Bearer header or legacy `access_token` query; 401 when absent,
-//! 403 when wrong or when the two disagree), the bridge tokens on `/bridge` (403 when absent
-//! or wrong) and the metrics token on `/metrics` when one is set (bridge tokens never open
-//! it). The first two run as middleware, before any body is read. The auth scheme is
-//! case-insensitive (`bearer` = `Bearer`).
+//! Authentication, before any body is read: the hs_token on homeserver-facing routes
+//! (Bearer header or legacy `access_token` query; 401 when absent, 403 when wrong or when
+//! the two disagree; by digest, in constant time), a bridge token on `/bridge` (403 when
+//! absent, unknown, revoked or expired, 429 beyond its rate; the [`Principal`] found is left
+//! in the request for [`super::grant`] to authorise), and the metrics token on `/metrics`
+//! when one is set (bridge tokens never open it). The auth scheme is case-insensitive
+//! (`bearer` = `Bearer`).
+
+use std::sync::Arc;
 
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     http::header::AUTHORIZATION,
     middleware::Next,
-    web, Error, HttpRequest,
+    web, Error, HttpMessage, HttpRequest,
 };
 
 use super::error::ApiError;
-use crate::{actors::AppState, tokens::TokenDigest};
+use crate::{access::Principal, actors::AppState, tokens::TokenDigest};
 
 /// The token of an `Authorization: Bearer <token>` header (scheme in any case).
 fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -47,17 +50,12 @@ pub fn check_hs_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError>
     }
 }
 
-/// Checks a bridge client's credentials.
-pub fn check_bridge_token(req: &HttpRequest, app: &AppState) -> Result<(), ApiError> {
-    let tokens = &app.tokens.bridge;
-    if tokens.is_empty() {
+/// Authenticates a bridge client: its principal, within its rate.
+pub fn authenticate_bridge(req: &HttpRequest, app: &AppState) -> Result<Arc<Principal>, ApiError> {
+    if app.access.is_empty() {
         return Err(ApiError::Forbidden("the bridge API is disabled"));
     }
-    match bearer(req) {
-        Some(t) if TokenDigest::of(t).is_in(tokens) => Ok(()),
-        Some(_) => Err(ApiError::Forbidden("invalid bridge token")),
-        None => Err(ApiError::Forbidden("missing bridge token")),
-    }
+    Ok(app.access.authenticate(bearer(req))?)
 }
 
 /// Checks the metrics token when one is configured (otherwise `/metrics` is open).
@@ -87,12 +85,13 @@ pub async fn require_hs_token(
     next.call(req).await
 }
 
-/// Middleware for the bridge scope.
+/// Middleware for the bridge scope: leaves the caller's [`Principal`] in the request.
 pub async fn require_bridge_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    check_bridge_token(req.request(), &app_of(&req))?;
+    let principal = authenticate_bridge(req.request(), &app_of(&req))?;
+    req.extensions_mut().insert(principal);
     next.call(req).await
 }
 

@@ -7,6 +7,7 @@ use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::{
+    access::{Denied, IssueError, Refusal},
     actors::{error::AgentError, supervisor::provision::ProvisionError},
     inbox::InboxError,
     matrix::HomeserverError,
@@ -21,6 +22,10 @@ pub enum ApiError {
     /// Wrong credentials.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A valid token without the scope or agent a request needs (the message names the
+    /// scope).
+    #[error(transparent)]
+    Denied(#[from] Denied),
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -72,7 +77,7 @@ impl ApiError {
     fn errcode(&self) -> &str {
         match self {
             Self::Unauthorized => "M_UNAUTHORIZED",
-            Self::Forbidden(_) => "M_FORBIDDEN",
+            Self::Forbidden(_) | Self::Denied(_) => "M_FORBIDDEN",
             Self::NotFound(_) => "M_NOT_FOUND",
             Self::Unrecognized | Self::MethodNotAllowed => "M_UNRECOGNIZED",
             Self::NotJson(_) => "M_NOT_JSON",
@@ -109,7 +114,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Denied(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::Unrecognized => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotJson(_) | Self::BadJson(_) | Self::InvalidParam(_) => StatusCode::BAD_REQUEST,
@@ -159,6 +164,29 @@ impl From<AgentError> for ApiError {
             },
             AgentError::Unknown(slug) => ApiError::NotFound(format!("unknown agent {slug}")),
             e @ AgentError::LimitReached { .. } => ApiError::ResourceLimit(e.to_string()),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Missing => Self::Forbidden("missing bridge token"),
+            Refusal::Unknown => Self::Forbidden("invalid bridge token"),
+            Refusal::Expired => Self::Forbidden("this bridge token has expired"),
+            Refusal::Throttled(retry_after) => Self::RateLimited {
+                error: "too many requests with this token".into(),
+                retry_after,
+            },
+        }
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Invalid(m) => Self::BadJson(m),
+            IssueError::Store(s) => s.into(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod body;
 pub mod bridge;
 pub mod context;
 pub mod error;
+pub mod grant;
 pub mod hangup;
 pub mod ops;
 
@@ -142,6 +143,19 @@ pub const ROUTES: &[Route] = &[
         scope: Scope::Bridge,
         pattern: "/bridge/v1/agents/{agent}/events",
         methods: |r| r.route(web::get().to(bridge::events::agent_events)),
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/tokens",
+        methods: |r| {
+            r.route(web::post().to(bridge::tokens::create_token))
+                .route(web::get().to(bridge::tokens::list_tokens))
+        },
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/tokens/{id}",
+        methods: |r| r.route(web::delete().to(bridge::tokens::revoke_token)),
     },
     Route {
         scope: Scope::Ops,

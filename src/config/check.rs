@@ -170,6 +170,8 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
         ("limits.streams_per_agent", l.streams_per_agent as u64),
         ("limits.max_agents", l.max_agents as u64),
         ("limits.stream_max_s", l.stream_max.as_secs()),
+        ("limits.token_rate_per_s", l.token_rate_per_s.into()),
+        ("limits.admin_rate_per_s", l.admin_rate_per_s.into()),
         ("inbox.retention_count", f.inbox.retention_count as u64),
         ("inbox.retention_age_s", f.inbox.retention_age.as_secs()),
     ];

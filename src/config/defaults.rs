@@ -47,6 +47,12 @@ pub fn profile_min_interval() -> Duration {
 pub fn max_agents() -> usize {
     100_000
 }
+pub fn token_rate_per_s() -> u32 {
+    100
+}
+pub fn admin_rate_per_s() -> u32 {
+    100_000
+}
 pub fn stream_max() -> Duration {
     Duration::from_secs(3600)
 }

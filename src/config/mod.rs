@@ -161,6 +161,14 @@ pub struct LimitsConfig {
     /// (403 `M_RESOURCE_LIMIT_EXCEEDED`; the homeserver's user query gets 404).
     #[serde(default = "defaults::max_agents")]
     pub max_agents: usize,
+    /// Requests per second of an issued bridge token without its own `rate_per_s` (429
+    /// `M_LIMIT_EXCEEDED` beyond).
+    #[serde(default = "defaults::token_rate_per_s")]
+    pub token_rate_per_s: u32,
+    /// Requests per second of each admin token (`MOSAIC_BRIDGE_TOKENS`, and issued admin
+    /// tokens without their own rate).
+    #[serde(default = "defaults::admin_rate_per_s")]
+    pub admin_rate_per_s: u32,
 }
 
 /// `[inbound]`: what to do with events pushed by the homeserver.

@@ -1,5 +1,5 @@
 //! Durable state behind a small trait: handled transactions, agents and their memberships,
-//! inboxes, the idempotent-send map, provisioned rooms. [`sqlite`] is the embedded default;
+//! inboxes, the idempotent-send map, provisioned rooms, issued bridge tokens. [`sqlite`] is the embedded default;
 //! [`writer`] batches inbound transactions into group commits.
 
 pub mod fingerprint;
@@ -16,7 +16,13 @@ use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 
 use self::fingerprint::TxnFingerprint;
-use crate::ids::AgentSlug;
+use crate::{
+    ids::AgentSlug,
+    tokens::{
+        issued::{TokenId, TokenRecord},
+        pattern::SlugRange,
+    },
+};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +186,13 @@ pub trait Store: Send + Sync + 'static {
     async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>>;
 
     async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>>;
-    /// Agents in slug order, after `after` (exclusive), at most `limit`.
-    async fn agents(&self, after: Option<&AgentSlug>, limit: u32) -> StoreResult<Vec<AgentRecord>>;
+    /// Agents of `range` in slug order, after `after` (exclusive), at most `limit`.
+    async fn agents(
+        &self,
+        after: Option<&AgentSlug>,
+        range: &SlugRange,
+        limit: u32,
+    ) -> StoreResult<Vec<AgentRecord>>;
     /// How many agents the store holds.
     async fn agent_count(&self) -> StoreResult<u64>;
     /// `(slug, display name)` of every agent that has a display name.
@@ -211,6 +222,13 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, keep: &Retention) -> StoreResult<u64>;
     /// Rows in all inboxes.
     async fn inbox_depth(&self) -> StoreResult<i64>;
+
+    /// Every issued bridge token, oldest first.
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Stores a newly issued token.
+    async fn put_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    /// Deletes an issued token; whether there was one.
+    async fn delete_token(&self, id: &TokenId) -> StoreResult<bool>;
 }
 
 /// What the retention job keeps.

@@ -120,6 +120,17 @@ pub fn bridge_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/bridge/v1/agents/a", None),
         (Method::GET, "/bridge/v1/agents", None),
         (Method::GET, "/bridge/v1/agents/a/events", None),
+        (
+            Method::POST,
+            "/bridge/v1/tokens",
+            Some(json!({ "name": "x", "scopes": ["read"], "agents": ["*"] })),
+        ),
+        (Method::GET, "/bridge/v1/tokens", None),
+        (
+            Method::DELETE,
+            "/bridge/v1/tokens/tok_0000000000000000",
+            None,
+        ),
         (Method::GET, "/bridge/v1/nope", None),
     ]
 }

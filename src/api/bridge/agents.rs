@@ -14,6 +14,12 @@ use crate::{
     },
     api::{body, error::ApiError},
 };
+use crate::{
+    api::grant::{AgentGrant, Grant, ProfileScope, ReadScope},
+    ids::AgentSlug,
+    store::AgentRecord,
+    tokens::pattern::AgentPattern,
+};
 
 /// Longest display name.
 const MAX_DISPLAY_NAME_LEN: usize = 256;
@@ -27,10 +33,9 @@ struct ProfileRequest {
 
 pub async fn put_agent(
     app: web::Data<AppState>,
-    agent: web::Path<String>,
+    AgentGrant { slug, .. }: AgentGrant<ProfileScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = slug_param(&agent)?;
     let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req: ProfileRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         ProfileRequest::default()
@@ -67,9 +72,8 @@ pub async fn put_agent(
 
 pub async fn get_agent(
     app: web::Data<AppState>,
-    agent: web::Path<String>,
+    AgentGrant { slug, .. }: AgentGrant<ReadScope>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = slug_param(&agent)?;
     let agent = app
         .known_agent(&slug)
         .await?
@@ -87,10 +91,12 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-/// Every hosted agent, in slug order, a page at a time (`after`, `limit`; `next` names the
-/// `after` of the following page): live agents with their actor state, others from the store.
+/// Every hosted agent the caller acts for, in slug order, a page at a time (`after`,
+/// `limit`; `next` names the `after` of the following page): live agents with their actor
+/// state, others from the store.
 pub async fn list_agents(
     app: web::Data<AppState>,
+    grant: Grant<ReadScope>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let after = query.after.as_deref().map(slug_param).transpose()?;
@@ -103,7 +109,7 @@ pub async fn list_agents(
             )))
         }
     };
-    let records = app.store.agents(after.as_ref(), limit).await?;
+    let records = agents_within(&app, grant.patterns(), after.as_ref(), limit).await?;
     let next = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.slug.to_string()))
         .flatten();
@@ -125,4 +131,26 @@ pub async fn list_agents(
         agents.push(entry);
     }
     Ok(HttpResponse::Ok().json(json!({ "agents": agents, "next": next })))
+}
+
+/// The first `limit` stored agents after `after` that one of `patterns` covers: a page of
+/// each pattern's range in slug order (index range scans), merged.
+async fn agents_within(
+    app: &AppState,
+    patterns: &[AgentPattern],
+    after: Option<&AgentSlug>,
+    limit: u32,
+) -> Result<Vec<AgentRecord>, ApiError> {
+    let patterns = match patterns.iter().find(|p| **p == AgentPattern::Any) {
+        Some(any) => std::slice::from_ref(any),
+        None => patterns,
+    };
+    let mut records = Vec::new();
+    for pattern in patterns {
+        records.extend(app.store.agents(after, &pattern.range(), limit).await?);
+    }
+    records.sort_by(|a, b| a.slug.cmp(&b.slug));
+    records.dedup_by(|a, b| a.slug == b.slug);
+    records.truncate(limit as usize);
+    Ok(records)
 }

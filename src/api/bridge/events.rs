@@ -11,10 +11,13 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use super::slug_param;
 use crate::{
     actors::AppState,
-    api::{error::ApiError, hangup},
+    api::{
+        error::ApiError,
+        grant::{AgentGrant, ReadScope},
+        hangup,
+    },
     inbox,
 };
 
@@ -65,10 +68,9 @@ fn parse_bounded(
 pub async fn agent_events(
     app: web::Data<AppState>,
     req: HttpRequest,
-    agent: web::Path<String>,
+    AgentGrant { slug, .. }: AgentGrant<ReadScope>,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = slug_param(&agent)?;
     let mut since = parse_cursor("since", query.since.as_deref())?;
     let limit = parse_bounded(
         "limit",

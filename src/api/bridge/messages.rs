@@ -8,7 +8,11 @@ use serde_json::json;
 use super::require_homeserver;
 use crate::{
     actors::{agent::SendMessage, AppState},
-    api::{body, error::ApiError},
+    api::{
+        body,
+        error::ApiError,
+        grant::{Grant, SendScope},
+    },
     ids::AgentSlug,
     matrix::content::{BodyFormat, MsgType, OutgoingMessage},
 };
@@ -39,10 +43,12 @@ struct SendRequest {
 
 pub async fn send_message(
     app: web::Data<AppState>,
+    grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req: SendRequest = body::json(&bytes)?;
+    grant.agent(&req.agent)?;
     if req.body.trim().is_empty() {
         return Err(ApiError::BadJson("body: must not be empty".into()));
     }

@@ -1,11 +1,13 @@
 //! The bridge API (`/bridge/v1/...`) used by agent processes and coordinators. The bridge
-//! token middleware has already run; each handler validates its input, then talks to the
-//! agent's actor (directly, through the registry) or to the supervisor.
+//! token middleware has already authenticated the caller; each handler takes a grant of the
+//! scope it needs ([`super::grant`]), validates its input, then talks to the agent's actor
+//! (directly, through the registry), the supervisor or the token table.
 
 pub mod agents;
 pub mod events;
 pub mod messages;
 pub mod provision;
+pub mod tokens;
 pub mod typing;
 
 use std::time::Duration;
@@ -26,6 +28,6 @@ fn require_homeserver(app: &AppState) -> Result<(), ApiError> {
 }
 
 /// Parses the `{agent}` path segment.
-fn slug_param(raw: &str) -> Result<AgentSlug, ApiError> {
+pub(super) fn slug_param(raw: &str) -> Result<AgentSlug, ApiError> {
     AgentSlug::parse(raw).map_err(|e| ApiError::InvalidParam(format!("agent: {e}")))
 }

@@ -11,7 +11,11 @@ use crate::{
         supervisor::{provision::ProvisionRequest, ProvisionRoom},
         AppState,
     },
-    api::{body, error::ApiError},
+    api::{
+        body,
+        error::ApiError,
+        grant::{Grant, ProvisionScope},
+    },
     ids::AgentSlug,
 };
 
@@ -83,10 +87,15 @@ fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
 
 pub async fn provision_room(
     app: web::Data<AppState>,
+    grant: Grant<ProvisionScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req = validate(body::json(&bytes)?)?;
+    // The sender bot joins only agents the caller could have chosen.
+    for agent in &req.agents {
+        grant.agent(agent)?;
+    }
     require_homeserver(&app)?;
     let done = app.supervisor().send(ProvisionRoom(req)).await??;
     Ok(HttpResponse::Ok().json(done))

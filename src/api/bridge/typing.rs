@@ -10,7 +10,11 @@ use serde_json::json;
 use super::require_homeserver;
 use crate::{
     actors::{agent::SetTyping, error::AgentError, AppState, Creation},
-    api::{body, error::ApiError},
+    api::{
+        body,
+        error::ApiError,
+        grant::{Grant, SendScope},
+    },
     ids::AgentSlug,
 };
 
@@ -28,10 +32,12 @@ struct TypingRequest {
 
 pub async fn set_typing(
     app: web::Data<AppState>,
+    grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
     let req: TypingRequest = body::json(&bytes)?;
+    grant.agent(&req.agent)?;
     if let Some(t) = req.timeout_ms {
         if t == 0 || t > MAX_TIMEOUT_MS {
             return Err(ApiError::BadJson(format!(

@@ -128,6 +128,7 @@ mod tests {
             after < grown / 4,
             "WAL started over: {after} frames, was {grown}"
         );
-        assert_eq!(s.agents(None, 10_000).await.unwrap().len(), 2001);
+        let all = crate::tokens::pattern::AgentPattern::Any.range();
+        assert_eq!(s.agents(None, &all, 10_000).await.unwrap().len(), 2001);
     }
 }

@@ -24,7 +24,13 @@ use super::{
     now_s, AgentRecord, InboxEntry, InboxEvent, Retention, Store, StoreError, StoreResult, WriteOp,
     WriteOutcome,
 };
-use crate::ids::AgentSlug;
+use crate::{
+    ids::AgentSlug,
+    tokens::{
+        issued::{TokenId, TokenRecord},
+        pattern::SlugRange,
+    },
+};
 
 /// Event rows double as the "already seen" set of event ids: orphaned ones are kept this
 /// long (homeservers retry within minutes).
@@ -114,11 +120,20 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn agents(&self, after: Option<&AgentSlug>, limit: u32) -> StoreResult<Vec<AgentRecord>> {
+    async fn agents(
+        &self,
+        after: Option<&AgentSlug>,
+        range: &SlugRange,
+        limit: u32,
+    ) -> StoreResult<Vec<AgentRecord>> {
         let rows = sqlx::query(
-            "SELECT slug, registered, display_name, avatar_url FROM agents WHERE slug > ? ORDER BY slug LIMIT ?",
+            "SELECT slug, registered, display_name, avatar_url FROM agents \
+             WHERE slug > ? AND slug >= ? AND (? IS NULL OR slug < ?) ORDER BY slug LIMIT ?",
         )
         .bind(after.map_or("", AgentSlug::as_str))
+        .bind(&range.from)
+        .bind(range.to.as_deref())
+        .bind(range.to.as_deref())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -273,6 +288,22 @@ impl Store for SqliteStore {
         Ok(aged + over)
     }
 
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        tokens::all(&self.pool).await
+    }
+
+    async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        tokens::insert(&mut writer, token).await
+    }
+
+    async fn delete_token(&self, id: &TokenId) -> StoreResult<bool> {
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        tokens::delete(&mut writer, id).await
+    }
+
     async fn inbox_depth(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
             .fetch_one(&self.pool)
@@ -287,6 +318,9 @@ mod tests;
 #[cfg(test)]
 mod tests_dedupe;
 #[cfg(test)]
+mod tests_tokens;
+#[cfg(test)]
 mod tests_writer;
+mod tokens;
 
 use batch::{write_batch, Writer};

@@ -1,6 +1,11 @@
 //! Bearer tokens as the daemon keeps and compares them: by SHA-256 digest, in constant
 //! time, so neither a token's content nor its length shows in how long a comparison takes,
-//! and a stored digest never reveals the token.
+//! and a stored digest never reveals the token. What an issued bridge token may do:
+//! [`scope`] and agent [`pattern`]s; the tokens themselves: [`issued`].
+
+pub mod issued;
+pub mod pattern;
+pub mod scope;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -20,9 +25,14 @@ impl TokenDigest {
         self.0.ct_eq(&other.0).into()
     }
 
-    /// Whether this is one of `set`; every one is compared (no early exit).
-    pub fn is_in(&self, set: &[TokenDigest]) -> bool {
-        set.iter().fold(false, |found, t| found | self.matches(t))
+    /// The stored form.
+    pub fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
+    /// Reads the stored form back.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
     }
 }
 
@@ -32,13 +42,12 @@ impl std::fmt::Debug for TokenDigest {
     }
 }
 
-/// The digests of the tokens the daemon accepts, made once at start-up.
+/// The digests of the homeserver's and the metrics token, made once at start-up (bridge
+/// tokens: [`crate::access`]).
 #[derive(Debug)]
 pub struct KnownTokens {
     /// The homeserver's (`MOSAIC_HS_TOKEN`).
     pub hs: TokenDigest,
-    /// The admin bridge tokens (`MOSAIC_BRIDGE_TOKENS`); empty: the bridge is disabled.
-    pub bridge: Vec<TokenDigest>,
     /// `/metrics`'s (`MOSAIC_METRICS_TOKEN`); `None`: `/metrics` is open.
     pub metrics: Option<TokenDigest>,
 }
@@ -59,13 +68,9 @@ mod tests {
         assert!(TokenDigest::of(&"x".repeat(40)).matches(&secret));
         assert!(!TokenDigest::of(&"x".repeat(39)).matches(&secret));
         assert!(!TokenDigest::of("").matches(&secret));
-        let set = [
-            TokenDigest::of(&"a".repeat(32)),
-            TokenDigest::of(&"b".repeat(32)),
-        ];
-        assert!(TokenDigest::of(&"b".repeat(32)).is_in(&set));
-        assert!(!TokenDigest::of(&"c".repeat(32)).is_in(&set));
-        assert!(!TokenDigest::of("a").is_in(&[]));
+        let bytes = secret.to_bytes();
+        assert!(TokenDigest::from_bytes(&bytes).unwrap().matches(&secret));
+        assert!(TokenDigest::from_bytes(&bytes[1..]).is_none());
         assert_eq!(format!("{secret:?}"), "TokenDigest(..)");
     }
 

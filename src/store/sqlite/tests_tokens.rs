@@ -1,0 +1,86 @@
+//! Tests of issued tokens and ranged agent listing in the SQLite store.
+
+use serde_json::json;
+
+use super::{tests::store, *};
+use crate::{
+    store::AgentRecord,
+    tokens::{issued::TokenRequest, pattern::AgentPattern},
+};
+
+fn issue(name: &str, agents: &[&str]) -> TokenRecord {
+    let req: TokenRequest = serde_json::from_value(json!({
+        "name": name, "scopes": ["send", "read"], "agents": agents,
+        "rate_per_s": 7, "expires_in_s": 60,
+    }))
+    .unwrap();
+    req.issue(now_s()).unwrap().0
+}
+
+#[tokio::test]
+async fn tokens_round_trip_and_delete_once() {
+    let (_dir, s) = store().await;
+    let a = issue("a", &["planner-*", "solo"]);
+    let b = issue("b", &["*"]);
+    s.put_token(&a).await.unwrap();
+    s.put_token(&b).await.unwrap();
+    let all = s.tokens().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let got = all.iter().find(|t| t.id == a.id).unwrap();
+    assert_eq!(got.name, "a");
+    assert!(got.digest.matches(&a.digest));
+    assert_eq!(got.scopes, a.scopes);
+    assert_eq!(got.agents, a.agents);
+    assert_eq!((got.rate_per_s, got.expires_at), (Some(7), a.expires_at));
+    assert!(s.delete_token(&a.id).await.unwrap());
+    assert!(!s.delete_token(&a.id).await.unwrap());
+    let left = s.tokens().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, b.id);
+}
+
+#[tokio::test]
+async fn the_same_digest_is_never_stored_twice() {
+    let (_dir, s) = store().await;
+    let a = issue("a", &["x"]);
+    s.put_token(&a).await.unwrap();
+    let mut copy = issue("copy", &["x"]);
+    copy.digest = a.digest;
+    assert!(s.put_token(&copy).await.is_err());
+    assert_eq!(s.tokens().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn agents_are_listed_within_a_pattern_range() {
+    let (_dir, s) = store().await;
+    let ops: Vec<_> = ["pl", "pl-a", "pl-b", "pl_", "plz", "other"]
+        .iter()
+        .map(|slug| {
+            WriteOp::Agent(AgentRecord {
+                slug: AgentSlug::parse(slug).unwrap(),
+                registered: true,
+                display_name: None,
+                avatar_url: None,
+            })
+        })
+        .collect();
+    s.apply(&ops).await.unwrap();
+    let list = |pattern: &str, after: Option<&str>, limit| {
+        let range = AgentPattern::parse(pattern).unwrap().range();
+        let after = after.map(|a| AgentSlug::parse(a).unwrap());
+        let s = &s;
+        async move {
+            s.agents(after.as_ref(), &range, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.slug.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("pl-*", None, 10).await, ["pl-a", "pl-b"]);
+    assert_eq!(list("pl-*", Some("pl-a"), 10).await, ["pl-b"]);
+    assert_eq!(list("pl", None, 10).await, ["pl"]);
+    assert_eq!(list("*", Some("pl_"), 10).await, ["plz"]);
+    assert_eq!(list("*", None, 2).await, ["other", "pl"]);
+}

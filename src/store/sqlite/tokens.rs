@@ -1,0 +1,71 @@
+//! Issued bridge tokens in SQLite: read through the pool, written on the only writing
+//! connection (a token is issued or revoked rarely; no group commit is needed).
+
+use sqlx::{Row, SqlitePool};
+
+use super::{StoreError, StoreResult, Writer};
+use crate::tokens::{
+    issued::{TokenId, TokenRecord},
+    pattern::AgentPattern,
+    scope::Scopes,
+    TokenDigest,
+};
+
+pub(super) async fn all(pool: &SqlitePool) -> StoreResult<Vec<TokenRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, name, digest, scopes, agents, rate_per_s, created_at, expires_at \
+         FROM bridge_tokens ORDER BY created_at, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let id: String = r.get(0);
+            let corrupt = |what: &str| StoreError::Corrupt(format!("token {id}: {what}"));
+            let digest: Vec<u8> = r.get(2);
+            let agents: Vec<String> =
+                serde_json::from_str(r.get(4)).map_err(|_| corrupt("agents"))?;
+            Ok(TokenRecord {
+                id: TokenId::parse(&id).ok_or_else(|| corrupt("id"))?,
+                name: r.get(1),
+                digest: TokenDigest::from_bytes(&digest).ok_or_else(|| corrupt("digest"))?,
+                scopes: Scopes::from_text(r.get(3)).ok_or_else(|| corrupt("scopes"))?,
+                agents: agents
+                    .iter()
+                    .map(|p| AgentPattern::parse(p).map_err(|_| corrupt("agents")))
+                    .collect::<Result<_, _>>()?,
+                rate_per_s: r.get::<Option<i64>, _>(5).map(|r| r as u32),
+                created_at: r.get(6),
+                expires_at: r.get(7),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn insert(writer: &mut Writer, t: &TokenRecord) -> StoreResult<()> {
+    let agents: Vec<String> = t.agents.iter().map(ToString::to_string).collect();
+    sqlx::query(
+        "INSERT INTO bridge_tokens \
+         (id, name, digest, scopes, agents, rate_per_s, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(t.id.as_str())
+    .bind(&t.name)
+    .bind(t.digest.to_bytes().to_vec())
+    .bind(t.scopes.to_text())
+    .bind(serde_json::to_string(&agents).expect("strings serialise"))
+    .bind(t.rate_per_s)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .execute(&mut writer.conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete(writer: &mut Writer, id: &TokenId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM bridge_tokens WHERE id = ?")
+        .bind(id.as_str())
+        .execute(&mut writer.conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
