@@ -20,6 +20,7 @@
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
 //!   of errors to HTTP answers.
+//! - [`client`]: the bridge API as the command line calls it (`mosaic-as token ...`).
 //! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`]; [`tokens`]: bearer
 //!   tokens kept and compared as digests, scopes, agent patterns, issued-token records.
 //!
@@ -32,6 +33,7 @@ pub mod access;
 pub mod actors;
 pub mod api;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod ids;
 pub mod inbound;

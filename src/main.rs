@@ -1,9 +1,11 @@
-//! The `mosaic-as` command line: `serve`, `registration`, `check-config`, `gen-secrets`.
+//! The `mosaic-as` command line: `serve`, `registration`, `check-config`, `gen-secrets`,
+//! and `token` (a client of the bridge API).
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use mosaic_as::{
+    client::{tokens, BridgeClient},
     config::{self, Config, ProcessEnv},
     ids::Namespaces,
     matrix::registration::registration_yaml,
@@ -18,8 +20,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// A Matrix application service that hosts AI agents as virtual Matrix users.
 ///
 /// Secrets come only from the environment: MOSAIC_AS_TOKEN (daemon → homeserver),
-/// MOSAIC_HS_TOKEN (homeserver → daemon) and MOSAIC_BRIDGE_TOKENS (comma-separated bearer
-/// tokens of the bridge API; set it to "" to disable the bridge). `gen-secrets` makes them.
+/// MOSAIC_HS_TOKEN (homeserver → daemon) and MOSAIC_BRIDGE_TOKENS (comma-separated admin
+/// tokens of the bridge API; set it to "" to disable the bridge). `gen-secrets` makes them;
+/// `token create` issues scoped tokens for agent processes.
 #[derive(Parser)]
 #[command(name = "mosaic-as", version, about, long_about)]
 struct Cli {
@@ -40,6 +43,43 @@ enum Command {
     CheckConfig,
     /// Print fresh random values for the three secret variables, in .env form.
     GenSecrets,
+    /// Issue, list and revoke bridge tokens (talks to a running daemon: MOSAIC_BRIDGE_URL,
+    /// default http://127.0.0.1:9000, with an admin MOSAIC_BRIDGE_TOKEN).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token; prints its value (shown this once) and nothing else on stdout.
+    Create {
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: String,
+        /// Scopes, comma-separated: send, read, profile, provision, admin.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Agent patterns, comma-separated or repeated: a slug, `prefix-*` or `*`.
+        #[arg(long = "agent")]
+        agents: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h, 3600s (default: never expires).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Requests per second (default: the daemon's limits.token_rate_per_s).
+        #[arg(long)]
+        rate: Option<u32>,
+    },
+    /// List the issued tokens (never their values).
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        /// The token's id (`tok_...`, from `token list`).
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,10 +98,11 @@ fn main() -> ExitCode {
             println!("{}={}", config::ENV_BRIDGE_TOKENS, token());
             ExitCode::SUCCESS
         }
+        Command::Token(command) => token(command),
         Command::CheckConfig => match Config::load(&cli.config, &ProcessEnv) {
             Ok(c) => {
                 println!(
-                    "{}: configuration OK (homeserver {}, listening on {}, {} bridge token(s))",
+                    "{}: configuration OK (homeserver {}, listening on {}, {} admin bridge token(s))",
                     cli.config.display(),
                     c.homeserver.url,
                     c.appservice.listen,
@@ -82,6 +123,43 @@ fn main() -> ExitCode {
             Ok(c) => serve(c),
             Err(e) => report(&e),
         },
+    }
+}
+
+/// Runs a `token` command against the daemon the environment names.
+fn token(command: TokenCommand) -> ExitCode {
+    let result = BridgeClient::from_env(&ProcessEnv).and_then(|client| match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            agents,
+            expires_in,
+            rate,
+        } => {
+            let args = tokens::Create {
+                name,
+                scopes,
+                agents,
+                expires_in,
+                rate_per_s: rate,
+            };
+            tokens::create(&client, &args).map(|created| {
+                eprintln!("{}", created.summary);
+                created.value
+            })
+        }
+        TokenCommand::List { json } => tokens::list(&client, json),
+        TokenCommand::Revoke { id } => tokens::revoke(&client, &id),
+    });
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
