@@ -268,3 +268,39 @@ fn the_agent_list_shows_only_the_tokens_agents() {
     );
     assert_eq!(list(Some("a-2"), 2).0, ["c"]);
 }
+
+/// The sender bot invites an agent into a room only for a caller that could have chosen
+/// the room for it: a token that may only send gets the homeserver's refusal, and no
+/// invite is made; one with `provision` for the agent gets the invite and the message sent.
+#[test]
+fn the_sender_bot_invites_only_for_callers_that_could_choose_the_room() {
+    let app = spawn_app("scopes-invite");
+    let sender = issue_for(&app, &["send"], &["a-*"]);
+    let provisioner = issue_for(&app, &["send", "provision"], &["a-*"]);
+    let invites = || app.mock.count(support::mock_hs::Endpoint::Invite);
+    app.mock.fail_joins(1);
+    let body = json!({ "room_id": "!private:hs.local", "agent": "a-1", "body": "let me in" });
+    let r = call_as(
+        &app,
+        Some(&sender.value),
+        Method::POST,
+        "/bridge/v1/messages",
+        Some(&body),
+    );
+    r.expect_error(
+        502,
+        "M_FORBIDDEN",
+        "a send-only token into a room the agent is not in",
+    );
+    assert_eq!(invites(), 0, "the sender bot invited for a send-only token");
+    app.mock.fail_joins(1);
+    let r = call_as(
+        &app,
+        Some(&provisioner.value),
+        Method::POST,
+        "/bridge/v1/messages",
+        Some(&body),
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(invites(), 1);
+}

@@ -17,6 +17,7 @@ use ruma::{OwnedMxcUri, OwnedRoomId, OwnedUserId};
 use serde::Serialize;
 
 pub use membership::{JoinRoom, MembershipChanged};
+pub use ready::Joining;
 pub use send::{SendMessage, Sent};
 pub use typing::{ClearTyping, SetTyping};
 

@@ -11,6 +11,7 @@ use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
 use super::{bridge::slug_param, error::ApiError};
 use crate::{
     access::Principal,
+    actors::agent::Joining,
     ids::AgentSlug,
     tokens::{pattern::AgentPattern, scope::Scope},
 };
@@ -61,6 +62,15 @@ impl<S: NeedsScope> Grant<S> {
     /// Whether the caller may act for `slug` with scope `S`.
     pub fn agent(&self, slug: &AgentSlug) -> Result<(), ApiError> {
         Ok(self.principal.check_agent(S::SCOPE, slug)?)
+    }
+
+    /// How `slug` may get into a room this request names: through the sender bot's invite
+    /// only when the caller could have chosen the room for it (`provision` for the agent).
+    pub fn joining(&self, slug: &AgentSlug) -> Joining {
+        match self.principal.check_agent(Scope::Provision, slug) {
+            Ok(()) => Joining::SenderBotInvites,
+            Err(_) => Joining::ByItself,
+        }
     }
 
     /// The agents the caller acts for.

@@ -4,7 +4,10 @@
 use actix::prelude::*;
 use ruma::OwnedRoomId;
 
-use super::{ready::ready, AgentActor};
+use super::{
+    ready::{ready, Joining},
+    AgentActor,
+};
 use crate::actors::error::AgentResult;
 
 /// Joins the agent to a room (used for accepted invites and provisioning).
@@ -20,7 +23,10 @@ impl Handler<JoinRoom> for AgentActor {
         let app = self.app.clone();
         let record = self.record();
         let user = self.user_id();
-        let work = async move { ready(&app, &record, &user, Some(&msg.room)).await };
+        let work = async move {
+            let room = Some((&*msg.room, Joining::SenderBotInvites));
+            ready(&app, &record, &user, room).await
+        };
         Box::pin(work.into_actor(self).map(|res, act, _| {
             res?;
             act.registered = true;

@@ -13,20 +13,32 @@ use crate::{
     store::MembershipChange,
 };
 
+/// How an agent gets into a room it is not in yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joining {
+    /// It joins by itself: the room must let it (invited, or public).
+    ByItself,
+    /// When the homeserver refuses its join, the sender bot invites it first. Only for
+    /// requests that could have chosen the room for the agent (a token with `provision`
+    /// for it, provisioning itself, accepted invites): the sender bot is in many rooms with
+    /// power, and must not pull an agent into one its caller could not have picked.
+    SenderBotInvites,
+}
+
 /// Makes the agent ready: registered, and joined to `room` when one is given. On success
 /// the agent is registered (the caller records that in the actor).
 pub(super) async fn ready(
     app: &AppState,
     record: &AgentRecord,
     user: &UserId,
-    room: Option<&RoomId>,
+    room: Option<(&RoomId, Joining)>,
 ) -> AgentResult<()> {
     if !record.registered {
         register(app, record).await?;
     }
     match room {
-        Some(room) if !app.directory.is_joined(room, &record.slug) => {
-            join(app, record, user, room).await
+        Some((room, joining)) if !app.directory.is_joined(room, &record.slug) => {
+            join(app, record, user, room, joining).await
         }
         _ => Ok(()),
     }
@@ -46,18 +58,20 @@ async fn register(app: &AppState, record: &AgentRecord) -> AgentResult<()> {
     Ok(())
 }
 
-/// Joins `room` as `user`; when the homeserver refuses because the agent is not invited,
-/// the sender bot invites it and it joins again. The membership is recorded.
+/// Joins `room` as `user`; when the homeserver refuses because the agent is not invited
+/// and `joining` allows it, the sender bot invites it and it joins again. The membership is
+/// recorded.
 async fn join(
     app: &AppState,
     record: &AgentRecord,
     user: &UserId,
     room: &RoomId,
+    joining: Joining,
 ) -> AgentResult<()> {
     let slug = &record.slug;
     match app.hs.join(user, room).await {
         Ok(()) => {}
-        Err(e) if e.status() == Some(403) => {
+        Err(e) if e.status() == Some(403) && joining == Joining::SenderBotInvites => {
             tracing::debug!(agent = %slug, room = %room, "join refused; inviting through the sender bot");
             app.hs.invite(app.ns.sender(), room, user).await.map_err(
                 |invite_err: HomeserverError| {

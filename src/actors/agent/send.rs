@@ -12,7 +12,7 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use super::{AgentActor, AppState};
+use super::{ready::Joining, AgentActor, AppState};
 use crate::{
     actors::error::{AgentError, AgentResult},
     ids::AgentSlug,
@@ -28,6 +28,8 @@ pub struct SendMessage {
     pub message: OutgoingMessage,
     /// The client's idempotency key; one is generated when absent.
     pub client_txn: Option<String>,
+    /// How the agent gets into the room when it is not in it.
+    pub joining: Joining,
 }
 
 /// A delivered (or earlier delivered) message.
@@ -43,6 +45,7 @@ struct SendJob {
     txn_id: String,
     /// The key came from the client (so it may have been used before).
     client_key: bool,
+    joining: Joining,
 }
 
 type Reply = oneshot::Sender<AgentResult<Sent>>;
@@ -109,6 +112,7 @@ impl Handler<SendMessage> for AgentActor {
                     message: msg.message,
                     txn_id,
                     client_key,
+                    joining: msg.joining,
                 },
                 reply,
             ));
@@ -198,6 +202,7 @@ async fn deliver(
         message,
         txn_id,
         client_key,
+        joining,
     } = job;
     let mut registered = record.registered;
     let mut to_record = None;
@@ -211,7 +216,7 @@ async fn deliver(
                 });
             }
         }
-        super::ready::ready(&app, &record, &user, Some(&room)).await?;
+        super::ready::ready(&app, &record, &user, Some((&room, joining))).await?;
         registered = true;
         let content = message.to_content();
         let matrix_txn = matrix_txn_id(&slug, &txn_id);

@@ -11,7 +11,7 @@ use std::{
 use actix::prelude::*;
 use ruma::{OwnedRoomId, RoomId};
 
-use super::{AgentActor, AppState};
+use super::{ready::Joining, AgentActor, AppState};
 use crate::{actors::error::AgentResult, metrics::METRICS};
 
 /// Deadline of a best-effort typing call (renewal or clear), retries included.
@@ -25,6 +25,8 @@ pub struct SetTyping {
     pub typing: bool,
     /// How long typing should last at most (capped by the configured maximum).
     pub duration: Option<Duration>,
+    /// How the agent gets into the room when it is not in it.
+    pub joining: Joining,
 }
 
 /// Clears every typing indicator at the homeserver (before shutdown).
@@ -94,8 +96,9 @@ impl Handler<SetTyping> for AgentActor {
         let token = typing.next_token;
         typing.pending.insert(room.clone(), token);
         let key = room.clone();
+        let joining = msg.joining;
         let work = async move {
-            super::ready::ready(&app, &record, &user, Some(&room)).await?;
+            super::ready::ready(&app, &record, &user, Some((&room, joining))).await?;
             app.hs
                 .typing(&user, &room, true, timeout, app.config.hs_deadline())
                 .await?;

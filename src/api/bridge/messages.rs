@@ -81,6 +81,7 @@ pub async fn send_message(
             mentions: req.mentions,
         },
         client_txn: req.txn_id,
+        joining: grant.joining(&req.agent),
     };
     let sent = app.ask(&req.agent, send).await??;
     Ok(HttpResponse::Ok().json(match sent.txn_id {

@@ -50,6 +50,7 @@ pub async fn set_typing(
         room: req.room_id,
         typing: req.typing,
         duration: req.timeout_ms.map(Duration::from_millis),
+        joining: grant.joining(&req.agent),
     };
     if req.typing {
         app.ask(&req.agent, typing).await??;
