@@ -81,6 +81,43 @@ fn txn_id_makes_sends_idempotent_per_agent() {
     assert!(senders.contains(&stack.agent_user(&b).as_str()));
 }
 
+/// A key is scoped like a Matrix transaction id, per agent and room: the same `txn_id` in
+/// another room is another message, which arrives there; the same key with another body in
+/// the same room is 409 `M_IDEMPOTENCY_CONFLICT` and sends nothing.
+#[test]
+fn txn_id_is_scoped_per_room_and_never_answers_another_request() {
+    let stack = Stack::shared();
+    let agent = support::unique("idem-room");
+    let (alice, room_a) = room_with_human(stack, &[&agent]);
+    let (bob, room_b) = room_with_human(stack, &[&agent]);
+    let body = format!("keyed {}", support::unique("m"));
+    let in_a = send(stack, &room_a, &agent, json!({"body": body, "txn_id": "k"}));
+    let in_b = send(stack, &room_b, &agent, json!({"body": body, "txn_id": "k"}));
+    assert_ne!(in_a, in_b, "room B got room A's event id");
+    seen(&alice, &room_a, &in_a);
+    seen(&bob, &room_b, &in_b);
+    let again = send(stack, &room_b, &agent, json!({"body": body, "txn_id": "k"}));
+    assert_eq!(again, in_b);
+
+    let other = json!({"room_id": room_a, "agent": agent, "body": "something else", "txn_id": "k"});
+    let (status, answer) = stack.daemon.bridge_post("/bridge/v1/messages", &other);
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["errcode"], "M_IDEMPOTENCY_CONFLICT");
+    assert!(
+        answer["error"].as_str().unwrap().contains("\"k\""),
+        "{answer}"
+    );
+    let marker = send(stack, &room_a, &agent, json!({"body": "marker"}));
+    seen(&alice, &room_a, &marker);
+    let bodies: Vec<Value> = alice
+        .messages(&room_a)
+        .into_iter()
+        .map(|e| e["content"]["body"].clone())
+        .collect();
+    assert!(!bodies.contains(&json!("something else")), "{bodies:?}");
+    assert_eq!(bodies.iter().filter(|b| **b == json!(body)).count(), 1);
+}
+
 /// `reply_to`, `thread_root` and `mentions` as the human's client reads them.
 #[test]
 fn replies_threads_and_mentions() {

@@ -24,6 +24,9 @@ pub enum AgentError {
     /// The request needs an agent that does not exist, and may not create one.
     #[error("unknown agent {0}")]
     Unknown(AgentSlug),
+    /// A client idempotency key already named another request in this room.
+    #[error("txn_id {0:?} was already used for a different request in this room")]
+    IdempotencyConflict(String),
     /// Creating the agent would pass `limits.max_agents`.
     #[error("at most {max} agents are hosted (limits.max_agents)")]
     LimitReached { max: usize },

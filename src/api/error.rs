@@ -50,6 +50,9 @@ pub enum ApiError {
     /// A room alias is taken.
     #[error("{0}")]
     RoomInUse(String),
+    /// A client idempotency key names another request (`M_IDEMPOTENCY_CONFLICT`).
+    #[error("{0}")]
+    IdempotencyConflict(String),
     /// A configured bound would be passed (`limits.max_agents`).
     #[error("{0}")]
     ResourceLimit(String),
@@ -85,6 +88,7 @@ impl ApiError {
             Self::InvalidParam(_) => "M_INVALID_PARAM",
             Self::TooLarge(_) => "M_TOO_LARGE",
             Self::RoomInUse(_) => "M_ROOM_IN_USE",
+            Self::IdempotencyConflict(_) => "M_IDEMPOTENCY_CONFLICT",
             Self::ResourceLimit(_) => "M_RESOURCE_LIMIT_EXCEEDED",
             Self::RateLimited { .. } => "M_LIMIT_EXCEEDED",
             Self::Homeserver(HomeserverError::Status { errcode, .. }) => errcode,
@@ -119,7 +123,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotJson(_) | Self::BadJson(_) | Self::InvalidParam(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RoomInUse(_) => StatusCode::CONFLICT,
+            Self::RoomInUse(_) | Self::IdempotencyConflict(_) => StatusCode::CONFLICT,
             Self::ResourceLimit(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Homeserver(HomeserverError::Unreachable(_)) | Self::Unavailable { .. } => {
@@ -164,6 +168,7 @@ impl From<AgentError> for ApiError {
             },
             AgentError::Unknown(slug) => ApiError::NotFound(format!("unknown agent {slug}")),
             e @ AgentError::LimitReached { .. } => ApiError::ResourceLimit(e.to_string()),
+            e @ AgentError::IdempotencyConflict(_) => ApiError::IdempotencyConflict(e.to_string()),
         }
     }
 }

@@ -136,10 +136,10 @@ pub enum WriteOp {
     Agent(AgentRecord),
     /// An agent joined or left a room.
     Membership(MembershipChange),
-    /// A send succeeded: `(agent, client txn id) → event id`.
+    /// A send with a client key succeeded: key → (what it asked for, event id).
     Sent {
-        slug: AgentSlug,
-        client_txn: String,
+        key: SentKey,
+        request: RequestDigest,
         event_id: OwnedEventId,
     },
     /// A provisioned room.
@@ -166,6 +166,51 @@ pub enum TransactionOutcome {
         /// The id had been recorded with other content: the homeserver reused it.
         id_reused: bool,
     },
+}
+
+/// A client idempotency key, scoped like a Matrix transaction id: per agent and room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SentKey {
+    pub slug: AgentSlug,
+    pub room_id: OwnedRoomId,
+    pub client_txn: String,
+}
+
+/// What a request with a client key asked for: the SHA-256 of its event type and content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDigest([u8; 32]);
+
+impl RequestDigest {
+    pub fn of(event_type: &str, content: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(event_type.as_bytes());
+        h.update([0]);
+        h.update(content);
+        Self(h.finalize().into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The stored form.
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Reads the stored form back.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let bytes = hex::decode(s).ok()?;
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+/// An earlier send with a client key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    pub request: RequestDigest,
+    pub event_id: OwnedEventId,
 }
 
 /// A provisioned room.
@@ -201,12 +246,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every (agent, room) where an agent is joined.
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>>;
 
-    /// The event id of an earlier send with this client key.
-    async fn sent_event(
-        &self,
-        slug: &AgentSlug,
-        client_txn: &str,
-    ) -> StoreResult<Option<OwnedEventId>>;
+    /// The earlier send with this client key.
+    async fn sent_event(&self, key: &SentKey) -> StoreResult<Option<SentRecord>>;
 
     /// Inbox entries of `slug` with a cursor above `after`, oldest first.
     async fn read_inbox(

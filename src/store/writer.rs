@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AgentRecord, MembershipChange, RoomRecord, Store, StoreError, StoreResult, TransactionOutcome,
-    TransactionWrite, WriteOp, WriteOutcome,
+    AgentRecord, MembershipChange, RequestDigest, RoomRecord, SentKey, Store, StoreError,
+    StoreResult, TransactionOutcome, TransactionWrite, WriteOp, WriteOutcome,
 };
-use crate::{ids::AgentSlug, metrics::METRICS};
+use crate::metrics::METRICS;
 
 /// Most writes applied in one commit.
 const MAX_BATCH: usize = 512;
@@ -69,13 +69,13 @@ impl CommitWriter {
 
     pub async fn record_sent(
         &self,
-        slug: AgentSlug,
-        client_txn: String,
+        key: SentKey,
+        request: RequestDigest,
         event_id: ruma::OwnedEventId,
     ) -> StoreResult<()> {
         self.write(WriteOp::Sent {
-            slug,
-            client_txn,
+            key,
+            request,
             event_id,
         })
         .await

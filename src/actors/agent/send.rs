@@ -1,6 +1,6 @@
 //! Outgoing messages of one agent: a FIFO per room with one send in flight per room (the
 //! ordering guarantee), rooms in parallel, a bound on queued messages, and idempotent
-//! sends through the `(agent, txn_id) → event_id` map.
+//! sends through the `(agent, room, txn_id) → (request, event_id)` map.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -17,7 +17,7 @@ use crate::{
     actors::error::{AgentError, AgentResult},
     ids::AgentSlug,
     matrix::content::OutgoingMessage,
-    store::AgentRecord,
+    store::{AgentRecord, RequestDigest, SentKey},
 };
 
 /// Sends a message as the agent.
@@ -73,13 +73,22 @@ impl SendQueues {
     }
 }
 
+/// The event type of messages.
+const MESSAGE_TYPE: &str = "m.room.message";
+
 /// The Matrix transaction id of a send: derived from agent and key, because the homeserver
-/// deduplicates per appservice token, not per masqueraded user.
-pub fn matrix_txn_id(slug: &AgentSlug, key: &str) -> String {
+/// deduplicates per appservice token, not per masqueraded user, and from what a client's
+/// key asked for, so the homeserver's deduplication never answers one request with
+/// another's event.
+pub fn matrix_txn_id(slug: &AgentSlug, key: &str, request: Option<&RequestDigest>) -> String {
     let mut h = Sha256::new();
     h.update(slug.as_str().as_bytes());
     h.update([0]);
     h.update(key.as_bytes());
+    if let Some(request) = request {
+        h.update([0]);
+        h.update(request.as_bytes());
+    }
     format!("mas.{}", hex::encode(&h.finalize()[..16]))
 }
 
@@ -126,9 +135,6 @@ struct SendOutcome {
     /// The agent is registered (the send got past the ready step).
     registered: bool,
     result: AgentResult<Sent>,
-    /// The client's key of a send that reached the homeserver now (not found in the sent
-    /// map): to be recorded.
-    to_record: Option<String>,
 }
 
 impl AgentActor {
@@ -161,26 +167,7 @@ impl AgentActor {
                 // A message ends the agent's typing in that room (Synapse does not).
                 act.end_typing(&room, ctx);
             }
-            match (outcome.result, outcome.to_record) {
-                (Ok(sent), Some(key)) => {
-                    // The next send of this room need not wait for this record: the
-                    // homeserver has the event, and a concurrent retry with the same key
-                    // reuses the same Matrix txn id, which the homeserver deduplicates.
-                    let writer = act.app.writer.clone();
-                    let slug = act.slug.clone();
-                    ctx.spawn(
-                        async move {
-                            let recorded =
-                                writer.record_sent(slug, key, sent.event_id.clone()).await;
-                            let _ = reply.send(recorded.map(|()| sent).map_err(Into::into));
-                        }
-                        .into_actor(act),
-                    );
-                }
-                (result, _) => {
-                    let _ = reply.send(result);
-                }
-            }
+            let _ = reply.send(outcome.result);
             let sends = &mut act.rooms().sends;
             sends.queued -= 1;
             if let Some(q) = sends.rooms.get_mut(&room) {
@@ -191,6 +178,9 @@ impl AgentActor {
     }
 }
 
+/// Sends one message. A client key is looked up first (the same request again answers
+/// the first event id; another request under the key is a conflict) and recorded before
+/// the next send of the room starts, so no later send with the key can miss it.
 async fn deliver(
     app: Arc<AppState>,
     record: AgentRecord,
@@ -205,37 +195,54 @@ async fn deliver(
         joining,
     } = job;
     let mut registered = record.registered;
-    let mut to_record = None;
     let result = async {
         let slug = record.slug.clone();
-        if client_key {
-            if let Some(event_id) = app.store.sent_event(&slug, &txn_id).await? {
-                return Ok(Sent {
-                    event_id,
-                    txn_id: Some(txn_id),
-                });
+        let content = message.to_content();
+        let keyed = match client_key {
+            true => {
+                let json = serde_json::to_vec(&content).expect("message content serialises");
+                let key = SentKey {
+                    slug: slug.clone(),
+                    room_id: room.clone(),
+                    client_txn: txn_id.clone(),
+                };
+                let request = RequestDigest::of(MESSAGE_TYPE, &json);
+                if let Some(prior) = app.store.sent_event(&key).await? {
+                    if prior.request != request {
+                        return Err(AgentError::IdempotencyConflict(txn_id));
+                    }
+                    return Ok(Sent {
+                        event_id: prior.event_id,
+                        txn_id: Some(txn_id),
+                    });
+                }
+                Some((key, request))
             }
-        }
+            false => None,
+        };
         super::ready::ready(&app, &record, &user, Some((&room, joining))).await?;
         registered = true;
-        let content = message.to_content();
-        let matrix_txn = matrix_txn_id(&slug, &txn_id);
+        let request = keyed.as_ref().map(|(_, r)| r);
+        let matrix_txn = matrix_txn_id(&slug, &txn_id, request);
         let event_id = app
             .hs
-            .send_event(&user, &room, "m.room.message", &matrix_txn, &content)
+            .send_event(&user, &room, MESSAGE_TYPE, &matrix_txn, &content)
             .await?;
         // Only a client's key can come back: a generated one needs no record (nobody
         // can retry with it), which keeps the store out of the plain send path.
-        let txn_id = client_key.then_some(txn_id);
-        to_record = txn_id.clone();
+        let txn_id = match keyed {
+            Some((key, request)) => {
+                app.writer
+                    .record_sent(key, request, event_id.clone())
+                    .await?;
+                Some(txn_id)
+            }
+            None => None,
+        };
         Ok(Sent { event_id, txn_id })
     }
     .await;
-    SendOutcome {
-        registered,
-        result,
-        to_record,
-    }
+    SendOutcome { registered, result }
 }
 
 #[cfg(test)]
@@ -243,14 +250,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn txn_ids_differ_per_agent_and_key() {
+    fn txn_ids_differ_per_agent_key_and_request() {
         let a = AgentSlug::parse("a").unwrap();
         let b = AgentSlug::parse("b").unwrap();
-        assert_eq!(matrix_txn_id(&a, "k"), matrix_txn_id(&a, "k"));
-        assert_ne!(matrix_txn_id(&a, "k"), matrix_txn_id(&b, "k"));
-        assert_ne!(matrix_txn_id(&a, "k"), matrix_txn_id(&a, "k2"));
+        assert_eq!(matrix_txn_id(&a, "k", None), matrix_txn_id(&a, "k", None));
+        assert_ne!(matrix_txn_id(&a, "k", None), matrix_txn_id(&b, "k", None));
+        assert_ne!(matrix_txn_id(&a, "k", None), matrix_txn_id(&a, "k2", None));
         // No ambiguity between ("a", "bk") and ("ab", "k").
         let ab = AgentSlug::parse("ab").unwrap();
-        assert_ne!(matrix_txn_id(&a, "bk"), matrix_txn_id(&ab, "k"));
+        assert_ne!(matrix_txn_id(&a, "bk", None), matrix_txn_id(&ab, "k", None));
+        let hi = RequestDigest::of(MESSAGE_TYPE, b"hi");
+        let bye = RequestDigest::of(MESSAGE_TYPE, b"bye");
+        assert_eq!(
+            matrix_txn_id(&a, "k", Some(&hi)),
+            matrix_txn_id(&a, "k", Some(&hi))
+        );
+        assert_ne!(
+            matrix_txn_id(&a, "k", Some(&hi)),
+            matrix_txn_id(&a, "k", Some(&bye))
+        );
     }
 }

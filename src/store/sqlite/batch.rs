@@ -69,9 +69,10 @@ const UPSERT_AGENTS: &str = "INSERT INTO agents \
     SELECT value->>0, value->>1, value->>2, value->>3, ? FROM json_each(?) WHERE true \
     ON CONFLICT (slug) DO UPDATE SET registered = excluded.registered, \
     display_name = excluded.display_name, avatar_url = excluded.avatar_url";
-const INSERT_SENT: &str = "INSERT INTO sent (slug, client_txn_id, event_id, sent_at) \
-    SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
-    ON CONFLICT DO NOTHING";
+const INSERT_SENT: &str = "INSERT INTO sent \
+    (slug, room_id, client_txn_id, request_digest, event_id, sent_at) \
+    SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ? FROM json_each(?) \
+    WHERE true ON CONFLICT DO NOTHING";
 const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created_at) \
     SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
     ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id";
@@ -139,7 +140,7 @@ pub(super) async fn write_batch(
     let mut inbox_rows: Vec<(i64, &str, i64, bool)> = Vec::new();
     let mut memberships: LastWrite<(&str, &str), bool> = LastWrite::default();
     let mut agents: LastWrite<&str, &AgentRecord> = LastWrite::default();
-    let mut sent: LastWrite<(&str, &str), &str> = LastWrite::default();
+    let mut sent: LastWrite<(&str, &str, &str), (String, &str)> = LastWrite::default();
     let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
     for op in batch {
         let outcome = match op {
@@ -205,11 +206,14 @@ pub(super) async fn write_batch(
                 WriteOutcome::Done
             }
             WriteOp::Sent {
-                slug,
-                client_txn,
+                key,
+                request,
                 event_id,
             } => {
-                sent.set_first((slug.as_str(), client_txn), event_id.as_str());
+                sent.set_first(
+                    (key.slug.as_str(), key.room_id.as_str(), &key.client_txn),
+                    (request.to_hex(), event_id.as_str()),
+                );
                 WriteOutcome::Done
             }
             WriteOp::Room(r) => {
@@ -254,7 +258,11 @@ pub(super) async fn write_batch(
         })
         .collect();
     w.rows(UPSERT_AGENTS, Some(now), &agents)?;
-    let sent: Vec<_> = sent.0.iter().map(|((s, c), e)| (s, c, e)).collect();
+    let sent: Vec<_> = sent
+        .0
+        .iter()
+        .map(|((s, r, c), (d, e))| (s, r, c, d, e))
+        .collect();
     w.rows(INSERT_SENT, Some(now), &sent)?;
     let rooms: Vec<_> = rooms
         .0

@@ -21,8 +21,8 @@ use sqlx::{
 use tokio::sync::Mutex;
 
 use super::{
-    now_s, AgentRecord, InboxEntry, InboxEvent, Retention, Store, StoreError, StoreResult, WriteOp,
-    WriteOutcome,
+    now_s, AgentRecord, InboxEntry, InboxEvent, RequestDigest, Retention, SentKey, SentRecord,
+    Store, StoreError, StoreResult, WriteOp, WriteOutcome,
 };
 use crate::{
     ids::AgentSlug,
@@ -181,19 +181,23 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn sent_event(
-        &self,
-        slug: &AgentSlug,
-        client_txn: &str,
-    ) -> StoreResult<Option<OwnedEventId>> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT event_id FROM sent WHERE slug = ? AND client_txn_id = ?")
-                .bind(slug.as_str())
-                .bind(client_txn)
-                .fetch_optional(&self.pool)
-                .await?;
-        id.map(|s| {
-            OwnedEventId::try_from(s).map_err(|e| StoreError::Corrupt(format!("event id: {e}")))
+    async fn sent_event(&self, key: &SentKey) -> StoreResult<Option<SentRecord>> {
+        let row = sqlx::query(
+            "SELECT request_digest, event_id FROM sent \
+             WHERE slug = ? AND room_id = ? AND client_txn_id = ?",
+        )
+        .bind(key.slug.as_str())
+        .bind(key.room_id.as_str())
+        .bind(&key.client_txn)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let corrupt = |what: &str| StoreError::Corrupt(format!("sent key: {what}"));
+            Ok(SentRecord {
+                request: RequestDigest::from_hex(r.get(0)).ok_or_else(|| corrupt("digest"))?,
+                event_id: OwnedEventId::try_from(r.get::<String, _>(1))
+                    .map_err(|_| corrupt("event id"))?,
+            })
         })
         .transpose()
     }

@@ -15,6 +15,14 @@ pub(super) async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, SqliteStore::open(&url).await.unwrap())
 }
 
+pub(super) fn sent_key(agent: &str, room: &str, txn: &str) -> SentKey {
+    SentKey {
+        slug: AgentSlug::parse(agent).unwrap(),
+        room_id: room.try_into().unwrap(),
+        client_txn: txn.into(),
+    }
+}
+
 pub(super) async fn commit(
     s: &SqliteStore,
     txns: Vec<TransactionWrite>,
@@ -250,8 +258,8 @@ async fn outcomes_follow_batch_order_across_kinds() {
         })
     };
     let sent = |event: &str| WriteOp::Sent {
-        slug: slug("a"),
-        client_txn: "c1".into(),
+        key: sent_key("a", "!r", "c1"),
+        request: RequestDigest::of("m.room.message", event.as_bytes()),
         event_id: event.try_into().unwrap(),
     };
     let room = |alias: &str| {
@@ -314,10 +322,8 @@ async fn outcomes_follow_batch_order_across_kinds() {
             .collect::<Vec<_>>(),
         [("a", "!r"), ("b", "!r")]
     );
-    assert_eq!(
-        s.sent_event(&slug("a"), "c1").await.unwrap().unwrap(),
-        "$s1"
-    );
+    let first = s.sent_event(&sent_key("a", "!r", "c1")).await.unwrap();
+    assert_eq!(first.unwrap().event_id, "$s1");
     let alias: String = sqlx::query_scalar("SELECT alias FROM rooms WHERE room_id = '!r'")
         .fetch_one(&s.pool)
         .await

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::tests::{commit, delivery, recorded, reused, slug, store, txn};
+use super::tests::{commit, delivery, recorded, reused, sent_key, slug, store, txn};
 use super::*;
-use crate::store::{AgentRecord, TransactionOutcome};
+use crate::store::{AgentRecord, RequestDigest, TransactionOutcome};
 
 #[tokio::test]
 async fn a_big_batch_is_written_whole() {
@@ -115,8 +115,8 @@ async fn awkward_text_is_stored_exactly() {
     assert_eq!(recorded(&again[1]), [None]);
     s.apply(&[
         WriteOp::Sent {
-            slug: slug("a"),
-            client_txn: "c\u{0}\"1".into(),
+            key: sent_key("a", "!r", "c\u{0}\"1"),
+            request: RequestDigest::of("m.room.message", b"{}"),
             event_id: "$s".try_into().unwrap(),
         },
         WriteOp::Agent(AgentRecord {
@@ -128,13 +128,8 @@ async fn awkward_text_is_stored_exactly() {
     ])
     .await
     .unwrap();
-    assert_eq!(
-        s.sent_event(&slug("a"), "c\u{0}\"1")
-            .await
-            .unwrap()
-            .unwrap(),
-        "$s"
-    );
+    let sent = s.sent_event(&sent_key("a", "!r", "c\u{0}\"1")).await;
+    assert_eq!(sent.unwrap().unwrap().event_id, "$s");
     let a = s.agent(&slug("a")).await.unwrap().unwrap();
     assert_eq!(a.display_name.as_deref(), Some("Ä \"n\u{0}\""));
     assert!(a.registered);
@@ -195,4 +190,41 @@ async fn retention_keeps_the_newest() {
             .collect::<Vec<_>>(),
         ["$e3", "$e4"]
     );
+}
+
+#[tokio::test]
+async fn client_keys_are_per_room_and_the_first_record_stays() {
+    let (_dir, s) = store().await;
+    let write = |room: &str, body: &str, event: &str| WriteOp::Sent {
+        key: sent_key("a", room, "k"),
+        request: RequestDigest::of("m.room.message", body.as_bytes()),
+        event_id: event.try_into().unwrap(),
+    };
+    s.apply(&[write("!one", "hi", "$1"), write("!two", "bye", "$2")])
+        .await
+        .unwrap();
+    s.apply(&[write("!one", "other", "$3")]).await.unwrap();
+    let one = s
+        .sent_event(&sent_key("a", "!one", "k"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.event_id, "$1");
+    assert_eq!(one.request, RequestDigest::of("m.room.message", b"hi"));
+    let two = s
+        .sent_event(&sent_key("a", "!two", "k"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(two.event_id, "$2");
+    assert!(s
+        .sent_event(&sent_key("a", "!three", "k"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .sent_event(&sent_key("b", "!one", "k"))
+        .await
+        .unwrap()
+        .is_none());
 }
