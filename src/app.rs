@@ -47,7 +47,7 @@ pub enum AppError {
 /// Runs the daemon until `shutdown` completes. Must run inside an actix system.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     let listen = config.appservice.listen;
-    let store = store::open(&config.store.url).await?;
+    let store = store::open(&config.store.url, config.store.sync).await?;
     let parts = StateParts {
         inboxes: Arc::new(Inboxes::new(store.clone(), config.limits.streams_per_agent)),
         directory: Arc::new(Directory::default()),

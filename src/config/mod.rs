@@ -113,6 +113,21 @@ pub struct StoreConfig {
     /// `sqlite://path/to/file.db` (the embedded store, the only one built in so far).
     #[serde(default = "defaults::store_url")]
     pub url: String,
+    /// When a commit counts as done: `full` (on disk, fsync, before the homeserver is
+    /// answered) or `normal` (faster; a power loss can lose acknowledged transactions).
+    #[serde(default)]
+    pub sync: SyncMode,
+}
+
+/// `store.sync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Every commit is on disk before it is acknowledged.
+    #[default]
+    Full,
+    /// Commits survive a process crash, not a power or node loss.
+    Normal,
 }
 
 /// `[limits]`: sizes, deadlines and queue bounds.
@@ -331,13 +346,20 @@ impl Config {
     pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let file = match std::fs::read_to_string(path) {
-            Ok(text) => match toml::from_str::<FileConfig>(&text) {
+            Ok(text) => match serde_path_to_error::deserialize::<_, FileConfig>(
+                toml::Deserializer::new(&text),
+            ) {
                 Ok(file) => Some(file),
                 Err(e) => {
+                    // The key's path, unless the problem is the whole file's.
+                    let key = match e.path().to_string() {
+                        p if p == "." => String::new(),
+                        p => format!("{p}: "),
+                    };
                     problems.push(format!(
-                        "{}: {}",
+                        "{}: {key}{}",
                         path.display(),
-                        e.message().trim().replace('\n', " ")
+                        e.inner().message().trim().replace('\n', " ")
                     ));
                     None
                 }

@@ -95,6 +95,22 @@ fn unknown_keys_and_bad_values_are_refused() {
     }
     let f = write(&GOOD.replace("http://127.0.0.1:8008", "https://h.example/matrix/"));
     Config::load(f.path(), &env).unwrap();
+
+    let f = write(&format!("{GOOD}\n[store]\nsync = \"fast\"\n"));
+    let err = Config::load(f.path(), &env).unwrap_err();
+    assert!(err.to_string().contains("sync"), "{err}");
+}
+
+#[test]
+fn commits_are_synced_unless_the_file_says_normal() {
+    let env = [(ENV_AS_TOKEN, A), (ENV_HS_TOKEN, H), (ENV_BRIDGE_TOKENS, B)];
+    let c = Config::load(write(GOOD).path(), &env).unwrap();
+    assert_eq!(c.store.sync, SyncMode::Full);
+    let f = write(&format!("{GOOD}\n[store]\nsync = \"normal\"\n"));
+    assert_eq!(
+        Config::load(f.path(), &env).unwrap().store.sync,
+        SyncMode::Normal
+    );
 }
 
 /// A token with a control character or a space is refused (it would break the HTTP header

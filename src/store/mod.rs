@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 
 use self::fingerprint::TxnFingerprint;
 use crate::{
+    config::SyncMode,
     ids::AgentSlug,
     tokens::{
         issued::{TokenId, TokenRecord},
@@ -315,10 +316,18 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
     )))
 }
 
-/// Opens the store named by `url` (creating and migrating it when needed).
-pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+/// Opens the store named by `url` (creating and migrating it when needed), its commits as
+/// durable as `sync` asks.
+pub async fn open(url: &str, sync: SyncMode) -> StoreResult<Arc<dyn Store>> {
     check_url(url)?;
-    Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    if sync == SyncMode::Normal {
+        tracing::warn!(
+            "store.sync = \"normal\": commits are not flushed to disk before they are \
+             acknowledged; a power or node loss can lose transactions the homeserver was told \
+             were recorded (it will not send them again)"
+        );
+    }
+    Ok(Arc::new(sqlite::SqliteStore::open_with(url, sync).await?))
 }
 
 /// Seconds since the Unix epoch.

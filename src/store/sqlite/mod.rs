@@ -1,5 +1,6 @@
-//! The embedded SQLite store (sqlx): WAL journal, `synchronous = NORMAL` (durable across a
-//! process crash; an fsync per commit group, not per row), migrations applied at open.
+//! The embedded SQLite store (sqlx): WAL journal, `synchronous = FULL` by default (every
+//! commit on disk before it is acknowledged; one fsync per group commit, not per row;
+//! `store.sync = "normal"` trades that for speed), migrations applied at open.
 //!
 //! Two kinds of connection: a pool for reads, and one dedicated connection for every write
 //! (the group commits of [`super::writer`] and retention). sqlx runs the statements of a
@@ -25,6 +26,7 @@ use super::{
     Store, StoreError, StoreResult, WriteOp, WriteOutcome,
 };
 use crate::{
+    config::SyncMode,
     ids::AgentSlug,
     tokens::{
         issued::{TokenId, TokenRecord},
@@ -46,11 +48,23 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens with `synchronous = FULL` (the default durability).
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with(url, SyncMode::Full).await
+    }
+
+    /// Opens with the durability `sync` asks for: `FULL` syncs the WAL at every commit
+    /// (one fsync per group commit, shared by every transaction in it), `NORMAL` only at
+    /// checkpoints.
+    pub async fn open_with(url: &str, sync: SyncMode) -> StoreResult<Self> {
+        let synchronous = match sync {
+            SyncMode::Full => SqliteSynchronous::Full,
+            SyncMode::Normal => SqliteSynchronous::Normal,
+        };
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false)
             // Small pages for a new database (an existing one keeps its size): a message to

@@ -334,3 +334,25 @@ async fn outcomes_follow_batch_order_across_kinds() {
     let members = s.memberships().await.unwrap();
     assert!(!members.iter().any(|(m, _)| *m == slug("a")), "{members:?}");
 }
+
+#[tokio::test]
+async fn commits_are_synced_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    for (sync, want) in [(SyncMode::Full, 2), (SyncMode::Normal, 1)] {
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join(format!("{want}.db")).display()
+        );
+        let s = SqliteStore::open_with(&url, sync).await.unwrap();
+        let reader: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        let mut writer = s.writer.lock().await;
+        let written: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut writer.conn)
+            .await
+            .unwrap();
+        assert_eq!((reader, written), (want, want), "{sync:?}");
+    }
+}
