@@ -163,10 +163,11 @@ fn provision_alias_in_use_is_409() {
     );
 }
 
-/// createRoom failing with 500 on every attempt → retried, then 502 with the homeserver's
-/// errcode and `homeserver_status: 500`.
+/// createRoom failing with 500 on every attempt → 502 with the homeserver's errcode and
+/// `homeserver_status: 500`: retried under the deadline with a `txn_id` (its alias makes a
+/// repeat safe), tried once without (a 500 may have made the room).
 #[test]
-fn provision_create_room_500_is_502_after_retries() {
+fn provision_create_room_500_is_502_retried_only_with_a_key() {
     let options = DaemonOptions {
         limits_toml: "hs_attempt_timeout_ms = 500\nhs_deadline_ms = 2000".into(),
         ..Default::default()
@@ -174,14 +175,20 @@ fn provision_create_room_500_is_502_after_retries() {
     let (mock, d) = MockHs::with_daemon("prov-500", options);
     mock.always(Endpoint::CreateRoom, Fault::error(500, "M_UNKNOWN"));
     let t = Instant::now();
-    let r = provision(&d, json!({ "name": "Broken" }));
+    let r = provision(&d, json!({ "name": "Broken", "txn_id": "k" }));
     let took = t.elapsed();
     r.expect_error(502, "M_UNKNOWN", "createRoom 500");
     assert_eq!(r.json()["homeserver_status"], 500, "{}", r.text);
     let attempts = mock.count(Endpoint::CreateRoom);
-    assert!(attempts > 1, "createRoom 500 was not retried");
+    assert!(attempts > 1, "a keyed createRoom 500 was not retried");
     assert!(took < Duration::from_secs(6), "deadline not kept: {took:?}");
-    eprintln!("createRoom 500: {attempts} attempts, 502 after {took:?}");
+    let r = provision(&d, json!({ "name": "Broken" }));
+    r.expect_error(502, "M_UNKNOWN", "createRoom 500 without a key");
+    assert_eq!(
+        mock.count(Endpoint::CreateRoom),
+        attempts + 1,
+        "retried without a key"
+    );
 }
 
 /// A join refused with 403 (agent not invited) → the sender bot invites the agent, the
@@ -244,4 +251,80 @@ fn send_falls_back_to_invite_then_join() {
     r.expect_error(502, "M_FORBIDDEN", "join and invite refused");
     assert_eq!(r.json()["homeserver_status"], 403);
     assert_eq!(mock.messages().len(), 1);
+}
+
+/// With a `txn_id`, a createRoom whose answer is lost (the homeserver made the room, then
+/// the connection hung) is repeated safely: the room claims an alias derived from the key,
+/// the repeat finds it taken and adopts the room its marker names. One room, and the same
+/// answer for the same key afterwards; another request under the key is 409.
+#[test]
+fn provisioning_with_a_key_makes_one_room_under_a_lost_answer() {
+    let (mock, d) = start_short_attempts("provision-key-lost");
+    mock.script(
+        Endpoint::CreateRoom,
+        [Fault::hang_processed(Duration::from_secs(3))],
+    );
+    let body = json!({ "name": "Keyed", "txn_id": "setup-1" });
+    let first = provision(&d, body.clone());
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(mock.rooms_created(), 1, "a second room was made");
+    assert_eq!(
+        mock.count(Endpoint::CreateRoom),
+        2,
+        "the lost answer was not repeated"
+    );
+    let again = provision(&d, body);
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["room_id"], first.json()["room_id"]);
+    assert_eq!(
+        mock.count(Endpoint::CreateRoom),
+        2,
+        "a recorded key asked the homeserver"
+    );
+    let other = provision(&d, json!({ "name": "Other", "txn_id": "setup-1" }));
+    other.expect_error(
+        409,
+        "M_IDEMPOTENCY_CONFLICT",
+        "the key with another request",
+    );
+    assert_eq!(mock.rooms_created(), 1);
+}
+
+/// Without a key, a createRoom whose answer is lost is not repeated (it may have made the
+/// room): the client gets the error, and the homeserver saw one request.
+#[test]
+fn provisioning_without_a_key_never_repeats_a_lost_create_room() {
+    let (mock, d) = start_short_attempts("provision-unkeyed-lost");
+    mock.script(
+        Endpoint::CreateRoom,
+        [Fault::hang_processed(Duration::from_secs(3))],
+    );
+    let r = provision(&d, json!({ "name": "Unkeyed" }));
+    assert!(r.status.is_server_error(), "{} {}", r.status, r.text);
+    assert_eq!(
+        mock.count(Endpoint::CreateRoom),
+        1,
+        "createRoom was repeated blindly"
+    );
+    assert_eq!(mock.rooms_created(), 1);
+}
+
+/// A key whose alias another room already has (a room made for another key): the key's
+/// request does not adopt it.
+#[test]
+fn a_taken_client_alias_is_not_adopted_by_another_key() {
+    let (mock, d) = start_short_attempts("provision-key-alias");
+    let r = provision(&d, json!({ "name": "A", "alias": "shared", "txn_id": "a" }));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = provision(&d, json!({ "name": "A", "alias": "shared", "txn_id": "b" }));
+    r.expect_error(409, "M_ROOM_IN_USE", "another key's alias");
+    assert_eq!(mock.rooms_created(), 1);
+}
+
+fn start_short_attempts(name: &str) -> (MockHs, support::Daemon) {
+    let options = DaemonOptions {
+        limits_toml: "hs_attempt_timeout_ms = 500\nhs_deadline_ms = 5000".into(),
+        ..Default::default()
+    };
+    MockHs::with_daemon(name, options)
 }

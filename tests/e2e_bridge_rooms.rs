@@ -202,3 +202,33 @@ fn uninvited_agent_is_invited_by_the_sender_bot() {
     );
     assert_eq!(state["registered"], true, "{state}");
 }
+
+/// Provisioning with a `txn_id` against Synapse: the same key answers the same room (one
+/// room, with the key's marker in its create event); the key with another request is 409
+/// `M_IDEMPOTENCY_CONFLICT`.
+#[test]
+fn a_provisioning_key_makes_one_room() {
+    let stack = Stack::shared();
+    let alice = stack.human("alice");
+    let key = support::unique("setup");
+    let body = json!({ "name": "Keyed", "txn_id": key, "invite": [alice.user_id] });
+    let first = provision(stack, &body);
+    let second = provision(stack, &body);
+    assert_eq!(first["room_id"], second["room_id"]);
+    let (status, answer) = stack.daemon.bridge_post(
+        "/bridge/v1/provision/rooms",
+        &json!({ "name": "Other", "txn_id": key }),
+    );
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["errcode"], "M_IDEMPOTENCY_CONFLICT");
+    let room = first["room_id"].as_str().unwrap();
+    alice.join(room);
+    let create = alice
+        .state_event(room, "m.room.create", "")
+        .expect("the create event");
+    let marker = &create["org.mosaic_as.provision"];
+    assert!(
+        marker["key"].is_string() && marker["request"].is_string(),
+        "{create}"
+    );
+}

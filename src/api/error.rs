@@ -222,6 +222,9 @@ impl From<ProvisionError> for ApiError {
             ProvisionError::AliasInUse(alias) => {
                 ApiError::RoomInUse(format!("room alias {alias} is already in use"))
             }
+            e @ ProvisionError::IdempotencyConflict(_) => {
+                ApiError::IdempotencyConflict(e.to_string())
+            }
             ProvisionError::Homeserver(h) => ApiError::Homeserver(h),
             ProvisionError::Agent(a) => a.into(),
             ProvisionError::Store(s) => s.into(),

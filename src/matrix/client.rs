@@ -10,7 +10,7 @@ use std::{
 };
 
 use http::{header::HeaderValue, Method, Uri};
-use ruma::{OwnedEventId, OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedEventId, RoomId, UserId};
 use secrecy::ExposeSecret;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
@@ -18,12 +18,9 @@ use tokio::sync::Semaphore;
 
 use super::{
     readiness::Readiness,
-    retry::{self, RetryPolicy},
+    retry::{self, Retries, RetryPolicy},
     transport::Transport,
-    wire::{
-        bytes_of, client_prefix, client_url, status_error, Capabilities, Empty, EventIdAnswer,
-        RoomIdAnswer,
-    },
+    wire::{bytes_of, client_prefix, client_url, status_error, Empty, EventIdAnswer, RoomIdAnswer},
     HomeserverError,
 };
 use crate::{config::Config, metrics::METRICS};
@@ -75,6 +72,11 @@ impl HomeserverClient {
         }
     }
 
+    /// The deadline of a call, retries included.
+    pub(super) fn deadline(&self) -> Duration {
+        self.inner.deadline
+    }
+
     /// Whether the last contact with the homeserver succeeded.
     pub fn is_reachable(&self) -> bool {
         self.inner.readiness.is_reachable()
@@ -98,7 +100,7 @@ impl HomeserverClient {
     }
 
     /// Builds `<base>/_matrix/client/<segments...>[?user_id=<user>]`.
-    fn url(&self, segments: &[&str], user: Option<&UserId>) -> Uri {
+    pub(super) fn url(&self, segments: &[&str], user: Option<&UserId>) -> Uri {
         client_url(&self.inner.prefix, segments, user)
     }
 
@@ -110,6 +112,20 @@ impl HomeserverClient {
         url: Uri,
         body: Option<&impl Serialize>,
         deadline: Duration,
+    ) -> Result<T, HomeserverError> {
+        self.call_with(endpoint, method, url, body, deadline, Retries::Any)
+            .await
+    }
+
+    /// [`call`](Self::call), retrying only what `retries` allows.
+    pub(super) async fn call_with<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        url: Uri,
+        body: Option<&impl Serialize>,
+        deadline: Duration,
+        retries: Retries,
     ) -> Result<T, HomeserverError> {
         let started = Instant::now();
         let body = body.map(|b| bytes_of(b));
@@ -128,7 +144,11 @@ impl HomeserverClient {
                 }
                 Err(e) => e,
             };
-            let Some(wait) = self.inner.policy.decide(attempt, &err, left()) else {
+            let decision = match retries.allow(&err) {
+                true => self.inner.policy.decide(attempt, &err, left()),
+                false => None,
+            };
+            let Some(wait) = decision else {
                 break Err(err);
             };
             METRICS.hs_retries.with_label_values(&[endpoint]).inc();
@@ -355,42 +375,5 @@ impl HomeserverClient {
         self.call::<Empty>("profile", Method::PUT, url, Some(&body), deadline)
             .await
             .map(drop)
-    }
-
-    /// `POST /createRoom` as `user`.
-    pub async fn create_room(
-        &self,
-        user: &UserId,
-        body: &Value,
-    ) -> Result<OwnedRoomId, HomeserverError> {
-        let url = self.url(&["v3", "createRoom"], Some(user));
-        self.call::<RoomIdAnswer>(
-            "create_room",
-            Method::POST,
-            url,
-            Some(body),
-            self.inner.deadline,
-        )
-        .await
-        .map(|a| a.room_id)
-    }
-
-    /// The homeserver's default room version for new rooms.
-    pub async fn default_room_version(&self, user: &UserId) -> Result<String, HomeserverError> {
-        let url = self.url(&["v3", "capabilities"], Some(user));
-        let caps: Capabilities = self
-            .call(
-                "capabilities",
-                Method::GET,
-                url,
-                None::<&()>,
-                self.inner.deadline,
-            )
-            .await?;
-        Ok(caps
-            .capabilities
-            .room_versions
-            .map(|v| v.default)
-            .unwrap_or_else(|| "1".into()))
     }
 }

@@ -1,8 +1,8 @@
 //! Talking Matrix: the homeserver client (daemon → homeserver) and its errors, the retry
 //! policy (the whole decision: backoff, rate-limit hints, the call's deadline and each
 //! attempt's timeout), the homeserver's readiness (reachable, last ping's problem), what
-//! calls look like on the wire (URLs, answers), the registration file, and message content
-//! building.
+//! calls look like on the wire (URLs, answers), rooms (creation, aliases, state), the
+//! registration file, and message content building.
 
 pub mod client;
 pub mod content;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod readiness;
 pub mod registration;
 pub mod retry;
+pub mod rooms;
 mod transport;
 mod wire;
 

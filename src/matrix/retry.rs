@@ -12,6 +12,26 @@ use super::HomeserverError;
 /// gets less time than this.
 pub const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
 
+/// Which failures of a call may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// Every failure the policy retries: for calls that are safe to repeat.
+    Any,
+    /// Only 429, where the homeserver refused before doing anything: for calls that must
+    /// not take effect twice (after a timeout or a 5xx the first may have).
+    RateLimitsOnly,
+}
+
+impl Retries {
+    /// Whether `err` may be retried at all.
+    pub fn allow(self, err: &HomeserverError) -> bool {
+        match self {
+            Self::Any => true,
+            Self::RateLimitsOnly => err.status() == Some(429),
+        }
+    }
+}
+
 /// Backoff parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -115,6 +135,15 @@ mod tests {
 
     fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn calls_that_must_not_repeat_retry_only_rate_limits() {
+        let once = Retries::RateLimitsOnly;
+        assert!(once.allow(&status(429, None)));
+        assert!(!once.allow(&status(503, None)));
+        assert!(!once.allow(&HomeserverError::Unreachable("timeout".into())));
+        assert!(Retries::Any.allow(&status(503, None)));
     }
 
     #[test]

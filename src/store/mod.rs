@@ -207,6 +207,14 @@ impl RequestDigest {
     }
 }
 
+/// A provisioning made with a client key: what it asked for, and its answer (JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionKey {
+    pub txn_id: String,
+    pub request: RequestDigest,
+    pub answer: String,
+}
+
 /// An earlier send with a client key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentRecord {
@@ -264,6 +272,11 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, keep: &Retention) -> StoreResult<u64>;
     /// Rows in all inboxes.
     async fn inbox_depth(&self) -> StoreResult<i64>;
+
+    /// The provisioning recorded under a client key.
+    async fn provision_key(&self, txn_id: &str) -> StoreResult<Option<ProvisionKey>>;
+    /// Records a provisioning's key and answer (a key keeps its first record).
+    async fn put_provision_key(&self, key: &ProvisionKey) -> StoreResult<()>;
 
     /// Every issued bridge token, oldest first.
     async fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;

@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 use actix::prelude::*;
 
 pub mod provision;
+mod provision_key;
 pub mod registry;
 
 use self::provision::{ProvisionError, ProvisionRequest, Provisioned};

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::provision_key::Keyed;
 use crate::actors::{
     agent::{EnsureRegistered, JoinRoom},
     error::AgentError,
@@ -15,7 +16,7 @@ use crate::actors::{
 };
 use crate::{
     ids::AgentSlug,
-    matrix::HomeserverError,
+    matrix::{retry::Retries, HomeserverError},
     store::{RoomRecord, StoreError},
 };
 
@@ -29,10 +30,12 @@ pub struct ProvisionRequest {
     pub invite: Vec<OwnedUserId>,
     pub space_id: Option<OwnedRoomId>,
     pub agents: Vec<AgentSlug>,
+    /// The client's idempotency key: the same key never makes two rooms.
+    pub txn_id: Option<String>,
 }
 
 /// The answer of a provisioning.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Provisioned {
     pub room_id: OwnedRoomId,
     pub space_linked: bool,
@@ -41,7 +44,7 @@ pub struct Provisioned {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub space_error: Option<String>,
     /// Agents that could not join, with the reason.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[serde(skip_serializing_if = "Map::is_empty", default)]
     pub agent_errors: Map<String, Value>,
 }
 
@@ -51,6 +54,9 @@ pub enum ProvisionError {
     /// The alias is taken.
     #[error("room alias {0} is already in use")]
     AliasInUse(OwnedRoomAliasId),
+    /// The client's key already named another provisioning request.
+    #[error("txn_id {0:?} was already used for a different provisioning request")]
+    IdempotencyConflict(String),
     /// `createRoom` (or the room version lookup) failed.
     #[error(transparent)]
     Homeserver(#[from] HomeserverError),
@@ -81,6 +87,12 @@ pub async fn provision(
     req: ProvisionRequest,
 ) -> Result<Provisioned, ProvisionError> {
     let app = &app;
+    let keyed = req.txn_id.as_deref().map(|k| Keyed::new(k, &req));
+    if let Some(keyed) = &keyed {
+        if let Some(answer) = keyed.recorded(app).await? {
+            return Ok(answer);
+        }
+    }
     let sender = app.ns.sender().clone();
     let version = app.hs.default_room_version(&sender).await?;
 
@@ -96,6 +108,11 @@ pub async fn provision(
         }
     }
     let alias = req.alias.as_deref().map(|a| app.ns.alias_for(a));
+    // A keyed room always claims an alias: only one room can have it, so a repeated
+    // createRoom cannot make a second room.
+    let claimed = alias
+        .clone()
+        .or_else(|| keyed.as_ref().map(|k| app.ns.alias_for(&k.alias_name())));
 
     let mut body = json!({
         "name": req.name,
@@ -105,19 +122,33 @@ pub async fn provision(
     if let Some(topic) = &req.topic {
         body["topic"] = json!(topic);
     }
-    if let Some((local, _)) = &alias {
+    if let Some((local, _)) = &claimed {
         body["room_alias_name"] = json!(local);
+    }
+    if let Some(keyed) = &keyed {
+        body["creation_content"] = keyed.creation_content();
     }
     if !creator_has_unlimited_power(&version) {
         body["power_level_content_override"] = json!({ "users": { sender.as_str(): 100 } });
     }
-    let room_id = match app.hs.create_room(&sender, &body).await {
+    // Without a key, a createRoom whose answer was lost (timeout, 5xx) may have made the
+    // room: it is not repeated.
+    let retries = match keyed {
+        Some(_) => Retries::Any,
+        None => Retries::RateLimitsOnly,
+    };
+    let room_id = match app.hs.create_room(&sender, &body, retries).await {
         Ok(id) => id,
         Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => {
-            let full = alias
-                .map(|(_, full)| full)
-                .expect("only an alias can be in use");
-            return Err(ProvisionError::AliasInUse(full));
+            let (_, full) = claimed.expect("only an alias can be in use");
+            let earlier = match &keyed {
+                Some(keyed) => keyed.adopt(app, &full).await?,
+                None => None,
+            };
+            match earlier {
+                Some(room) => room,
+                None => return Err(ProvisionError::AliasInUse(full)),
+            }
         }
         Err(e) => return Err(e.into()),
     };
@@ -152,13 +183,17 @@ pub async fn provision(
             space_id: req.space_id.clone().filter(|_| space_linked),
         })
         .await?;
-    Ok(Provisioned {
+    let answer = Provisioned {
         room_id,
         space_linked,
         alias: alias.map(|(_, full)| full),
         space_error,
         agent_errors,
-    })
+    };
+    if let Some(keyed) = &keyed {
+        keyed.record(app, &answer).await?;
+    }
+    Ok(answer)
 }
 
 /// `m.space.parent` in the room and `m.space.child` in the space, `via` the server name.

@@ -25,6 +25,8 @@ pub const MAX_INVITES: usize = 50;
 const MAX_AGENTS: usize = 50;
 /// Longest alias name.
 const MAX_ALIAS_LEN: usize = 200;
+/// Longest client idempotency key.
+const MAX_TXN_ID_LEN: usize = 255;
 /// Longest room name or topic.
 const MAX_TEXT_LEN: usize = 1024;
 
@@ -39,6 +41,7 @@ struct ProvisionBody {
     space_id: Option<OwnedRoomId>,
     #[serde(default)]
     agents: Vec<AgentSlug>,
+    txn_id: Option<String>,
 }
 
 fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
@@ -75,6 +78,12 @@ fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
     if b.agents.len() > MAX_AGENTS {
         return bad(format!("agents: at most {MAX_AGENTS}"));
     }
+    if b.txn_id
+        .as_ref()
+        .is_some_and(|t| t.is_empty() || t.len() > MAX_TXN_ID_LEN)
+    {
+        return bad(format!("txn_id: must be 1 to {MAX_TXN_ID_LEN} characters"));
+    }
     Ok(ProvisionRequest {
         name: b.name,
         alias: b.alias,
@@ -82,6 +91,7 @@ fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
         invite,
         space_id: b.space_id,
         agents: b.agents,
+        txn_id: b.txn_id,
     })
 }
 

@@ -22,8 +22,8 @@ use sqlx::{
 use tokio::sync::Mutex;
 
 use super::{
-    now_s, AgentRecord, InboxEntry, InboxEvent, RequestDigest, Retention, SentKey, SentRecord,
-    Store, StoreError, StoreResult, WriteOp, WriteOutcome,
+    now_s, AgentRecord, InboxEntry, InboxEvent, ProvisionKey, RequestDigest, Retention, SentKey,
+    SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
 };
 use crate::{
     config::SyncMode,
@@ -306,6 +306,16 @@ impl Store for SqliteStore {
         Ok(aged + over)
     }
 
+    async fn provision_key(&self, txn_id: &str) -> StoreResult<Option<ProvisionKey>> {
+        keys::get(&self.pool, txn_id).await
+    }
+
+    async fn put_provision_key(&self, key: &ProvisionKey) -> StoreResult<()> {
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        keys::put(&mut writer, key).await
+    }
+
     async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         tokens::all(&self.pool).await
     }
@@ -331,6 +341,7 @@ impl Store for SqliteStore {
 
 mod batch;
 mod checkpoint;
+mod keys;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -262,6 +262,11 @@ impl MockHs {
     }
 
     /// Users registered so far.
+    /// How many rooms createRoom made.
+    pub fn rooms_created(&self) -> usize {
+        self.state().rooms.len()
+    }
+
     pub fn registered(&self) -> HashSet<String> {
         self.state().registered.clone()
     }

@@ -26,6 +26,10 @@ pub enum Endpoint {
     Typing,
     /// `POST /_matrix/client/v3/createRoom`
     CreateRoom,
+    /// `GET /_matrix/client/v3/directory/room/{alias}`
+    Directory,
+    /// `GET /_matrix/client/v3/rooms/{room}/state/{type}/{state_key}`
+    StateRead,
     /// `GET /_matrix/client/v3/capabilities`
     Capabilities,
     /// `GET|PUT /_matrix/client/v3/profile/{user}/{field}`

@@ -24,6 +24,10 @@ pub(super) struct State {
     pub(super) always: HashMap<Endpoint, Fault>,
     pub(super) room_version: String,
     pub(super) counter: u64,
+    /// Rooms made by createRoom: room id → the content of its create event.
+    pub(super) rooms: HashMap<String, Value>,
+    /// Room aliases → room ids.
+    pub(super) aliases: HashMap<String, String>,
     /// Periods during which the listener was closed.
     pub(super) down_periods: Vec<(Instant, Option<Instant>)>,
 }
@@ -111,6 +115,16 @@ impl Shared {
             ("POST", ["_matrix", "client", "v3", "createRoom"]) => {
                 (Endpoint::CreateRoom, None, None, None, None)
             }
+            ("GET", ["_matrix", "client", "v3", "directory", "room", _]) => {
+                (Endpoint::Directory, None, None, None, owned(5))
+            }
+            ("GET", ["_matrix", "client", "v3", "rooms", _, "state", _, ..]) => (
+                Endpoint::StateRead,
+                owned(4),
+                owned(6),
+                None,
+                Some(owned(7).unwrap_or_default()),
+            ),
             ("GET", ["_matrix", "client", "v3", "capabilities"]) => {
                 (Endpoint::Capabilities, None, None, None, None)
             }
@@ -246,13 +260,49 @@ impl Shared {
             }
             Endpoint::State => (200, json!({ "event_id": self.new_event(st, req) })),
             Endpoint::CreateRoom => {
+                let alias = req.body["room_alias_name"]
+                    .as_str()
+                    .map(|name| format!("#{name}:{}", self.server_name));
+                if alias.as_ref().is_some_and(|a| st.aliases.contains_key(a)) {
+                    let error = "Room alias already taken";
+                    return (400, json!({ "errcode": "M_ROOM_IN_USE", "error": error }));
+                }
                 let id = self.next_id(st);
                 let room_id = if st.room_version.parse::<u32>().is_ok_and(|v| v >= 12) {
                     format!("!mockRoom{id}")
                 } else {
                     format!("!mockRoom{id}:{}", self.server_name)
                 };
+                let mut create = req.body["creation_content"].clone();
+                if !create.is_object() {
+                    create = json!({});
+                }
+                create["room_version"] = json!(st.room_version);
+                st.rooms.insert(room_id.clone(), create);
+                if let Some(alias) = alias {
+                    st.aliases.insert(alias, room_id.clone());
+                }
                 (200, json!({ "room_id": room_id }))
+            }
+            Endpoint::Directory => {
+                let alias = req.state_key.as_deref().unwrap_or_default();
+                match st.aliases.get(alias) {
+                    Some(room) => (200, json!({ "room_id": room, "servers": [] })),
+                    None => (
+                        404,
+                        json!({ "errcode": "M_NOT_FOUND", "error": "Room alias not found" }),
+                    ),
+                }
+            }
+            Endpoint::StateRead => {
+                let room = req.room.as_deref().unwrap_or_default();
+                match (req.event_type.as_deref(), st.rooms.get(room)) {
+                    (Some("m.room.create"), Some(create)) => (200, create.clone()),
+                    _ => (
+                        404,
+                        json!({ "errcode": "M_NOT_FOUND", "error": "Event not found" }),
+                    ),
+                }
             }
             Endpoint::Capabilities => (
                 200,
