@@ -9,6 +9,7 @@ use actix_web::{middleware::from_fn, web, App, HttpServer};
 
 use crate::{
     actors::{
+        outbox,
         supervisor::{registry::AgentRegistry, PrepareShutdown},
         ActorNotices, AppState, StateParts,
     },
@@ -69,7 +70,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let supervisor = app.start_supervisor(&supervisor_arbiter.handle());
     after_commit.connect(Arc::new(ActorNotices {
         agents: app.agents.clone(),
-        supervisor: supervisor.clone(),
+        outbox: app.outbox.clone(),
     }));
     let max_body = app.config.limits.max_body_bytes;
     let app_data = web::Data::from(app.clone());
@@ -101,6 +102,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 
     let ping = actix_rt::spawn(ping_loop(app.clone()));
     let retention = actix_rt::spawn(retention_loop(app.clone()));
+    let outbox = actix_rt::spawn(outbox::run(app.clone()));
     let server_task = actix_rt::spawn(server);
 
     shutdown.await;
@@ -113,6 +115,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         .await;
     ping.abort();
     retention.abort();
+    outbox.abort();
     app.agents.stop_arbiters();
     supervisor_arbiter.stop();
     match server_task.await {

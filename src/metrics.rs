@@ -25,6 +25,10 @@ pub struct Metrics {
     /// Invites of agents and the sender bot by outcome: `accepted`, `rejected` (the inviter
     /// is not in `inbound.invite_allow`), `failed` (the join or the rejection failed).
     pub invites: IntCounterVec,
+    /// Effects of transactions by kind and outcome (done, ignored, retried, failed).
+    pub effects: IntCounterVec,
+    /// Effects waiting in the outbox.
+    pub effects_pending: IntGauge,
     /// Rows currently in all inboxes (refreshed by the retention job).
     pub inbox_depth: IntGauge,
     /// Bridge requests by route and status.
@@ -82,6 +86,16 @@ impl Metrics {
                 &["outcome"],
             )
             .unwrap(),
+            effects: IntCounterVec::new(
+                Opts::new(
+                    "effects_total",
+                    "Effects of transactions carried out, by outcome",
+                ),
+                &["kind", "outcome"],
+            )
+            .unwrap(),
+            effects_pending: IntGauge::new("effects_pending", "Effects waiting in the outbox")
+                .unwrap(),
             inbox_depth: IntGauge::new("inbox_depth", "Events retained in all inboxes").unwrap(),
             bridge_requests: IntCounterVec::new(
                 Opts::new("bridge_requests_total", "Bridge API requests"),
@@ -120,6 +134,8 @@ impl Metrics {
         let r = &m.registry;
         r.register(Box::new(m.transactions.clone())).unwrap();
         r.register(Box::new(m.invites.clone())).unwrap();
+        r.register(Box::new(m.effects.clone())).unwrap();
+        r.register(Box::new(m.effects_pending.clone())).unwrap();
         r.register(Box::new(m.events_received.clone())).unwrap();
         r.register(Box::new(m.inbox_deliveries.clone())).unwrap();
         r.register(Box::new(m.events_duplicate.clone())).unwrap();

@@ -1,26 +1,19 @@
 //! The actors: one [`agent::AgentActor`] per hosted agent and the [`supervisor::Supervisor`]
 //! that starts agents (keeping the registry of live ones, which lets HTTP workers skip it
-//! on hot paths), carries out transactions' effects and runs provisioning. [`AppState`] is
+//! on hot paths) and runs provisioning; the [`outbox`] carries out transactions' effects. [`AppState`] is
 //! the daemon's shared state, and the way everything else reaches an agent.
 
 pub mod agent;
 pub mod error;
+pub mod outbox;
 mod state;
 pub mod supervisor;
 
 use std::sync::Arc;
 
-use actix::Addr;
-
 pub use self::state::{AppState, Creation, StateParts};
-use self::{
-    agent::MembershipChanged,
-    supervisor::{registry::AgentRegistry, ApplyEffects, Supervisor},
-};
-use crate::{
-    inbound::AgentNotices,
-    store::{Effect, MembershipChange},
-};
+use self::{agent::MembershipChanged, outbox::Outbox, supervisor::registry::AgentRegistry};
+use crate::{inbound::AgentNotices, store::MembershipChange};
 
 /// How a homeserver transaction was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +23,11 @@ pub enum TransactionAck {
 }
 
 /// How the after-commit step reaches the actors: membership changes straight to live
-/// agents, effects to the supervisor. Both without waiting (it runs on the writer).
+/// agents, committed effects by waking the outbox. Both without waiting (it runs on the
+/// writer).
 pub struct ActorNotices {
     pub agents: Arc<AgentRegistry>,
-    pub supervisor: Addr<Supervisor>,
+    pub outbox: Arc<Outbox>,
 }
 
 impl AgentNotices for ActorNotices {
@@ -47,7 +41,7 @@ impl AgentNotices for ActorNotices {
         }
     }
 
-    fn effects(&self, effects: Vec<Effect>) {
-        self.supervisor.do_send(ApplyEffects(effects));
+    fn effects_recorded(&self) {
+        self.outbox.wake();
     }
 }

@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     agent::AgentActor,
     error::{AgentError, AgentResult},
+    outbox::Outbox,
     supervisor::{self, registry::AgentRegistry, Supervisor},
     TransactionAck,
 };
@@ -50,6 +51,8 @@ pub struct AppState {
     pub tokens: KnownTokens,
     /// Every bridge token and what it may do.
     pub access: Access,
+    /// Carries out what recorded transactions ask for.
+    pub outbox: Arc<Outbox>,
     /// The secret key of transaction fingerprints (derived from the hs_token).
     pub fingerprint_key: FingerprintKey,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
@@ -109,6 +112,7 @@ impl AppState {
         Arc::new(Self {
             tokens,
             access,
+            outbox: Arc::default(),
             fingerprint_key,
             ns,
             hs,

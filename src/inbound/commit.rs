@@ -11,9 +11,7 @@ use super::directory::Directory;
 use crate::{
     inbox::Inboxes,
     metrics::METRICS,
-    store::{
-        writer::CommitHook, Effect, MembershipChange, TransactionOutcome, WriteOp, WriteOutcome,
-    },
+    store::{writer::CommitHook, MembershipChange, TransactionOutcome, WriteOp, WriteOutcome},
 };
 
 /// What the after-commit step tells the actors (implemented by them, so that this module
@@ -21,8 +19,8 @@ use crate::{
 pub trait AgentNotices: Send + Sync + 'static {
     /// The homeserver reported a membership change of an agent (the directory has it).
     fn membership_changed(&self, change: MembershipChange);
-    /// What a recorded transaction asks for (accepting invites, sender-bot joins).
-    fn effects(&self, effects: Vec<Effect>);
+    /// A commit stored effects (accepting invites, sender-bot joins) in the outbox.
+    fn effects_recorded(&self);
 }
 
 pub struct AfterCommit {
@@ -74,7 +72,7 @@ impl CommitHook for AfterCommit {
                         }
                     }
                     if let (Some(n), false) = (notices, txn.effects.is_empty()) {
-                        n.effects(txn.effects);
+                        n.effects_recorded();
                     }
                 }
                 (WriteOp::Membership(change), WriteOutcome::Done) => {

@@ -98,8 +98,10 @@ pub struct MembershipChange {
     pub joined: bool,
 }
 
-/// What a recorded transaction asks for, carried out after its commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a recorded transaction asks for: stored in its commit, carried out after it until
+/// done (the outbox).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Effect {
     /// An agent was invited by an allowed user: it joins.
     AcceptInvite { slug: AgentSlug, room: OwnedRoomId },
@@ -122,7 +124,7 @@ pub struct TransactionWrite {
     pub fingerprint: TxnFingerprint,
     pub deliveries: Vec<EventDelivery>,
     pub memberships: Vec<MembershipChange>,
-    /// What to do once the transaction is recorded (not stored).
+    /// What to do once the transaction is recorded (stored in the same commit).
     pub effects: Vec<Effect>,
 }
 
@@ -207,6 +209,15 @@ impl RequestDigest {
     }
 }
 
+/// An effect waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEffect {
+    pub id: i64,
+    pub effect: Effect,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
 /// A provisioning made with a client key: what it asked for, and its answer (JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionKey {
@@ -272,6 +283,15 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, keep: &Retention) -> StoreResult<u64>;
     /// Rows in all inboxes.
     async fn inbox_depth(&self) -> StoreResult<i64>;
+
+    /// Effects due by `now` (unix seconds), oldest first, at most `limit`.
+    async fn due_effects(&self, now: i64, limit: u32) -> StoreResult<Vec<PendingEffect>>;
+    /// Effects waiting, due or not.
+    async fn pending_effects(&self) -> StoreResult<u64>;
+    /// An effect was carried out (or given up): removed.
+    async fn finish_effect(&self, id: i64) -> StoreResult<()>;
+    /// An effect failed for the `attempts`th time and waits until `not_before`.
+    async fn defer_effect(&self, id: i64, attempts: u32, not_before: i64) -> StoreResult<()>;
 
     /// The provisioning recorded under a client key.
     async fn provision_key(&self, txn_id: &str) -> StoreResult<Option<ProvisionKey>>;

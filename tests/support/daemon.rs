@@ -234,6 +234,14 @@ impl Daemon {
         }
     }
 
+    /// Kills the process at once (SIGKILL: no shutdown step runs). Files stay.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops and starts again: same port, config, secrets and store.
     pub fn restart(&mut self) {
         self.stop();

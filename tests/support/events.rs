@@ -11,6 +11,15 @@ pub fn member_join(event_id: &str, room: &str, user: &str) -> Value {
     })
 }
 
+/// `inviter` invites `invitee` into `room`.
+pub fn member_invite(event_id: &str, room: &str, inviter: &str, invitee: &str) -> Value {
+    json!({
+        "event_id": event_id, "room_id": room, "sender": inviter, "type": "m.room.member",
+        "state_key": invitee, "origin_server_ts": 1_700_000_000_000u64,
+        "content": { "membership": "invite" },
+    })
+}
+
 /// An `m.text` message from `sender` in `room`.
 pub fn text_event(event_id: &str, room: &str, sender: &str, body: &str) -> Value {
     json!({

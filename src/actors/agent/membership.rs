@@ -15,6 +15,9 @@ use crate::actors::error::AgentResult;
 #[rtype(result = "AgentResult<()>")]
 pub struct JoinRoom {
     pub room: OwnedRoomId,
+    /// Accepted invites join by themselves (a refusal means the invite is gone);
+    /// provisioning may have the sender bot invite.
+    pub joining: Joining,
 }
 
 impl Handler<JoinRoom> for AgentActor {
@@ -24,7 +27,7 @@ impl Handler<JoinRoom> for AgentActor {
         let record = self.record();
         let user = self.user_id();
         let work = async move {
-            let room = Some((&*msg.room, Joining::SenderBotInvites));
+            let room = Some((&*msg.room, msg.joining));
             ready(&app, &record, &user, room).await
         };
         Box::pin(work.into_actor(self).map(|res, act, _| {

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::provision_key::Keyed;
 use crate::actors::{
-    agent::{EnsureRegistered, JoinRoom},
+    agent::{EnsureRegistered, JoinRoom, Joining},
     error::AgentError,
     AppState,
 };
@@ -158,6 +158,7 @@ pub async fn provision(
     for slug in &req.agents {
         let join = JoinRoom {
             room: room_id.clone(),
+            joining: Joining::SenderBotInvites,
         };
         let joined = app.ask(slug, join).await.and_then(|r| r);
         if let Err(e) = joined {

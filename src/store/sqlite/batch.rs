@@ -73,6 +73,8 @@ const INSERT_SENT: &str = "INSERT INTO sent \
     (slug, room_id, client_txn_id, request_digest, event_id, sent_at) \
     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ? FROM json_each(?) \
     WHERE true ON CONFLICT DO NOTHING";
+const INSERT_EFFECTS: &str = "INSERT INTO effects (effect, attempts, not_before, created_at) \
+    SELECT j.value->>0, 0, n.now, n.now FROM (SELECT ? AS now) n, json_each(?) j";
 const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created_at) \
     SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
     ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id";
@@ -142,6 +144,7 @@ pub(super) async fn write_batch(
     let mut agents: LastWrite<&str, &AgentRecord> = LastWrite::default();
     let mut sent: LastWrite<(&str, &str, &str), (String, &str)> = LastWrite::default();
     let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
+    let mut effect_rows: Vec<(String,)> = Vec::new();
     for op in batch {
         let outcome = match op {
             WriteOp::Transaction(t) => {
@@ -160,6 +163,11 @@ pub(super) async fn write_batch(
                 };
                 txn_seen.insert(&t.txn_id, &t.fingerprint);
                 txn_rows.set(&t.txn_id, t.fingerprint.to_hex());
+                for e in &t.effects {
+                    let text = serde_json::to_string(e)
+                        .map_err(|e| StoreError::Corrupt(format!("effect encoding: {e}")))?;
+                    effect_rows.push((text,));
+                }
                 for m in &t.memberships {
                     memberships.set((m.slug.as_str(), m.room_id.as_str()), m.joined);
                 }
@@ -264,6 +272,7 @@ pub(super) async fn write_batch(
         .map(|((s, r, c), (d, e))| (s, r, c, d, e))
         .collect();
     w.rows(INSERT_SENT, Some(now), &sent)?;
+    w.rows(INSERT_EFFECTS, Some(now), &effect_rows)?;
     let rooms: Vec<_> = rooms
         .0
         .iter()

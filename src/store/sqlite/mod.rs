@@ -22,8 +22,8 @@ use sqlx::{
 use tokio::sync::Mutex;
 
 use super::{
-    now_s, AgentRecord, InboxEntry, InboxEvent, ProvisionKey, RequestDigest, Retention, SentKey,
-    SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
+    now_s, AgentRecord, InboxEntry, InboxEvent, PendingEffect, ProvisionKey, RequestDigest,
+    Retention, SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
 };
 use crate::{
     config::SyncMode,
@@ -306,6 +306,26 @@ impl Store for SqliteStore {
         Ok(aged + over)
     }
 
+    async fn due_effects(&self, now: i64, limit: u32) -> StoreResult<Vec<PendingEffect>> {
+        effects::due(&self.pool, now, limit).await
+    }
+
+    async fn pending_effects(&self) -> StoreResult<u64> {
+        effects::count(&self.pool).await
+    }
+
+    async fn finish_effect(&self, id: i64) -> StoreResult<()> {
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        effects::finish(&mut writer, id).await
+    }
+
+    async fn defer_effect(&self, id: i64, attempts: u32, not_before: i64) -> StoreResult<()> {
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        effects::defer(&mut writer, id, attempts, not_before).await
+    }
+
     async fn provision_key(&self, txn_id: &str) -> StoreResult<Option<ProvisionKey>> {
         keys::get(&self.pool, txn_id).await
     }
@@ -341,6 +361,7 @@ impl Store for SqliteStore {
 
 mod batch;
 mod checkpoint;
+mod effects;
 mod keys;
 #[cfg(test)]
 mod tests;

@@ -228,3 +228,26 @@ async fn client_keys_are_per_room_and_the_first_record_stays() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn a_transactions_effects_are_stored_in_its_commit_once() {
+    let (_dir, s) = store().await;
+    let effect = crate::store::Effect::BotJoin {
+        room: "!r".try_into().unwrap(),
+    };
+    let mut t = txn("t-eff", vec![delivery("$e1", &["a"])]);
+    t.effects = vec![effect.clone()];
+    commit(&s, vec![t.clone()]).await;
+    // The homeserver's retry is a duplicate: no second effect.
+    assert_eq!(commit(&s, vec![t]).await[0], TransactionOutcome::Duplicate);
+    let due = s.due_effects(now_s(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].effect.clone(), due[0].attempts), (effect, 0));
+    s.defer_effect(due[0].id, 1, now_s() + 60).await.unwrap();
+    assert!(s.due_effects(now_s(), 10).await.unwrap().is_empty());
+    assert_eq!(s.pending_effects().await.unwrap(), 1);
+    let later = s.due_effects(now_s() + 61, 10).await.unwrap();
+    assert_eq!(later[0].attempts, 1);
+    s.finish_effect(later[0].id).await.unwrap();
+    assert_eq!(s.pending_effects().await.unwrap(), 0);
+}
