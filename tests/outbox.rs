@@ -8,7 +8,7 @@ pub mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use support::daemon_api::{put_txn, DaemonApi};
+use support::daemon_api::put_txn;
 use support::events::member_invite;
 use support::mock_hs::{Endpoint, Fault, MockHs};
 use support::DaemonOptions;
