@@ -173,7 +173,10 @@ async fn ping_loop(app: Arc<AppState>) {
 /// Applies retention (inboxes, handled transactions) and refreshes the inbox depth gauge.
 async fn retention_loop(app: Arc<AppState>) {
     let inbox = &app.config.inbox;
-    let keep = Retention::inbox(inbox.retention_count, inbox.retention_age);
+    let keep = Retention {
+        keys_age: app.config.store.idempotency_keep,
+        ..Retention::inbox(inbox.retention_count, inbox.retention_age)
+    };
     loop {
         match app.store.prune(&keep).await {
             Ok(0) => {}

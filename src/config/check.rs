@@ -173,6 +173,10 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
         ("limits.token_rate_per_s", l.token_rate_per_s.into()),
         ("limits.admin_rate_per_s", l.admin_rate_per_s.into()),
         ("inbox.retention_count", f.inbox.retention_count as u64),
+        (
+            "store.idempotency_keep_s",
+            f.store.idempotency_keep.as_secs(),
+        ),
         ("inbox.retention_age_s", f.inbox.retention_age.as_secs()),
     ];
     for (key, v) in positive {

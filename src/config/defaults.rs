@@ -47,6 +47,9 @@ pub fn profile_min_interval() -> Duration {
 pub fn max_agents() -> usize {
     100_000
 }
+pub fn idempotency_keep() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
 pub fn token_rate_per_s() -> u32 {
     100
 }

@@ -117,6 +117,11 @@ pub struct StoreConfig {
     /// answered) or `normal` (faster; a power loss can lose acknowledged transactions).
     #[serde(default)]
     pub sync: SyncMode,
+    /// How long idempotency keys of sends and provisioning are kept
+    /// (`idempotency_keep_s`); a retry after that is a new request.
+    #[serde(rename = "idempotency_keep_s", with = "seconds")]
+    #[serde(default = "defaults::idempotency_keep")]
+    pub idempotency_keep: Duration,
 }
 
 /// `store.sync`.

@@ -318,6 +318,8 @@ pub struct Retention {
     pub txn_rows: u32,
     /// ...and none older than this.
     pub txn_age: Duration,
+    /// Idempotency keys of sends and provisioning (`store.idempotency_keep_s`).
+    pub keys_age: Duration,
 }
 
 impl Retention {
@@ -333,6 +335,7 @@ impl Retention {
             inbox_age: age,
             txn_rows: 100_000,
             txn_age: Duration::from_secs(24 * 3600),
+            keys_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

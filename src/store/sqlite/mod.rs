@@ -17,7 +17,7 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    ConnectOptions, Connection, Row, SqlitePool,
+    ConnectOptions, Row, SqlitePool,
 };
 use tokio::sync::Mutex;
 
@@ -33,10 +33,6 @@ use crate::{
         pattern::SlugRange,
     },
 };
-
-/// Event rows double as the "already seen" set of event ids: orphaned ones are kept this
-/// long (homeservers retry within minutes).
-const SEEN_EVENTS_KEEP_S: i64 = 7 * 24 * 3600;
 
 pub struct SqliteStore {
     /// Reads; any number run concurrently (WAL readers do not block the writer).
@@ -87,6 +83,8 @@ impl SqliteStore {
         // checkpoints inside a commit: the checkpoint task does (see `checkpoint`).
         let conn = options
             .pragma("cache_size", "-16384")
+            // Removed content is overwritten in the file (retention), not only unlinked.
+            .pragma("secure_delete", "on")
             .pragma("wal_autocheckpoint", "0")
             .connect()
             .await?;
@@ -268,42 +266,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, keep: &Retention) -> StoreResult<u64> {
-        let cutoff = now_s() - keep.inbox_age.as_secs() as i64;
-        let mut writer = self.writer.lock().await;
-        writer.settle().await;
-        let mut tx = writer.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let aged = sqlx::query("DELETE FROM inbox WHERE received_at < ?")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let over = sqlx::query(
-            "DELETE FROM inbox WHERE seq IN (SELECT seq FROM ( \
-               SELECT seq, ROW_NUMBER() OVER (PARTITION BY slug ORDER BY seq DESC) AS rn FROM inbox) \
-             WHERE rn > ?)",
-        )
-        .bind(keep.inbox_per_agent)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "DELETE FROM events WHERE received_at < ? AND id NOT IN (SELECT event_ref FROM inbox)",
-        )
-        .bind(now_s() - SEEN_EVENTS_KEEP_S)
-        .execute(&mut *tx)
-        .await?;
-        // Handled transactions: none older than the age limit, at most the newest rows (both
-        // walk the handled_at index).
-        sqlx::query(
-            "DELETE FROM transactions WHERE handled_at < MAX(?, COALESCE( \
-               (SELECT handled_at FROM transactions ORDER BY handled_at DESC LIMIT 1 OFFSET ?), 0))",
-        )
-        .bind(now_s() - keep.txn_age.as_secs() as i64)
-        .bind(keep.txn_rows.saturating_sub(1))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(aged + over)
+        retention::prune(&self.pool, &self.writer, keep).await
     }
 
     async fn due_effects(&self, now: i64, limit: u32) -> StoreResult<Vec<PendingEffect>> {
@@ -363,10 +326,13 @@ mod batch;
 mod checkpoint;
 mod effects;
 mod keys;
+mod retention;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_dedupe;
+#[cfg(test)]
+mod tests_retention;
 #[cfg(test)]
 mod tests_tokens;
 #[cfg(test)]

@@ -149,7 +149,7 @@ async fn the_writer_is_one_wal_connection_with_a_bigger_cache() {
         .fetch_one(&mut w.conn)
         .await
         .unwrap();
-    assert_eq!(sync, 1, "NORMAL");
+    assert_eq!(sync, 2, "FULL, the default of store.sync");
     let page: i64 = sqlx::query_scalar("PRAGMA page_size")
         .fetch_one(&mut w.conn)
         .await
