@@ -25,9 +25,16 @@ pub(super) const SEEN_EVENTS_KEEP_S: i64 = 7 * 24 * 3600;
 /// Pause between two batches, so commits waiting for the writer go first.
 const PAUSE: Duration = Duration::from_millis(2);
 
+/// A value bound to a batch statement.
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 /// Runs `statement` (binding `args`, then [`BATCH`]) in batches until it changes fewer
 /// rows than a batch; how many rows it changed.
-async fn in_batches(writer: &Mutex<Writer>, statement: &str, args: &[i64]) -> StoreResult<u64> {
+async fn in_batches(writer: &Mutex<Writer>, statement: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
     let mut total = 0;
     loop {
         let changed = {
@@ -35,7 +42,10 @@ async fn in_batches(writer: &Mutex<Writer>, statement: &str, args: &[i64]) -> St
             w.settle().await;
             let mut q = sqlx::query(statement);
             for a in args {
-                q = q.bind(*a);
+                q = match *a {
+                    Arg::Int(v) => q.bind(v),
+                    Arg::Text(v) => q.bind(v),
+                };
             }
             q.bind(BATCH).execute(&mut w.conn).await?.rows_affected()
         };
@@ -59,7 +69,7 @@ pub(super) async fn prune(
         writer,
         "DELETE FROM inbox WHERE seq IN \
          (SELECT seq FROM inbox WHERE received_at < ? ORDER BY received_at LIMIT ?)",
-        &[age_cutoff],
+        &[Arg::Int(age_cutoff)],
     )
     .await?;
     // Agents over the count: found on the read pool, trimmed oldest first.
@@ -84,20 +94,26 @@ pub(super) async fn prune(
         let Some(first_kept) = first_kept else {
             continue;
         };
-        removed += trim_agent(writer, &slug, first_kept).await?;
+        removed += in_batches(
+            writer,
+            "DELETE FROM inbox WHERE seq IN \
+             (SELECT seq FROM inbox WHERE slug = ? AND seq < ? ORDER BY seq LIMIT ?)",
+            &[Arg::Text(&slug), Arg::Int(first_kept)],
+        )
+        .await?;
     }
     in_batches(
         writer,
         "UPDATE events SET content = '{}' WHERE id IN (SELECT id FROM events \
          WHERE received_at < ? AND content != '{}' ORDER BY received_at LIMIT ?)",
-        &[age_cutoff],
+        &[Arg::Int(age_cutoff)],
     )
     .await?;
     in_batches(
         writer,
         "DELETE FROM events WHERE id IN \
          (SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)",
-        &[age_cutoff.min(now - SEEN_EVENTS_KEEP_S)],
+        &[Arg::Int(age_cutoff.min(now - SEEN_EVENTS_KEEP_S))],
     )
     .await?;
     // Handled transactions: none older than the age limit, at most the newest rows.
@@ -112,7 +128,7 @@ pub(super) async fn prune(
         writer,
         "DELETE FROM transactions WHERE txn_id IN \
          (SELECT txn_id FROM transactions WHERE handled_at < ? LIMIT ?)",
-        &[txn_cutoff],
+        &[Arg::Int(txn_cutoff)],
     )
     .await?;
     let keys_cutoff = now - keep.keys_age.as_secs() as i64;
@@ -120,41 +136,15 @@ pub(super) async fn prune(
         writer,
         "DELETE FROM sent WHERE (slug, room_id, client_txn_id) IN \
          (SELECT slug, room_id, client_txn_id FROM sent WHERE sent_at < ? LIMIT ?)",
-        &[keys_cutoff],
+        &[Arg::Int(keys_cutoff)],
     )
     .await?;
     in_batches(
         writer,
         "DELETE FROM provision_keys WHERE txn_id IN \
          (SELECT txn_id FROM provision_keys WHERE created_at < ? LIMIT ?)",
-        &[keys_cutoff],
+        &[Arg::Int(keys_cutoff)],
     )
     .await?;
     Ok(removed)
-}
-
-/// Removes one agent's inbox rows before `first_kept`, in batches.
-async fn trim_agent(writer: &Mutex<Writer>, slug: &str, first_kept: i64) -> StoreResult<u64> {
-    let mut total = 0;
-    loop {
-        let changed = {
-            let mut w = writer.lock().await;
-            w.settle().await;
-            sqlx::query(
-                "DELETE FROM inbox WHERE seq IN \
-                 (SELECT seq FROM inbox WHERE slug = ? AND seq < ? ORDER BY seq LIMIT ?)",
-            )
-            .bind(slug)
-            .bind(first_kept)
-            .bind(BATCH)
-            .execute(&mut w.conn)
-            .await?
-            .rows_affected()
-        };
-        total += changed;
-        if (changed as i64) < BATCH {
-            return Ok(total);
-        }
-        tokio::time::sleep(PAUSE).await;
-    }
 }
