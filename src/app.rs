@@ -73,6 +73,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         outbox: app.outbox.clone(),
     }));
     let max_body = app.config.limits.max_body_bytes;
+    let max_transaction = app.config.limits.max_transaction_bytes;
     let app_data = web::Data::from(app.clone());
     let server = HttpServer::new(move || {
         App::new()
@@ -85,7 +86,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
                 api::error::ApiError::InvalidParam(format!("path: {e}")).into()
             }))
             .wrap(from_fn(api::request_context))
-            .configure(api::configure)
+            .configure(|cfg| api::configure(cfg, max_transaction))
     })
     .workers(workers)
     .on_connect(api::hangup::on_connect)

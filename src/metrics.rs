@@ -20,8 +20,9 @@ pub struct Metrics {
     pub inbox_deliveries: IntCounter,
     /// Events dropped as already seen in an earlier transaction.
     pub events_duplicate: IntCounter,
-    /// Events that could not be parsed and were skipped.
-    pub events_unparseable: IntCounter,
+    /// Events of recorded transactions that were skipped, by reason (`malformed`,
+    /// `invalid_id`, `bad_content`: see `inbound::routing::SkipReason`).
+    pub inbound_events_skipped: IntCounterVec,
     /// Invites of agents and the sender bot by outcome: `accepted`, `rejected` (the inviter
     /// is not in `inbound.invite_allow`), `failed` (the join or the rejection failed).
     pub invites: IntCounterVec,
@@ -76,9 +77,12 @@ impl Metrics {
                 "Events already seen in an earlier transaction",
             )
             .unwrap(),
-            events_unparseable: IntCounter::new(
-                "events_unparseable_total",
-                "Events skipped because they could not be parsed",
+            inbound_events_skipped: IntCounterVec::new(
+                Opts::new(
+                    "inbound_events_skipped_total",
+                    "Events of transactions skipped because they cannot be parsed or stored",
+                ),
+                &["reason"],
             )
             .unwrap(),
             invites: IntCounterVec::new(
@@ -139,7 +143,8 @@ impl Metrics {
         r.register(Box::new(m.events_received.clone())).unwrap();
         r.register(Box::new(m.inbox_deliveries.clone())).unwrap();
         r.register(Box::new(m.events_duplicate.clone())).unwrap();
-        r.register(Box::new(m.events_unparseable.clone())).unwrap();
+        r.register(Box::new(m.inbound_events_skipped.clone()))
+            .unwrap();
         r.register(Box::new(m.inbox_depth.clone())).unwrap();
         r.register(Box::new(m.bridge_requests.clone())).unwrap();
         r.register(Box::new(m.hs_latency.clone())).unwrap();

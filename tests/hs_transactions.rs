@@ -141,12 +141,13 @@ fn replayed_old_transaction_does_not_undo_a_later_leave() {
 }
 
 /// Malformed JSON → 400 `M_NOT_JSON`; JSON of the wrong shape → 400 `M_BAD_JSON`; a body
-/// over `limits.max_body_bytes` → 413 `M_TOO_LARGE` with a JSON body (homeserver and
-/// bridge routes).
+/// over its route's limit → 413 `M_TOO_LARGE` with a JSON body: a transaction over
+/// `limits.max_transaction_bytes`, a bridge body over `limits.max_body_bytes` (a
+/// transaction is not held to the bridge's limit).
 #[test]
 fn malformed_and_oversized_bodies() {
     let options = DaemonOptions {
-        limits_toml: "max_body_bytes = 2048".into(),
+        limits_toml: "max_body_bytes = 2048\nmax_transaction_bytes = 8192".into(),
         ..Default::default()
     };
     let d = spawn_app_with("as-bodies", options);
@@ -174,8 +175,12 @@ fn malformed_and_oversized_bodies() {
     r.expect_error(400, "M_BAD_JSON", "events not an array");
     assert!(r.json()["error"].as_str().unwrap().contains("events"));
 
+    let over_bridge_limit = text_event("$4k", "!r:hs.local", "@a:hs.local", &"x".repeat(4000));
+    let r = put_txn(&d, "over-the-bridge-limit", vec![over_bridge_limit]);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
     let big =
-        json!({ "events": [text_event("$big", "!r:hs.local", "@a:hs.local", &"x".repeat(4000))] });
+        json!({ "events": [text_event("$big", "!r:hs.local", "@a:hs.local", &"x".repeat(9000))] });
     let url = format!("{}/_matrix/app/v1/transactions/too-big", d.base_url());
     let r = call(Method::PUT, &url, Some(d.hs_token()), json_body(&big));
     r.expect_error(413, "M_TOO_LARGE", "transaction over the limit");

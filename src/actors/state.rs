@@ -236,7 +236,11 @@ impl AppState {
             TransactionOutcome::Recorded { id_reused, .. } => {
                 let outcome = if id_reused { "id_reused" } else { "new" };
                 METRICS.transactions.with_label_values(&[outcome]).inc();
-                Ok(TransactionAck::Recorded { skipped, id_reused })
+                skipped.count();
+                Ok(TransactionAck::Recorded {
+                    skipped: skipped.total(),
+                    id_reused,
+                })
             }
         }
     }

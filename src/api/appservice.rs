@@ -65,7 +65,7 @@ pub async fn put_transaction(
             "txnId: must be 1 to {MAX_TXN_ID_LEN} characters"
         )));
     }
-    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
+    let bytes = body::payload(payload, app.config.limits.max_transaction_bytes)?;
     let txn: Transaction<'_> = body::json_borrowed(&bytes)?;
     METRICS.last_transaction_unixtime.set(crate::store::now_s());
     let extras = txn.extras();

@@ -184,15 +184,22 @@ fn scope(scope: Scope) -> actix_web::Scope {
     routes_in(scope).fold(web::scope(scope.prefix()), |s, r| s.service(r.resource()))
 }
 
-/// Registers every route of [`ROUTES`]. The caller adds the app data
-/// ([`AppState`](crate::actors::AppState)) and the payload limit.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route of [`ROUTES`]; the homeserver's routes read bodies of up to
+/// `max_transaction_bytes` (`limits.max_transaction_bytes`). The caller adds the app data
+/// ([`AppState`](crate::actors::AppState)) and the payload limit of the other routes.
+pub fn configure(cfg: &mut web::ServiceConfig, max_transaction_bytes: usize) {
+    let transactions = web::PayloadConfig::new(max_transaction_bytes);
     cfg.service(
         scope(Scope::AppService)
+            .app_data(transactions.clone())
             .wrap(from_fn(auth::require_hs_token))
             .default_service(web::to(unrecognized)),
     )
-    .service(scope(Scope::LegacyTransactions).wrap(from_fn(auth::require_hs_token)))
+    .service(
+        scope(Scope::LegacyTransactions)
+            .app_data(transactions)
+            .wrap(from_fn(auth::require_hs_token)),
+    )
     .service(
         scope(Scope::Bridge)
             .wrap(from_fn(auth::require_bridge_token))

@@ -156,6 +156,10 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     let positive = [
         ("limits.max_body_bytes", l.max_body_bytes as u64),
         (
+            "limits.max_transaction_bytes",
+            l.max_transaction_bytes as u64,
+        ),
+        (
             "limits.hs_attempt_timeout_ms",
             l.hs_attempt_timeout.as_millis() as u64,
         ),

@@ -139,9 +139,14 @@ pub enum SyncMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest accepted request body in bytes (413 beyond).
+    /// Largest accepted request body of the bridge API in bytes (413 beyond).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Largest accepted homeserver transaction body in bytes (413 beyond). A homeserver
+    /// may put 100 events of 64 KiB (and ephemeral events) in one transaction, and sends a
+    /// refused one again, forever: the default never refuses a valid transaction.
+    #[serde(default = "defaults::max_transaction_bytes")]
+    pub max_transaction_bytes: usize,
     /// Timeout of one homeserver HTTP attempt (`hs_attempt_timeout_ms`).
     #[serde(rename = "hs_attempt_timeout_ms", with = "millis")]
     #[serde(default = "defaults::hs_attempt_timeout")]

@@ -2,7 +2,8 @@
 //! with mention flags, membership facts of agents, and invites to accept. A transaction's
 //! membership changes count for its later events (a join and a message route as the
 //! homeserver ordered them) but reach the shared directory only once the transaction is
-//! recorded (the after-commit step, [`AfterCommit`](super::AfterCommit)).
+//! recorded (the after-commit step, [`AfterCommit`](super::AfterCommit)). An event that
+//! cannot be parsed or stored is skipped ([`Skipped`]), never the whole transaction.
 
 use std::borrow::Cow;
 
@@ -14,6 +15,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
+mod skip;
+
+pub use self::skip::{SkipReason, Skipped};
 use super::directory::{Directory, RoomAgents};
 use crate::{
     config::InboundConfig,
@@ -40,13 +44,14 @@ const DELIVERED_TYPES: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct Routed {
     pub write: TransactionWrite,
-    /// Events that could not be parsed (skipped).
-    pub skipped: usize,
+    /// Events that could not be parsed or stored (skipped), by reason.
+    pub skipped: Skipped,
 }
 
 /// The fields routing needs, borrowed from the body: the content stays raw until needed
 /// and the identifiers are checked in place ([`Envelope::check`]), so an event in a room
-/// no agent is in costs no allocation.
+/// no agent is in costs no allocation. Strings are `Cow`s: one with a JSON escape cannot be
+/// borrowed, and must not make a valid event unreadable.
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
     #[serde(borrow)]
@@ -55,9 +60,10 @@ struct RawEnvelope<'a> {
     room_id: Cow<'a, str>,
     #[serde(borrow)]
     sender: Cow<'a, str>,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    state_key: Option<&'a str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    state_key: Option<Cow<'a, str>>,
     #[serde(default)]
     origin_server_ts: i64,
     #[serde(borrow)]
@@ -76,16 +82,29 @@ struct Envelope<'a> {
 }
 
 impl<'a> RawEnvelope<'a> {
-    fn check(&'a self) -> Result<Envelope<'a>, IdParseError> {
-        Ok(Envelope {
-            event_id: <&EventId>::try_from(self.event_id.as_ref())?,
-            room_id: <&RoomId>::try_from(self.room_id.as_ref())?,
-            sender: <&UserId>::try_from(self.sender.as_ref())?,
-            kind: self.kind,
-            state_key: self.state_key,
+    /// The event, if its identifiers are valid and its content is an object (the store
+    /// keeps content as an object's JSON text).
+    fn check(&'a self) -> Result<Envelope<'a>, (SkipReason, String)> {
+        let id = |e: IdParseError| (SkipReason::InvalidId, e.to_string());
+        // The store's text columns end at a NUL: such an id would be stored as another.
+        let ids = [&self.event_id, &self.room_id, &self.sender];
+        if ids.iter().any(|i| i.bytes().any(|b| b.is_ascii_control())) {
+            let error = "an identifier holds a control character";
+            return Err((SkipReason::InvalidId, error.into()));
+        }
+        let ev = Envelope {
+            event_id: <&EventId>::try_from(self.event_id.as_ref()).map_err(id)?,
+            room_id: <&RoomId>::try_from(self.room_id.as_ref()).map_err(id)?,
+            sender: <&UserId>::try_from(self.sender.as_ref()).map_err(id)?,
+            kind: &self.kind,
+            state_key: self.state_key.as_deref(),
             origin_server_ts: self.origin_server_ts,
             content: self.content,
-        })
+        };
+        if !ev.content.get().trim_start().starts_with('{') {
+            return Err((SkipReason::BadContent, "content is not an object".into()));
+        }
+        Ok(ev)
     }
 }
 
@@ -128,21 +147,19 @@ pub fn route(
             Err(_) => fingerprint.event_without_id(raw),
         }
         let ev = match parsed.as_ref() {
-            Ok(raw_ev) => raw_ev.check().map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(raw_ev) => raw_ev.check(),
+            Err(e) => Err((SkipReason::Malformed, e.to_string())),
         };
         let ev = match ev {
             Ok(ev) => ev,
-            Err(error) => {
-                METRICS.events_unparseable.inc();
-                routed.skipped += 1;
-                tracing::warn!(txn_id, %error, "skipping an event that cannot be parsed");
+            Err((reason, error)) => {
+                routed.skipped.note(txn_id, None, reason, &error);
                 continue;
             }
         };
         by_type.add(ev.kind);
         if ev.kind == "m.room.member" {
-            member_event(&ev, ns, inbound, &mut routed);
+            member_event(txn_id, &ev, ns, inbound, &mut routed);
         } else if DELIVERED_TYPES.contains(&ev.kind) {
             deliver(&ev, ns, directory, &mut routed);
         }
@@ -178,14 +195,29 @@ impl EventTypeCounts {
     }
 }
 
-fn member_event(ev: &Envelope<'_>, ns: &Namespaces, inbound: &InboundConfig, routed: &mut Routed) {
+fn member_event(
+    txn_id: &str,
+    ev: &Envelope<'_>,
+    ns: &Namespaces,
+    inbound: &InboundConfig,
+    routed: &mut Routed,
+) {
     let Some(target) = ev.state_key.and_then(|k| UserId::parse(k).ok()) else {
+        let error = "the state key is not a user id";
+        let reason = SkipReason::InvalidId;
+        routed
+            .skipped
+            .note(txn_id, Some(ev.event_id), reason, error);
         return;
     };
     let membership = match serde_json::from_str::<MemberContent>(ev.content.get()) {
         Ok(c) => c.membership,
         Err(e) => {
-            tracing::warn!(event_id = %ev.event_id, error = %e, "member event without a valid membership");
+            let error = format!("no valid membership: {e}");
+            let reason = SkipReason::BadContent;
+            routed
+                .skipped
+                .note(txn_id, Some(ev.event_id), reason, &error);
             return;
         }
     };

@@ -63,7 +63,8 @@ fn join_then_message_in_one_transaction_reaches_the_agent() {
         raw(json!({"not": "an event"})),
     ];
     let r = run(&events, &dir, &InboundConfig::default());
-    assert_eq!(r.skipped, 1);
+    assert_eq!(r.skipped.of(SkipReason::Malformed), 1);
+    assert_eq!(r.skipped.total(), 1);
     assert_eq!(r.write.memberships.len(), 2);
     assert_eq!(r.write.deliveries.len(), 2);
     let d3 = &r.write.deliveries[0];
@@ -96,6 +97,7 @@ fn identifiers_are_checked_and_escaped_ones_are_read() {
         bad("event_id", "no-sigil"),
         bad("room_id", "r-without-sigil"),
         bad("sender", "@"),
+        bad("event_id", "$a\u{0}b"),
         // JSON escapes cannot be borrowed: the identifiers are read into owned strings.
         RawValue::from_string(
             r#"{"event_id":"\u0024ok","room_id":"\u0021r","sender":"@h\u003ahs","type":"m.room.message","content":{"body":"x"}}"#
@@ -104,7 +106,8 @@ fn identifiers_are_checked_and_escaped_ones_are_read() {
         .unwrap(),
     ];
     let r = run(&events, &dir, &InboundConfig::default());
-    assert_eq!(r.skipped, 3);
+    assert_eq!(r.skipped.of(SkipReason::InvalidId), 4);
+    assert_eq!(r.skipped.total(), 4);
     assert_eq!(r.write.deliveries.len(), 1);
     let d = &r.write.deliveries[0];
     assert_eq!(
@@ -115,6 +118,53 @@ fn identifiers_are_checked_and_escaped_ones_are_read() {
         ),
         ("$ok", "!r", "@h:hs")
     );
+}
+
+/// What cannot be stored or understood is skipped and counted by reason, the rest of the
+/// transaction routed; a type or state key written with JSON escapes is still read.
+#[test]
+fn skips_are_counted_by_reason_and_escapes_do_not_make_events_unreadable() {
+    let (dir, _) = directory_with_a_in_r();
+    let mut not_an_object = json!({"event_id": "$s", "room_id": "!r", "sender": "@h:hs",
+        "type": "m.room.message", "content": "a string"});
+    let mut member_without_key = json!({"event_id": "$k", "room_id": "!r", "sender": "@h:hs",
+        "type": "m.room.member", "content": {"membership": "join"}});
+    let events = [
+        raw(not_an_object.take()),
+        raw(member_without_key.take()),
+        raw(json!({"event_id": "$m", "room_id": "!r", "sender": "@agent-b:hs",
+            "type": "m.room.member", "state_key": "@agent-b:hs", "content": {"membership": 5}})),
+        raw(json!(["an", "array"])),
+        RawValue::from_string(
+            r#"{"event_id":"$esc","room_id":"!r","sender":"@h:hs","type":"m.room.m\u0065ssage","content":{"body":"x"}}"#
+                .into(),
+        )
+        .unwrap(),
+        RawValue::from_string(
+            r#"{"event_id":"$j","room_id":"!r","sender":"@agent-c:hs","type":"m.room.member","state_key":"@agent-\u0063:hs","content":{"membership":"join"}}"#
+                .into(),
+        )
+        .unwrap(),
+    ];
+    let r = run(&events, &dir, &InboundConfig::default());
+    assert_eq!(r.skipped.of(SkipReason::BadContent), 2, "{:?}", r.skipped);
+    assert_eq!(r.skipped.of(SkipReason::InvalidId), 1, "{:?}", r.skipped);
+    assert_eq!(r.skipped.of(SkipReason::Malformed), 1, "{:?}", r.skipped);
+    let delivered: Vec<_> = r
+        .write
+        .deliveries
+        .iter()
+        .map(|d| d.event.event_id.as_str())
+        .collect();
+    assert_eq!(delivered, ["$esc"]);
+    assert_eq!(r.write.deliveries[0].event.event_type, "m.room.message");
+    let joined: Vec<_> = r
+        .write
+        .memberships
+        .iter()
+        .map(|m| m.slug.as_str())
+        .collect();
+    assert_eq!(joined, ["c"]);
 }
 
 /// A homeserver's retry carries the same events with another `unsigned.age`, perhaps in
