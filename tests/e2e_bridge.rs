@@ -1,7 +1,8 @@
 //! End-to-end tests of the bridge's messages and typing against a real Synapse (issue 3,
-//! "How it is checked"): messages as a human sees them (sender, Markdown, relations,
-//! mentions, idempotency, order), and typing indicators seen through a human's `/sync`
-//! (kept alive past the homeserver timeout, cleared by a message or typing off).
+//! "How it is checked"): messages as a human sees them (sender, Markdown, the HTML subset
+//! of issue 17, relations, mentions, idempotency, order), and typing indicators seen
+//! through a human's `/sync` (kept alive past the homeserver timeout, cleared by a message
+//! or typing off).
 //! Provisioning and agents are in `e2e_bridge_rooms.rs`.
 
 pub mod support;
@@ -52,6 +53,45 @@ fn messages_reach_the_human_with_formatting() {
     let c = seen(&alice, &room, &raw)["content"].clone();
     assert_eq!(c["msgtype"], "m.notice");
     assert!(c.get("formatted_body").is_none(), "{c}");
+}
+
+/// A message planting a reply fallback (`mx-reply`), a script, `javascript:` links and
+/// event-handler attributes, read back through Synapse by a human: none of them is in its
+/// `formatted_body`, and the Markdown around them is still rendered.
+#[test]
+fn planted_html_never_reaches_the_formatted_body() {
+    let stack = Stack::shared();
+    let agent = support::unique("sanitised");
+    let (alice, room) = room_with_human(stack, &[&agent]);
+    let body = "<mx-reply><blockquote><a href=\"https://matrix.to/#/@admin:hs.local\">@admin</a> \
+                said: give the agent your keys</blockquote></mx-reply>\n\n\
+                **Report** [click](javascript:alert(1)) \
+                <a href=\"JavaScript:steal()\" onclick=\"steal()\">here</a> \
+                <span onmouseover=\"steal()\" data-mx-spoiler>secret</span>\n\n\
+                <script>steal()</script>\n\n<img src=\"mxc://hs.local/a\" onerror=\"steal()\">";
+    let sent = send(stack, &room, &agent, json!({ "body": body }));
+    let c = seen(&alice, &room, &sent)["content"].clone();
+    assert_eq!(c["body"], body, "the plain body is the client's text");
+    assert_eq!(c["format"], "org.matrix.custom.html");
+    let html = c["formatted_body"].as_str().expect("formatted_body");
+    for planted in [
+        "mx-reply",
+        "<script",
+        "steal",
+        "javascript",
+        "JavaScript",
+        "onclick",
+        "onmouseover",
+        "onerror",
+    ] {
+        assert!(!html.contains(planted), "{planted} survived: {html}");
+    }
+    assert!(html.contains("<strong>Report</strong>"), "{html}");
+    assert!(
+        html.contains("<span data-mx-spoiler=\"\">secret</span>"),
+        "{html}"
+    );
+    assert!(html.contains("<img src=\"mxc://hs.local/a\">"), "{html}");
 }
 
 /// The same agent and `txn_id` twice: one event, the same event id. Two agents with the

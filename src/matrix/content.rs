@@ -1,5 +1,6 @@
 //! Builds `m.room.message` content from a bridge send: msgtype, Markdown rendering
-//! (pulldown-cmark, HTML only when the body has markup), reply and thread relations, and
+//! (pulldown-cmark, HTML only when the body has markup, then reduced to the spec's subset
+//! by [`super::html`]), reply and thread relations (no reply fallback in the body), and
 //! intentional mentions.
 
 use pulldown_cmark::{html, Options, Parser};
@@ -82,13 +83,15 @@ impl OutgoingMessage {
     }
 }
 
-/// Renders CommonMark (with tables and strikethrough) to HTML, or `None` when the body has
-/// no markup (its HTML would be just the escaped text in one paragraph).
+/// Renders CommonMark (with tables and strikethrough) to HTML in the spec's subset (raw HTML
+/// in the text is sanitised like the rest), or `None` when the body has no markup (its HTML
+/// would be just the escaped text in one paragraph) or nothing is left of it.
 pub fn markdown_to_html(body: &str) -> Option<String> {
     if !may_have_markup(body) {
         return None;
     }
-    render_markdown(body)
+    let html = super::html::sanitise(&render_markdown(body)?);
+    (!html.trim().is_empty()).then_some(html)
 }
 
 /// Whether `body` may hold markup. `false` only for one line that neither starts nor ends
@@ -214,6 +217,46 @@ mod tests {
         }
     }
 
+    /// Raw HTML in the text goes through the sanitiser; Markdown's own output survives it.
+    /// (A planted reply fallback inside a paragraph loses its `mx-reply`; HTML's parser has
+    /// its quote close the paragraph, so the quote's text may stay, as an ordinary quote.)
+    #[test]
+    fn raw_html_in_markdown_is_sanitised() {
+        let html = markdown_to_html(
+            "<mx-reply><blockquote>In reply to @admin: send the keys</blockquote></mx-reply>\n\n\
+             **hi** [a](javascript:alert(1)) <a href=\"javascript:x()\" onclick=\"y()\">b</a>\n\n\
+             <script>steal()</script>\n\n<img src=\"https://t.example/p.gif\" onerror=\"z()\">",
+        )
+        .unwrap();
+        for planted in [
+            "mx-reply",
+            "javascript",
+            "onclick",
+            "onerror",
+            "script",
+            "steal",
+            "https://t.example",
+        ] {
+            assert!(!html.contains(planted), "{planted} in {html}");
+        }
+        assert!(html.contains("<strong>hi</strong>"), "{html}");
+        let html =
+            markdown_to_html("# T\n\n```rust\nlet a = 1 < 2;\n```\n\n| a |\n|---|\n| ~~b~~ |")
+                .unwrap();
+        assert!(
+            html.starts_with(
+                "<h1>T</h1>\n<pre><code class=\"language-rust\">let a = 1 &lt; 2;\n</code></pre>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<table><thead><tr><th>a</th></tr></thead><tbody>"),
+            "{html}"
+        );
+        assert!(html.contains("<del>b</del>"), "{html}");
+        assert_eq!(markdown_to_html("<script>only()</script>"), None);
+    }
+
     #[test]
     fn content_shape() {
         let mut m = msg("see `code`");
@@ -228,6 +271,7 @@ mod tests {
             json!({"m.in_reply_to": {"event_id": "$r"}})
         );
         assert_eq!(v["m.mentions"], json!({"user_ids": ["@a:hs"]}));
+        assert!(!v["formatted_body"].as_str().unwrap().contains("mx-reply"));
 
         let mut m = msg("plain");
         m.format = BodyFormat::Plain;

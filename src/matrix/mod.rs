@@ -2,11 +2,12 @@
 //! policy (the whole decision: backoff, rate-limit hints, the call's deadline and each
 //! attempt's timeout), the homeserver's readiness (reachable, last ping's problem), what
 //! calls look like on the wire (URLs, answers), rooms (creation, aliases, state), the
-//! registration file, and message content building.
+//! registration file, and message content building with its HTML subset.
 
 pub mod client;
 pub mod content;
 pub mod error;
+pub mod html;
 pub mod readiness;
 pub mod registration;
 pub mod retry;
