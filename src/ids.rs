@@ -8,6 +8,22 @@ use serde::{Deserialize, Serialize};
 
 /// Longest accepted agent slug.
 pub const MAX_SLUG_LEN: usize = 64;
+/// Longest alias name a provisioning request may give (the prefix aside; the bridge's
+/// provisioning route refuses longer ones).
+pub const MAX_ALIAS_NAME_LEN: usize = 200;
+/// Matrix's limit on the length of a user id or room alias, in bytes.
+pub const MAX_ID_BYTES: usize = 255;
+
+/// Length of the longest agent user id: `@<agent_prefix><slug of MAX_SLUG_LEN>:<server>`.
+pub fn longest_agent_id(agent_prefix: &str, server_name: &str) -> usize {
+    "@:".len() + agent_prefix.len() + MAX_SLUG_LEN + server_name.len()
+}
+
+/// Length of the longest alias the daemon can create:
+/// `#<alias_prefix><name of MAX_ALIAS_NAME_LEN>:<server>` (a name without the prefix gets it).
+pub fn longest_alias(alias_prefix: &str, server_name: &str) -> usize {
+    "#:".len() + alias_prefix.len() + MAX_ALIAS_NAME_LEN + server_name.len()
+}
 
 /// An agent's name on the bridge API: 1–64 characters of `[a-z0-9_-]`, starting with a
 /// letter or digit. Cheap to clone (shared).
@@ -73,7 +89,9 @@ impl<'de> Deserialize<'de> for AgentSlug {
     }
 }
 
-/// The registration's namespaces: which user ids and aliases belong to this service.
+/// The registration's namespaces: which user ids and aliases belong to this service. The
+/// config check guarantees that every id it makes fits Matrix's length limit
+/// ([`longest_agent_id`], [`longest_alias`]).
 #[derive(Debug, Clone)]
 pub struct Namespaces {
     server_name: OwnedServerName,
@@ -92,7 +110,7 @@ impl Namespaces {
         sender_localpart: &str,
     ) -> Self {
         let sender = UserId::parse(format!("@{sender_localpart}:{server_name}"))
-            .expect("sender localpart validated by config");
+            .expect("sender localpart and length validated by config");
         Self {
             server_name,
             agent_prefix: agent_prefix.to_owned(),
@@ -122,7 +140,7 @@ impl Namespaces {
             "@{}{}:{}",
             self.agent_prefix, slug, self.server_name
         ))
-        .expect("slug charset is a subset of the localpart charset")
+        .expect("slug charset is a subset of the localpart charset; length checked by config")
     }
 
     /// The slug of an agent user of this service, or `None` for any other user.
@@ -144,7 +162,7 @@ impl Namespaces {
             format!("{}{}", self.alias_prefix, name)
         };
         let full = RoomAliasId::parse(format!("#{local}:{}", self.server_name))
-            .expect("alias charset validated by the caller");
+            .expect("alias charset validated by the caller; length checked by config");
         (local, full)
     }
 
@@ -230,6 +248,23 @@ mod tests {
             "#mosaic-ops:hs.local"
         );
         assert!(ns.owns_alias(&ns.alias_for("x").1));
+    }
+
+    /// The longest ids the config allows are valid Matrix ids; one byte more is not.
+    #[test]
+    fn the_longest_ids_fit_exactly() {
+        let server = "s".repeat(MAX_ID_BYTES - longest_agent_id("agent-", ""));
+        let ns = Namespaces::new(server.as_str().try_into().unwrap(), "agent-", "m-", "bot");
+        let slug = AgentSlug::parse(&"a".repeat(MAX_SLUG_LEN)).unwrap();
+        assert_eq!(ns.agent_user_id(&slug).as_str().len(), MAX_ID_BYTES);
+        let too_long = format!("@agent-{slug}:{server}x");
+        assert!(UserId::parse(too_long).is_err());
+
+        let server = "s".repeat(MAX_ID_BYTES - longest_alias("m-", ""));
+        let ns = Namespaces::new(server.as_str().try_into().unwrap(), "agent-", "m-", "bot");
+        let (_, alias) = ns.alias_for(&"n".repeat(MAX_ALIAS_NAME_LEN));
+        assert_eq!(alias.as_str().len(), MAX_ID_BYTES);
+        assert!(RoomAliasId::parse(format!("{alias}x")).is_err());
     }
 
     #[test]

@@ -10,7 +10,10 @@ use super::{
     Env, FileConfig, Secrets, ENV_AS_TOKEN, ENV_BRIDGE_TOKENS, ENV_HS_TOKEN, ENV_METRICS_TOKEN,
     MIN_TOKEN_LEN,
 };
-use crate::tokens::is_well_formed;
+use crate::{
+    ids::{longest_agent_id, longest_alias, MAX_ALIAS_NAME_LEN, MAX_ID_BYTES, MAX_SLUG_LEN},
+    tokens::is_well_formed,
+};
 
 /// A token's problem, if it has one (what is wrong, never the value).
 fn token_problem(token: &str) -> Option<String> {
@@ -132,9 +135,17 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
             ));
         }
     }
-    if UserId::parse(format!("@{}:{server}", f.appservice.sender_localpart)).is_err() {
+    let sender = format!("@{}:{server}", f.appservice.sender_localpart);
+    if sender.len() > MAX_ID_BYTES {
+        problems.push(format!(
+            "appservice.sender_localpart: the sender's user id {sender} is {} bytes, over \
+             Matrix's {MAX_ID_BYTES}",
+            sender.len()
+        ));
+    } else if UserId::parse(sender).is_err() {
         problems.push("appservice.sender_localpart: does not form a valid user id".into());
     }
+    identifier_lengths(f, problems);
     if f.appservice
         .sender_localpart
         .starts_with(&f.appservice.agent_prefix)
@@ -202,6 +213,32 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
                 "inbound.invite_allow: {entry:?} is neither a user id, :server.name nor *"
             ));
         }
+    }
+}
+
+/// The longest agent user id and the longest alias the daemon may make must fit Matrix's
+/// limit: found here, not as a failure at the first long slug or alias.
+fn identifier_lengths(f: &FileConfig, problems: &mut Vec<String>) {
+    let server = f.homeserver.server_name.as_str();
+    let agent = longest_agent_id(&f.appservice.agent_prefix, server);
+    if agent > MAX_ID_BYTES {
+        problems.push(format!(
+            "appservice.agent_prefix, homeserver.server_name: an agent's user id \
+             (@<agent_prefix><slug of up to {MAX_SLUG_LEN} characters>:<server_name>) can be \
+             {agent} bytes, over Matrix's {MAX_ID_BYTES}; shorten the prefix or the server name \
+             by {}",
+            agent - MAX_ID_BYTES
+        ));
+    }
+    let alias = longest_alias(&f.appservice.alias_prefix, server);
+    if alias > MAX_ID_BYTES {
+        problems.push(format!(
+            "appservice.alias_prefix, homeserver.server_name: a provisioned alias \
+             (#<alias_prefix><name of up to {MAX_ALIAS_NAME_LEN} characters>:<server_name>) can \
+             be {alias} bytes, over Matrix's {MAX_ID_BYTES}; shorten the prefix or the server \
+             name by {}",
+            alias - MAX_ID_BYTES
+        ));
     }
 }
 

@@ -209,3 +209,48 @@ fn invites_default_to_the_local_server() {
     let err = Config::load(bad.path(), &env).unwrap_err().to_string();
     assert!(err.contains("\"nobody\" is neither"), "{err}");
 }
+
+/// Identifiers the daemon would make longer than Matrix allows (255 bytes) are config
+/// problems, named with the keys to change: the longest alias with the default prefix fits
+/// a server name of 46 characters, not 47; a long agent prefix or sender localpart likewise.
+#[test]
+fn identifiers_too_long_for_matrix_are_refused() {
+    let env = [(ENV_AS_TOKEN, A), (ENV_HS_TOKEN, H), (ENV_BRIDGE_TOKENS, B)];
+    let with = |server: &str, appservice: &str| {
+        write(&format!(
+            "[homeserver]\nurl = \"http://127.0.0.1:8008\"\nserver_name = \"{server}\"\n\
+             [appservice]\nurl = \"http://127.0.0.1:9000\"\n{appservice}\n"
+        ))
+    };
+    let server = |len: usize| format!("{}.org", "s".repeat(len - 4));
+    let f = with(&server(46), "");
+    assert!(Config::load(f.path(), &env).is_ok());
+
+    let f = with(&server(47), "");
+    let err = Config::load(f.path(), &env).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    let text = &err.problems[0];
+    assert!(
+        text.starts_with("appservice.alias_prefix, homeserver.server_name:"),
+        "{text}"
+    );
+    assert!(text.contains("256 bytes, over Matrix's 255"), "{text}");
+
+    let long_prefix = format!("agent_prefix = \"{}\"", "p".repeat(190));
+    let f = with("hs.local", &long_prefix);
+    let err = Config::load(f.path(), &env).unwrap_err().to_string();
+    assert!(
+        err.starts_with("appservice.agent_prefix, homeserver.server_name:"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "one problem: {err}");
+
+    let long_sender = format!("sender_localpart = \"{}\"", "b".repeat(250));
+    let f = with("hs.local", &long_sender);
+    let err = Config::load(f.path(), &env).unwrap_err().to_string();
+    assert!(
+        err.contains("appservice.sender_localpart: the sender's user id"),
+        "{err}"
+    );
+    assert!(err.contains("over Matrix's 255"), "{err}");
+}
