@@ -1,8 +1,9 @@
 //! Talking Matrix: the homeserver client (daemon → homeserver) and its errors, the retry
 //! policy (the whole decision: backoff, rate-limit hints, the call's deadline and each
-//! attempt's timeout), the homeserver's readiness (reachable, last ping's problem), what
-//! calls look like on the wire (URLs, answers), rooms (creation, aliases, state), the
-//! registration file, and message content building with its HTML subset.
+//! attempt's timeout), the cap on requests in flight, the homeserver's readiness
+//! (reachable, last ping's problem), what calls look like on the wire (URLs, answers),
+//! rooms (creation, aliases, state), the registration file, and message content building
+//! with its HTML subset.
 
 pub mod client;
 pub mod content;
@@ -12,6 +13,7 @@ pub mod readiness;
 pub mod registration;
 pub mod retry;
 pub mod rooms;
+mod slots;
 mod transport;
 mod wire;
 

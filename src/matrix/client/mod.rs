@@ -1,8 +1,9 @@
 //! The one homeserver client (Client-Server API, as the application service): pooled
 //! keep-alive connections ([`super::transport`]), URLs and bodies as [`super::wire`] writes
 //! and reads them, as_token auth, `user_id` masquerading, a global cap on requests in
-//! flight; each call loops: attempt, ask [`super::retry`] whether and when to retry,
-//! sleep, count. Outcomes keep the homeserver's [`super::readiness`] up to date.
+//! flight ([`super::slots`], whose wait ends at the call's deadline); each call loops: take
+//! a slot, attempt, ask [`super::retry`] whether and when to retry, sleep, count. Outcomes
+//! keep the homeserver's [`super::readiness`] up to date.
 
 use std::{
     sync::Arc,
@@ -14,11 +15,11 @@ use ruma::{OwnedEventId, RoomId, UserId};
 use secrecy::ExposeSecret;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
 use super::{
     readiness::Readiness,
     retry::{self, Retries, RetryPolicy},
+    slots::CallSlots,
     transport::Transport,
     wire::{bytes_of, client_prefix, client_url, status_error, Empty, EventIdAnswer, RoomIdAnswer},
     HomeserverError,
@@ -39,7 +40,7 @@ struct Inner {
     prefix: String,
     auth: HeaderValue,
     transport: Transport,
-    in_flight: Semaphore,
+    in_flight: CallSlots,
     deadline: Duration,
     /// Longest single attempt (also cut to what is left of a call's deadline).
     attempt_timeout: Duration,
@@ -62,7 +63,7 @@ impl HomeserverClient {
                 prefix: client_prefix(&config.homeserver.url),
                 auth,
                 transport: Transport::default(),
-                in_flight: Semaphore::new(config.limits.hs_max_in_flight),
+                in_flight: CallSlots::new(config.limits.hs_max_in_flight),
                 deadline: config.hs_deadline(),
                 attempt_timeout: config.limits.hs_attempt_timeout,
                 policy: RetryPolicy::default(),
@@ -132,10 +133,15 @@ impl HomeserverClient {
         let mut attempt = 0u32;
         let left = || deadline.saturating_sub(started.elapsed());
         let result = loop {
-            let timeout = retry::attempt_timeout(self.inner.attempt_timeout, left());
-            let outcome = self
-                .attempt(method.clone(), url.clone(), body.clone(), timeout)
-                .await;
+            // The wait for a slot, then the attempt, within what is left of the deadline.
+            let outcome = match self.inner.in_flight.take(left()).await {
+                Ok(_slot) => {
+                    let timeout = retry::attempt_timeout(self.inner.attempt_timeout, left());
+                    self.attempt(method.clone(), url.clone(), body.clone(), timeout)
+                        .await
+                }
+                Err(no_slot) => Err(no_slot),
+            };
             let err = match outcome {
                 Ok(bytes) => {
                     self.inner.readiness.call_succeeded();
@@ -170,7 +176,8 @@ impl HomeserverClient {
         result
     }
 
-    /// One HTTP attempt: the raw body of a 2xx answer, or the error.
+    /// One HTTP attempt (its caller holds a slot): the raw body of a 2xx answer, or the
+    /// error.
     async fn attempt(
         &self,
         method: Method,
@@ -178,12 +185,6 @@ impl HomeserverClient {
         body: Option<bytes::Bytes>,
         timeout: Duration,
     ) -> Result<bytes::Bytes, HomeserverError> {
-        let _permit = self
-            .inner
-            .in_flight
-            .acquire()
-            .await
-            .expect("semaphore never closed");
         let answer = self
             .inner
             .transport
@@ -377,3 +378,6 @@ impl HomeserverClient {
             .map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests;
