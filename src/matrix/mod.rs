@@ -14,6 +14,7 @@ pub mod registration;
 pub mod retry;
 pub mod rooms;
 mod slots;
+mod tls;
 mod transport;
 mod wire;
 

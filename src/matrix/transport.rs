@@ -1,5 +1,6 @@
 //! HTTP transport of the homeserver client: hyper's pooled client (the engine under
-//! reqwest) with rustls, one pool per thread, one attempt per call of [`Transport::send`].
+//! reqwest) with rustls trusting what [`super::tls`] loads, one pool per thread, one
+//! attempt per call of [`Transport::send`].
 //!
 //! Why not reqwest itself: its redirect layer turns every request's URI into a string and
 //! parses it as a `Url` twice (once before sending, once for the response), and each request
@@ -26,6 +27,7 @@ use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioTimer},
 };
+use rustls::ClientConfig;
 
 /// Longest homeserver answer read (larger ones fail the attempt).
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -66,23 +68,17 @@ thread_local! {
 /// Shared by the clones of one homeserver client; identifies its per-thread pools.
 pub struct Transport {
     owner: Arc<()>,
+    /// TLS of every pool (read once: loading the system store reads files).
+    tls: Arc<ClientConfig>,
 }
 
-impl Default for Transport {
-    fn default() -> Self {
-        Self {
-            owner: Arc::new(()),
-        }
-    }
-}
-
-fn build_pool() -> Pool {
+fn build_pool(tls: &ClientConfig) -> Pool {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
     let tls = HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config(tls.clone())
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp);
@@ -94,6 +90,13 @@ fn build_pool() -> Pool {
 }
 
 impl Transport {
+    pub fn new(tls: Arc<ClientConfig>) -> Self {
+        Self {
+            owner: Arc::new(()),
+            tls,
+        }
+    }
+
     /// The calling thread's pool. hyper runs each pooled connection as a task on the
     /// runtime that opened it, and every actix arbiter is a single-threaded runtime: with one
     /// pool shared by the arbiters, a request would often go out on a connection owned by
@@ -108,7 +111,7 @@ impl Transport {
                 return pool.clone();
             }
             pools.retain(|(w, _)| w.strong_count() > 0);
-            let pool = build_pool();
+            let pool = build_pool(&self.tls);
             pools.push((Arc::downgrade(&self.owner), pool.clone()));
             pool
         })
@@ -213,6 +216,14 @@ mod tests {
         HeaderValue::from_static("Bearer t")
     }
 
+    /// A transport trusting the built-in roots only.
+    fn plain_transport() -> Transport {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        Transport::new(super::super::tls::client_config(roots))
+    }
+
     #[tokio::test]
     async fn an_answer_is_read_with_its_status_and_retry_hint() {
         let reply =
@@ -221,7 +232,7 @@ mod tests {
         let uri: Uri = format!("http://{addr}/_matrix/client/v3/x?user_id=%40a%3Ab")
             .parse()
             .unwrap();
-        let answer = Transport::default()
+        let answer = plain_transport()
             .send(
                 Method::PUT,
                 uri,
@@ -249,6 +260,71 @@ mod tests {
         assert!(request.ends_with("{\"a\":1}"), "{request}");
     }
 
+    /// A CA made here, and a server on loopback with a certificate for `localhost` and
+    /// `127.0.0.1` that it signed, answering one request over TLS with `200 {}`.
+    async fn tls_server() -> (rustls::pki_types::CertificateDer<'static>, String) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let leaf = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let Ok(mut tls) = acceptor.accept(sock).await else {
+                return; // the client refused the certificate
+            };
+            let mut buf = vec![0; 4096];
+            let _ = tls.read(&mut buf).await;
+            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+            let _ = tls.write_all(reply).await;
+            let _ = tls.flush().await;
+        });
+        (ca.der().clone(), addr)
+    }
+
+    /// A homeserver whose certificate a private CA signed is reached when the roots hold
+    /// that CA, and refused (unknown issuer) with the built-in roots alone.
+    #[tokio::test]
+    async fn an_https_homeserver_is_trusted_through_the_roots() {
+        let (ca, addr) = tls_server().await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let trusting = Transport::new(super::super::tls::client_config(roots));
+        let uri: Uri = format!("https://{addr}/x").parse().unwrap();
+        let answer = trusting
+            .send(Method::GET, uri, &auth(), None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((answer.status, &answer.body[..]), (200, &b"{}"[..]));
+
+        let (_, addr) = tls_server().await;
+        let uri: Uri = format!("https://{addr}/x").parse().unwrap();
+        let err = plain_transport()
+            .send(Method::GET, uri, &auth(), None, Duration::from_secs(5))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    }
+
     #[tokio::test]
     async fn an_https_homeserver_is_spoken_to_in_tls() {
         // A plain server: the client's first bytes must be a TLS handshake record.
@@ -256,7 +332,7 @@ mod tests {
         let uri: Uri = format!("https://{addr}/_matrix/client/v3/x")
             .parse()
             .unwrap();
-        let outcome = Transport::default()
+        let outcome = plain_transport()
             .send(Method::GET, uri, &auth(), None, Duration::from_secs(5))
             .await;
         assert!(matches!(outcome, Err(TransportError::Request(_))));
@@ -274,7 +350,7 @@ mod tests {
         reply.resize(reply.len() + MAX_ANSWER_BYTES + 1, b' ');
         let (addr, _seen) = one_shot(Some(reply)).await;
         let uri: Uri = format!("http://{addr}/x").parse().unwrap();
-        let outcome = Transport::default()
+        let outcome = plain_transport()
             .send(Method::GET, uri, &auth(), None, Duration::from_secs(5))
             .await;
         assert!(
@@ -289,7 +365,7 @@ mod tests {
         let (addr, _seen) = one_shot(None).await;
         let uri: Uri = format!("http://{addr}/x").parse().unwrap();
         let started = std::time::Instant::now();
-        let outcome = Transport::default()
+        let outcome = plain_transport()
             .send(Method::GET, uri, &auth(), None, Duration::from_millis(300))
             .await;
         assert!(matches!(outcome, Err(TransportError::TimedOut(_))));
@@ -302,7 +378,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let uri: Uri = format!("http://{addr}/x").parse().unwrap();
-        let err = Transport::default()
+        let err = plain_transport()
             .send(Method::GET, uri, &auth(), None, Duration::from_secs(5))
             .await
             .err()

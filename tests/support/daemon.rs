@@ -22,13 +22,16 @@ use super::synapse::http_client;
 /// Longest wait for `GET /health` after a start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Environment variables of the daemon that the harness controls.
+/// Environment variables of the daemon that the harness controls: the daemon's own, and
+/// where it finds the system CA store (a test sets them in [`DaemonOptions::env`]).
 const DAEMON_ENV: &[&str] = &[
     "MOSAIC_AS_TOKEN",
     "MOSAIC_HS_TOKEN",
     "MOSAIC_BRIDGE_TOKENS",
     "MOSAIC_AS_CONFIG",
     "MOSAIC_AS_LOG_FORMAT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// Fresh random secrets for one daemon (64 hex characters each).

@@ -37,6 +37,7 @@ pub mod scenes;
 pub mod stack;
 pub mod stack_api;
 pub mod synapse;
+pub mod tls_hs;
 pub mod tokens;
 
 use std::sync::atomic::{AtomicU32, Ordering};

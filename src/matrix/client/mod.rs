@@ -20,6 +20,7 @@ use super::{
     readiness::Readiness,
     retry::{self, Retries, RetryPolicy},
     slots::CallSlots,
+    tls,
     transport::Transport,
     wire::{bytes_of, client_prefix, client_url, status_error, Empty, EventIdAnswer, RoomIdAnswer},
     HomeserverError,
@@ -62,7 +63,7 @@ impl HomeserverClient {
             inner: Arc::new(Inner {
                 prefix: client_prefix(&config.homeserver.url),
                 auth,
-                transport: Transport::default(),
+                transport: Transport::new(tls::client_config(tls::roots())),
                 in_flight: CallSlots::new(config.limits.hs_max_in_flight),
                 deadline: config.hs_deadline(),
                 attempt_timeout: config.limits.hs_attempt_timeout,
