@@ -9,6 +9,7 @@ pub mod client;
 pub mod content;
 pub mod error;
 pub mod html;
+mod proxy;
 pub mod readiness;
 pub mod registration;
 pub mod retry;

@@ -1,14 +1,15 @@
 //! HTTP transport of the homeserver client: hyper's pooled client (the engine under
-//! reqwest) with rustls trusting what [`super::tls`] loads, one pool per thread, one
-//! attempt per call of [`Transport::send`].
+//! reqwest) with rustls trusting what [`super::tls`] loads, through the proxy
+//! [`super::proxy`] finds for the homeserver (if any), one pool per thread, one attempt per
+//! call of [`Transport::send`].
 //!
 //! Why not reqwest itself: its redirect layer turns every request's URI into a string and
 //! parses it as a `Url` twice (once before sending, once for the response), and each request
 //! also passes a retry and a proxy layer. On the bridge's hot path (one homeserver call per
 //! message) the daemon's CPU per send fell from ~48 to ~36 µs without them (README
-//! "Performance"). The daemon never follows redirects, uses no proxy and retries under its
-//! own policy ([`super::retry`]), so it talks to hyper directly: same connection pool,
-//! same TLS stack.
+//! "Performance"). The daemon never follows redirects and retries under its own policy
+//! ([`super::retry`]), and a proxy only concerns new connections, so it talks to hyper
+//! directly: same connection pool, same TLS stack, the same proxy matcher.
 
 use std::{
     cell::RefCell,
@@ -24,10 +25,15 @@ use http::{
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
+    client::{
+        legacy::{connect::HttpConnector, Client},
+        proxy::matcher::Matcher,
+    },
     rt::{TokioExecutor, TokioTimer},
 };
 use rustls::ClientConfig;
+
+use super::proxy::ProxyConnector;
 
 /// Longest homeserver answer read (larger ones fail the attempt).
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -38,7 +44,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle keep-alive connections kept per thread.
 const MAX_IDLE_PER_THREAD: usize = 256;
 
-type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Pool = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
 /// A finished HTTP exchange.
 pub struct Answer {
@@ -70,18 +76,17 @@ pub struct Transport {
     owner: Arc<()>,
     /// TLS of every pool (read once: loading the system store reads files).
     tls: Arc<ClientConfig>,
+    /// Proxy rules (read once, from the environment).
+    proxies: Arc<Matcher>,
 }
 
-fn build_pool(tls: &ClientConfig) -> Pool {
+fn build_pool(tls: &ClientConfig, proxies: &Arc<Matcher>) -> Pool {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let tls = HttpsConnectorBuilder::new()
-        .with_tls_config(tls.clone())
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp);
+    let to_proxy = https_or_http(tls, tcp.clone());
+    let tls = https_or_http(tls, ProxyConnector::new(tcp, to_proxy, proxies.clone()));
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(IDLE_TIMEOUT)
@@ -89,11 +94,21 @@ fn build_pool(tls: &ClientConfig) -> Pool {
         .build(tls)
 }
 
+/// TLS (HTTP/1.1) over `inner`'s connections for https URLs; `inner`'s as they are for http.
+fn https_or_http<C>(tls: &ClientConfig, inner: C) -> HttpsConnector<C> {
+    HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(inner)
+}
+
 impl Transport {
-    pub fn new(tls: Arc<ClientConfig>) -> Self {
+    pub fn new(tls: Arc<ClientConfig>, proxies: Arc<Matcher>) -> Self {
         Self {
             owner: Arc::new(()),
             tls,
+            proxies,
         }
     }
 
@@ -111,7 +126,7 @@ impl Transport {
                 return pool.clone();
             }
             pools.retain(|(w, _)| w.strong_count() > 0);
-            let pool = build_pool(&self.tls);
+            let pool = build_pool(&self.tls, &self.proxies);
             pools.push((Arc::downgrade(&self.owner), pool.clone()));
             pool
         })
@@ -216,12 +231,18 @@ mod tests {
         HeaderValue::from_static("Bearer t")
     }
 
-    /// A transport trusting the built-in roots only.
+    /// A transport trusting the built-in roots only, without proxies.
     fn plain_transport() -> Transport {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        Transport::new(super::super::tls::client_config(roots))
+        trusting(roots)
+    }
+
+    /// A transport trusting `roots`, without proxies.
+    fn trusting(roots: rustls::RootCertStore) -> Transport {
+        let direct = Arc::new(Matcher::builder().build());
+        Transport::new(super::super::tls::client_config(roots), direct)
     }
 
     #[tokio::test]
@@ -307,9 +328,8 @@ mod tests {
         let (ca, addr) = tls_server().await;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca).unwrap();
-        let trusting = Transport::new(super::super::tls::client_config(roots));
         let uri: Uri = format!("https://{addr}/x").parse().unwrap();
-        let answer = trusting
+        let answer = trusting(roots)
             .send(Method::GET, uri, &auth(), None, Duration::from_secs(5))
             .await
             .unwrap();

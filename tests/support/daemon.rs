@@ -22,8 +22,8 @@ use super::synapse::http_client;
 /// Longest wait for `GET /health` after a start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Environment variables of the daemon that the harness controls: the daemon's own, and
-/// where it finds the system CA store (a test sets them in [`DaemonOptions::env`]).
+/// Environment variables of the daemon that the harness controls: the daemon's own, where it
+/// finds the system CA store, and its proxies (a test sets them in [`DaemonOptions::env`]).
 const DAEMON_ENV: &[&str] = &[
     "MOSAIC_AS_TOKEN",
     "MOSAIC_HS_TOKEN",
@@ -32,6 +32,14 @@ const DAEMON_ENV: &[&str] = &[
     "MOSAIC_AS_LOG_FORMAT",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
 ];
 
 /// Fresh random secrets for one daemon (64 hex characters each).

@@ -22,6 +22,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod connect_proxy;
 pub mod daemon;
 pub mod daemon_api;
 pub mod events;

@@ -17,6 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
 use super::{
+    proxy,
     readiness::Readiness,
     retry::{self, Retries, RetryPolicy},
     slots::CallSlots,
@@ -63,7 +64,10 @@ impl HomeserverClient {
             inner: Arc::new(Inner {
                 prefix: client_prefix(&config.homeserver.url),
                 auth,
-                transport: Transport::new(tls::client_config(tls::roots())),
+                transport: Transport::new(
+                    tls::client_config(tls::roots()),
+                    proxy::from_env(&config.homeserver.url),
+                ),
                 in_flight: CallSlots::new(config.limits.hs_max_in_flight),
                 deadline: config.hs_deadline(),
                 attempt_timeout: config.limits.hs_attempt_timeout,
