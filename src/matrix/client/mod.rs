@@ -17,11 +17,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    proxy,
     readiness::Readiness,
     retry::{self, Retries, RetryPolicy},
     slots::CallSlots,
-    tls,
     transport::Transport,
     wire::{bytes_of, client_prefix, client_url, status_error, Empty, EventIdAnswer, RoomIdAnswer},
     HomeserverError,
@@ -64,10 +62,7 @@ impl HomeserverClient {
             inner: Arc::new(Inner {
                 prefix: client_prefix(&config.homeserver.url),
                 auth,
-                transport: Transport::new(
-                    tls::client_config(tls::roots()),
-                    proxy::from_env(&config.homeserver.url),
-                ),
+                transport: Transport::for_homeserver(&config.homeserver.url),
                 in_flight: CallSlots::new(config.limits.hs_max_in_flight),
                 deadline: config.hs_deadline(),
                 attempt_timeout: config.limits.hs_attempt_timeout,
