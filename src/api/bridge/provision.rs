@@ -16,15 +16,13 @@ use crate::{
         error::ApiError,
         grant::{Grant, ProvisionScope},
     },
-    ids::AgentSlug,
+    ids::{AgentSlug, MAX_ALIAS_NAME_LEN},
 };
 
 /// Most users invited at creation.
 pub const MAX_INVITES: usize = 50;
 /// Most agents joined at creation.
 const MAX_AGENTS: usize = 50;
-/// Longest alias name.
-const MAX_ALIAS_LEN: usize = 200;
 /// Longest client idempotency key.
 const MAX_TXN_ID_LEN: usize = 255;
 /// Longest room name or topic.
@@ -59,9 +57,9 @@ fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
         let charset_ok = alias
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(&c));
-        if alias.is_empty() || alias.len() > MAX_ALIAS_LEN || !charset_ok {
+        if alias.is_empty() || alias.len() > MAX_ALIAS_NAME_LEN || !charset_ok {
             return bad(format!(
-                "alias: must be 1 to {MAX_ALIAS_LEN} characters of [a-z0-9_.-]"
+                "alias: must be 1 to {MAX_ALIAS_NAME_LEN} characters of [a-z0-9_.-]"
             ));
         }
     }
