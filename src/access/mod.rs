@@ -4,10 +4,9 @@
 //! the store first and then the table, so a token answered as issued is usable, and one
 //! answered as revoked is refused, from the next request on.
 //!
-//! Looking a token up by its digest is not a comparison an attacker can steer: the digest
-//! of a guess shares nothing useful with the digest of a real token, so how far a hash map
-//! probe gets tells nothing about the token (the same reasoning as storing API keys hashed
-//! and indexed by hash).
+//! Tokens are looked up by their digest, and the map compares digests in constant time
+//! ([`DigestKey`]); besides, the digest of a guess shares nothing useful with the digest of
+//! a real token, so neither the probe nor the comparison tells anything about a token.
 
 pub mod principal;
 
@@ -22,7 +21,7 @@ use crate::{
     tokens::{
         issued::{TokenId, TokenRecord, TokenRequest},
         scope::Scopes,
-        TokenDigest,
+        DigestKey, TokenDigest,
     },
 };
 
@@ -59,7 +58,7 @@ pub enum IssueError {
 }
 
 pub struct Access {
-    by_digest: DashMap<[u8; 32], Arc<Principal>>,
+    by_digest: DashMap<DigestKey, Arc<Principal>>,
     store: Arc<dyn Store>,
     rates: Rates,
 }
@@ -72,7 +71,7 @@ impl Access {
         for token in admin_tokens {
             let principal = Principal::new(None, Scopes::admin(), Vec::new(), None, rates.admin);
             by_digest.insert(
-                TokenDigest::of(token.expose_secret()).to_bytes(),
+                TokenDigest::of(token.expose_secret()).key(),
                 Arc::new(principal),
             );
         }
@@ -106,8 +105,7 @@ impl Access {
         };
         let rate = t.rate_per_s.and_then(NonZeroU32::new).unwrap_or(default);
         let principal = Principal::new(Some(t.id), t.scopes, t.agents, t.expires_at, rate);
-        self.by_digest
-            .insert(t.digest.to_bytes(), Arc::new(principal));
+        self.by_digest.insert(t.digest.key(), Arc::new(principal));
     }
 
     /// The principal of a presented bearer token, after its expiry and its rate.
@@ -115,7 +113,7 @@ impl Access {
         let token = bearer.ok_or(Refusal::Missing)?;
         let principal = self
             .by_digest
-            .get(&TokenDigest::of(token).to_bytes())
+            .get(&TokenDigest::of(token).key())
             .map(|p| p.clone())
             .ok_or(Refusal::Unknown)?;
         if principal.is_expired(now_s()) {

@@ -36,6 +36,32 @@ impl TokenDigest {
     }
 }
 
+/// A digest as a map key: hashed like any key (with the map's random keys), and compared
+/// in constant time, so finding a token in a table tells nothing of how close a guess was.
+#[derive(Clone, Copy)]
+pub struct DigestKey([u8; 32]);
+
+impl PartialEq for DigestKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for DigestKey {}
+
+impl std::hash::Hash for DigestKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.0);
+    }
+}
+
+impl TokenDigest {
+    /// The digest as a map key.
+    pub fn key(self) -> DigestKey {
+        DigestKey(self.0)
+    }
+}
+
 impl std::fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenDigest(..)")
@@ -71,6 +97,11 @@ mod tests {
         let bytes = secret.to_bytes();
         assert!(TokenDigest::from_bytes(&bytes).unwrap().matches(&secret));
         assert!(TokenDigest::from_bytes(&bytes[1..]).is_none());
+        let keys: std::collections::HashSet<_> =
+            ["a", "b", "a"].map(|t| TokenDigest::of(t).key()).into();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains(&TokenDigest::of("b").key()));
+        assert!(!keys.contains(&TokenDigest::of("c").key()));
         assert_eq!(format!("{secret:?}"), "TokenDigest(..)");
     }
 
