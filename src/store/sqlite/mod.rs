@@ -94,6 +94,16 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The writing connection, for a rare write of its own (tokens, keys, effects):
+    /// whatever an earlier write left open is rolled back first.
+    async fn writing(&self) -> tokio::sync::MutexGuard<'_, Writer> {
+        let mut writer = self.writer.lock().await;
+        writer.settle().await;
+        writer
+    }
+}
+
 fn slug_of(s: String) -> StoreResult<AgentSlug> {
     AgentSlug::parse(&s).map_err(|e| StoreError::Corrupt(format!("agent slug {s:?}: {e}")))
 }
@@ -278,15 +288,11 @@ impl Store for SqliteStore {
     }
 
     async fn finish_effect(&self, id: i64) -> StoreResult<()> {
-        let mut writer = self.writer.lock().await;
-        writer.settle().await;
-        effects::finish(&mut writer, id).await
+        effects::finish(&mut *self.writing().await, id).await
     }
 
     async fn defer_effect(&self, id: i64, attempts: u32, not_before: i64) -> StoreResult<()> {
-        let mut writer = self.writer.lock().await;
-        writer.settle().await;
-        effects::defer(&mut writer, id, attempts, not_before).await
+        effects::defer(&mut *self.writing().await, id, attempts, not_before).await
     }
 
     async fn provision_key(&self, txn_id: &str) -> StoreResult<Option<ProvisionKey>> {
@@ -294,9 +300,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_provision_key(&self, key: &ProvisionKey) -> StoreResult<()> {
-        let mut writer = self.writer.lock().await;
-        writer.settle().await;
-        keys::put(&mut writer, key).await
+        keys::put(&mut *self.writing().await, key).await
     }
 
     async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
@@ -304,15 +308,11 @@ impl Store for SqliteStore {
     }
 
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        let mut writer = self.writer.lock().await;
-        writer.settle().await;
-        tokens::insert(&mut writer, token).await
+        tokens::insert(&mut *self.writing().await, token).await
     }
 
     async fn delete_token(&self, id: &TokenId) -> StoreResult<bool> {
-        let mut writer = self.writer.lock().await;
-        writer.settle().await;
-        tokens::delete(&mut writer, id).await
+        tokens::delete(&mut *self.writing().await, id).await
     }
 
     async fn inbox_depth(&self) -> StoreResult<i64> {
