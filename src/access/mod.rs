@@ -37,6 +37,9 @@ pub struct Rates {
 /// Why a bridge request is not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// No token at all opens the bridge (`MOSAIC_BRIDGE_TOKENS=""`, none issued).
+    #[error("the bridge API is disabled")]
+    Disabled,
     #[error("missing bridge token")]
     Missing,
     #[error("invalid bridge token")]
@@ -92,11 +95,6 @@ impl Access {
         Ok(n)
     }
 
-    /// Whether no token at all opens the bridge.
-    pub fn is_empty(&self) -> bool {
-        self.by_digest.is_empty()
-    }
-
     fn admit(&self, t: TokenRecord) {
         let default = if t.scopes.is_admin() {
             self.rates.admin
@@ -108,15 +106,19 @@ impl Access {
         self.by_digest.insert(t.digest.key(), Arc::new(principal));
     }
 
-    /// The principal of a presented bearer token, after its expiry and its rate.
+    /// The principal of a presented bearer token, after its expiry and its rate. With no
+    /// token at all in the table the bridge is disabled (looked at only on a refusal: it
+    /// visits every shard of the map).
     pub fn authenticate(&self, bearer: Option<&str>) -> Result<Arc<Principal>, Refusal> {
-        let token = bearer.ok_or(Refusal::Missing)?;
-        let principal = self
-            .by_digest
-            .get(&TokenDigest::of(token).key())
-            .map(|p| p.clone())
-            .ok_or(Refusal::Unknown)?;
-        if principal.is_expired(now_s()) {
+        let found = bearer.and_then(|t| self.by_digest.get(&TokenDigest::of(t).key()));
+        let Some(principal) = found.map(|p| p.clone()) else {
+            return Err(match (self.by_digest.is_empty(), bearer) {
+                (true, _) => Refusal::Disabled,
+                (false, None) => Refusal::Missing,
+                (false, Some(_)) => Refusal::Unknown,
+            });
+        };
+        if principal.is_expired() {
             return Err(Refusal::Expired);
         }
         principal.throttle().map_err(Refusal::Throttled)?;

@@ -8,6 +8,7 @@ use governor::{clock::Clock, DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::{
     ids::AgentSlug,
+    store::now_s,
     tokens::{
         issued::TokenId,
         pattern::AgentPattern,
@@ -55,8 +56,9 @@ impl Principal {
         }
     }
 
-    pub fn is_expired(&self, now_s: i64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now_s)
+    /// Whether the token has expired (the clock is read only for tokens that expire).
+    pub fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_s())
     }
 
     /// Takes one request from the token's rate; `Err` says how long until the next one
@@ -79,7 +81,7 @@ impl Principal {
     /// Whether the token has `scope` for agent `slug`.
     pub fn check_agent(&self, scope: Scope, slug: &AgentSlug) -> Result<(), Denied> {
         self.check(scope)?;
-        if self.covers(slug) {
+        if self.may(scope, slug) {
             Ok(())
         } else {
             Err(Denied::Agent {
@@ -87,6 +89,11 @@ impl Principal {
                 slug: slug.clone(),
             })
         }
+    }
+
+    /// [`check_agent`](Self::check_agent) as a yes or no.
+    pub fn may(&self, scope: Scope, slug: &AgentSlug) -> bool {
+        self.scopes.allows(scope) && self.covers(slug)
     }
 
     /// Whether `slug` is one of the token's agents.
@@ -125,7 +132,7 @@ mod tests {
                 .iter()
                 .map(|p| AgentPattern::parse(p).unwrap())
                 .collect(),
-            Some(100),
+            Some(now_s() + 100),
             NonZeroU32::new(rate).unwrap(),
         )
     }
@@ -156,7 +163,15 @@ mod tests {
     #[test]
     fn expiry_and_rate() {
         let p = principal(&["read"], &["*"], 3);
-        assert!(!p.is_expired(99) && p.is_expired(100));
+        assert!(!p.is_expired());
+        let old = Principal::new(
+            None,
+            Scopes::admin(),
+            Vec::new(),
+            Some(now_s()),
+            1.try_into().unwrap(),
+        );
+        assert!(old.is_expired());
         for _ in 0..3 {
             assert_eq!(p.throttle(), Ok(()));
         }

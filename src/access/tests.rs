@@ -73,7 +73,10 @@ async fn invalid_requests_store_nothing() {
         .unwrap_err();
     assert!(matches!(err, IssueError::Invalid(m) if m.starts_with("agents[0]")));
     assert!(access.issued().await.unwrap().is_empty());
-    assert!(access.is_empty());
+    assert_eq!(
+        access.authenticate(Some("any")).unwrap_err(),
+        Refusal::Disabled
+    );
 }
 
 #[tokio::test]

@@ -176,6 +176,7 @@ impl From<AgentError> for ApiError {
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         match r {
+            Refusal::Disabled => Self::Forbidden("the bridge API is disabled"),
             Refusal::Missing => Self::Forbidden("missing bridge token"),
             Refusal::Unknown => Self::Forbidden("invalid bridge token"),
             Refusal::Expired => Self::Forbidden("this bridge token has expired"),

@@ -67,9 +67,10 @@ impl<S: NeedsScope> Grant<S> {
     /// How `slug` may get into a room this request names: through the sender bot's invite
     /// only when the caller could have chosen the room for it (`provision` for the agent).
     pub fn joining(&self, slug: &AgentSlug) -> Joining {
-        match self.principal.check_agent(Scope::Provision, slug) {
-            Ok(()) => Joining::SenderBotInvites,
-            Err(_) => Joining::ByItself,
+        if self.principal.may(Scope::Provision, slug) {
+            Joining::SenderBotInvites
+        } else {
+            Joining::ByItself
         }
     }
 
