@@ -6,21 +6,13 @@
 pub mod support;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
 use support::app::{spawn_app, spawn_app_with};
 use support::daemon_api::DaemonApi;
+use support::events::member_invite;
 use support::http::call;
 use support::metrics::metric;
 use support::mock_hs::Endpoint;
 use support::DaemonOptions;
-
-fn invite(event_id: &str, room: &str, inviter: &str, invitee: &str) -> serde_json::Value {
-    json!({
-        "event_id": event_id, "room_id": room, "sender": inviter, "type": "m.room.member",
-        "state_key": invitee, "origin_server_ts": 1_700_000_000_000u64,
-        "content": { "membership": "invite" },
-    })
-}
 
 /// By default only users of the local server may invite: an agent and the sender bot
 /// invited from another server leave the room with a reason (never join), and a local
@@ -32,14 +24,14 @@ fn invites_from_other_servers_are_rejected_at_the_homeserver() {
     let r = app.put_txn(
         "t1",
         vec![
-            invite("$i1", "!evil:evil.example", "@x:evil.example", &agent),
-            invite(
+            member_invite("$i1", "!evil:evil.example", "@x:evil.example", &agent),
+            member_invite(
                 "$i2",
                 "!evil:evil.example",
                 "@x:evil.example",
                 "@mosaic-as:hs.local",
             ),
-            invite("$i3", "!ok:hs.local", "@alice:hs.local", &agent),
+            member_invite("$i3", "!ok:hs.local", "@alice:hs.local", &agent),
         ],
     );
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -144,8 +136,8 @@ fn the_daemons_own_invites_pass_any_allow_list() {
     let r = app.put_txn(
         "t1",
         vec![
-            invite("$i1", "!ours:hs.local", "@mosaic-as:hs.local", &agent),
-            invite("$i2", "!theirs:hs.local", "@alice:hs.local", &agent),
+            member_invite("$i1", "!ours:hs.local", "@mosaic-as:hs.local", &agent),
+            member_invite("$i2", "!theirs:hs.local", "@alice:hs.local", &agent),
         ],
     );
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
