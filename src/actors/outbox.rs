@@ -4,7 +4,14 @@
 //! homeserver refuses for good (a 4xx other than 429), or one still failing after
 //! [`MAX_ATTEMPTS`], is given up and counted as failed.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use tokio::sync::{Mutex, Notify};
 
@@ -29,15 +36,27 @@ const BATCH: u32 = 64;
 const IDLE: Duration = Duration::from_secs(1);
 
 /// How the outbox is woken, and which effects are being carried out.
-#[derive(Default)]
 pub struct Outbox {
     wake: Notify,
     running: Mutex<HashSet<i64>>,
+    /// Effects were added or finished since the pending count was last read.
+    changed: AtomicBool,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            wake: Notify::new(),
+            running: Mutex::default(),
+            changed: AtomicBool::new(true),
+        }
+    }
 }
 
 impl Outbox {
     /// New effects were committed.
     pub fn wake(&self) {
+        self.changed.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
 }
@@ -67,8 +86,13 @@ pub async fn run(app: Arc<AppState>) {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the effects outbox"),
         }
-        if let Ok(n) = app.store.pending_effects().await {
-            METRICS.effects_pending.set(n as i64);
+        // Counted only when something changed: an idle outbox reads nothing but the due
+        // effects.
+        if app.outbox.changed.swap(false, Ordering::Relaxed) {
+            match app.store.pending_effects().await {
+                Ok(n) => METRICS.effects_pending.set(n as i64),
+                Err(_) => app.outbox.changed.store(true, Ordering::Relaxed),
+            }
         }
         let _ = tokio::time::timeout(IDLE, app.outbox.wake.notified()).await;
     }
@@ -128,6 +152,7 @@ async fn carry_out(app: Arc<AppState>, pending: PendingEffect) {
         // It stays due and is tried again: effects are safe to repeat.
         tracing::warn!(error = %e, "cannot record an effect's outcome");
     }
+    app.outbox.changed.store(true, Ordering::Relaxed);
     app.outbox.running.lock().await.remove(&id);
 }
 
