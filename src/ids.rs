@@ -69,6 +69,22 @@ impl AgentSlug {
     }
 }
 
+/// In the bridge API's OpenAPI document: a string of the slug's shape.
+impl utoipa::PartialSchema for AgentSlug {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[a-z0-9][a-z0-9_-]{0,63}$"))
+            .min_length(Some(1))
+            .max_length(Some(MAX_SLUG_LEN))
+            .description(Some("An agent's name: 1 to 64 characters of [a-z0-9_-], starting with a letter or digit."))
+            .examples(["coder-1"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AgentSlug {}
+
 impl fmt::Display for AgentSlug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -18,16 +18,17 @@
 //!   agent patterns, expiry and rate limit; the one place requests are authorised.
 //! - [`actors`]: the supervisor (with the registry of live agents and provisioning) and one
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
-//! - [`api`]: every HTTP route (homeserver-facing, bridge, operations) and the one mapping
-//!   of errors to HTTP answers.
+//! - [`api`]: every HTTP route (homeserver-facing, bridge, operations), the one mapping
+//!   of errors to HTTP answers, and the bridge API's OpenAPI document.
 //! - [`client`]: the bridge API as the command line calls it (`mosaic-as token ...`).
 //! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`]; [`tokens`]: bearer
-//!   tokens kept and compared as digests, scopes, agent patterns, issued-token records.
+//!   tokens kept and compared as digests, scopes, agent patterns, issued-token records;
+//!   [`whole_number`]: request fields that JSON may spell `5` or `5.0`.
 //!
 //! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, and
-//! `actors` → `access` → `store`, with `config`, `ids`, `tokens`, `matrix` and `metrics`
-//! below; a lower module reaches a higher one only
-//! through a trait it declares (`inbound::AgentNotices`, `inbox::HangUp`).
+//! `actors` → `access` → `store`, with `config`, `ids`, `tokens`, `matrix`, `metrics` and
+//! `whole_number` below; a lower module reaches a higher one only through a trait it
+//! declares (`inbound::AgentNotices`, `inbox::HangUp`).
 
 pub mod access;
 pub mod actors;
@@ -43,3 +44,4 @@ pub mod metrics;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod whole_number;

@@ -129,6 +129,7 @@ impl AgentActor {
             joined_rooms: self.app.directory.rooms_of(&self.slug),
             typing_rooms: rooms.map_or_else(Vec::new, |r| r.typing.rooms()),
             queued_messages: rooms.map_or(0, |r| r.sends.queued()),
+            live: true,
         }
     }
 }
@@ -188,16 +189,24 @@ struct Profile {
 }
 
 /// What `GET /bridge/v1/agents/{agent}` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentState {
     pub agent: AgentSlug,
+    #[schema(value_type = crate::matrix::schema::UserId)]
     pub user_id: OwnedUserId,
+    /// Whether the agent's user is registered on the homeserver.
     pub registered: bool,
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
+    #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
     pub joined_rooms: Vec<OwnedRoomId>,
+    #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
     pub typing_rooms: Vec<OwnedRoomId>,
+    /// Sends waiting in the agent's queues.
     pub queued_messages: usize,
+    /// Whether the agent's actor is running (an agent is started on first use, or at
+    /// start-up; one that is not keeps its rooms and profile in the store).
+    pub live: bool,
 }
 
 /// Reads the actor's state.

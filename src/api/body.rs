@@ -23,10 +23,12 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     json_borrowed(bytes)
 }
 
-/// [`json`] for types that borrow from the body (no copies of raw event JSON).
+/// [`json`] for types that borrow from the body (no copies of raw event JSON). Every body
+/// is a JSON object: serde would also fill a struct from an array of its fields in order,
+/// which no client means.
 pub fn json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -36,7 +38,11 @@ pub fn json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiEr
             Category::Data if path == "." => ApiError::BadJson(strip_position(&inner)),
             Category::Data => ApiError::BadJson(format!("{path}: {}", strip_position(&inner))),
         }
-    })
+    })?;
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(value),
+        _ => Err(ApiError::BadJson("the body must be a JSON object".into())),
+    }
 }
 
 /// serde_json appends " at line 1 column 42"; the field path says more.
@@ -77,6 +83,14 @@ mod tests {
             panic!()
         };
         assert!(m.contains("unknown field `x`"), "{m}");
-        assert!(json::<Body>(br#"{"room_id":"!a","n":1}"#).is_ok());
+        assert!(json::<Body>(br#" {"room_id":"!a","n":1}"#).is_ok());
+    }
+
+    #[test]
+    fn a_body_is_an_object_not_an_array_of_its_fields() {
+        let Err(ApiError::BadJson(m)) = json::<Body>(br#"["!a", 1]"#) else {
+            panic!()
+        };
+        assert_eq!(m, "the body must be a JSON object");
     }
 }

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     access::{Denied, IssueError, Refusal},
@@ -13,6 +14,20 @@ use crate::{
     matrix::HomeserverError,
     store::StoreError,
 };
+
+/// Every error answer: a Matrix error code and a message, plus the homeserver's status when
+/// the homeserver refused, and how long to wait when waiting helps (also in `Retry-After`).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorAnswer<'a> {
+    #[schema(examples("M_BAD_JSON"))]
+    errcode: &'a str,
+    #[schema(examples("body: must not be empty"))]
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    homeserver_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -135,14 +150,19 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({ "errcode": self.errcode(), "error": self.to_string() });
+        let mut body = ErrorAnswer {
+            errcode: self.errcode(),
+            error: self.to_string(),
+            homeserver_status: None,
+            retry_after_ms: None,
+        };
         if let Self::Homeserver(HomeserverError::Status { status, error, .. }) = self {
-            body["homeserver_status"] = json!(status);
-            body["error"] = json!(error);
+            body.homeserver_status = Some(*status);
+            body.error.clone_from(error);
         }
         let mut resp = HttpResponse::build(self.status_code());
         if let Some(wait) = self.retry_after() {
-            body["retry_after_ms"] = json!(wait.as_millis() as u64);
+            body.retry_after_ms = Some(wait.as_millis() as u64);
             resp.insert_header(("Retry-After", wait.as_secs().max(1).to_string()));
         }
         resp.json(body)

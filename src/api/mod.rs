@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod grant;
 pub mod hangup;
+pub mod openapi;
 pub mod ops;
 
 use actix_web::{middleware::from_fn, web, HttpResponse};
@@ -17,19 +18,20 @@ use actix_web::{middleware::from_fn, web, HttpResponse};
 pub use self::context::request_context;
 use self::error::ApiError;
 
-/// Wrong method on a known path.
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// Wrong method on a known path: 405 with the `Allow` header RFC 9110 asks for.
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    let mut answer = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+        answer
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    answer
 }
 
 /// No such path.
 async fn unrecognized() -> Result<HttpResponse, ApiError> {
     Err(ApiError::Unrecognized)
-}
-
-/// A resource whose other methods answer 405.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 /// Where a route is registered: under which prefix and behind which token.
@@ -42,7 +44,7 @@ pub enum Scope {
     LegacyTransactions,
     /// Bridge API, behind a bridge token.
     Bridge,
-    /// Operations, at the root, without a token.
+    /// Without a token, at the root: operations, and the bridge API's OpenAPI document.
     Ops,
 }
 
@@ -58,22 +60,81 @@ impl Scope {
     }
 }
 
+/// An HTTP method a route serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    /// The method's name in upper case, as HTTP writes it.
+    pub const fn as_http(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// The method's name in lower case, as OpenAPI writes it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Post => "post",
+            Self::Put => "put",
+            Self::Delete => "delete",
+        }
+    }
+
+    fn route(self) -> actix_web::Route {
+        match self {
+            Self::Get => web::get(),
+            Self::Post => web::post(),
+            Self::Put => web::put(),
+            Self::Delete => web::delete(),
+        }
+    }
+}
+
+/// One method of a route and its handler.
+pub struct Handler {
+    pub verb: Verb,
+    to: fn(actix_web::Route) -> actix_web::Route,
+}
+
+impl Handler {
+    const fn new(verb: Verb, to: fn(actix_web::Route) -> actix_web::Route) -> Self {
+        Self { verb, to }
+    }
+}
+
 /// One route: its full pattern (also its metric label), its scope, and the handler of each
 /// of its methods (other methods answer 405).
 pub struct Route {
     pub scope: Scope,
     pub pattern: &'static str,
-    methods: fn(actix_web::Resource) -> actix_web::Resource,
+    pub handlers: &'static [Handler],
 }
 
 impl Route {
-    /// The resource, its path relative to the scope.
+    /// The resource, its path relative to the scope; its other methods answer 405.
     fn resource(&self) -> actix_web::Resource {
         let path = self
             .pattern
             .strip_prefix(self.scope.prefix())
             .expect("a route's pattern starts with its scope's prefix");
-        (self.methods)(resource(path))
+        let allow: Vec<&str> = self.handlers.iter().map(|h| h.verb.as_http()).collect();
+        let allow = allow.join(", ");
+        let refuse = web::to(move || std::future::ready(method_not_allowed(&allow)));
+        self.handlers
+            .iter()
+            .fold(web::resource(path).default_service(refuse), |r, h| {
+                r.route((h.to)(h.verb.route()))
+            })
     }
 }
 
@@ -84,93 +145,116 @@ pub const ROUTES: &[Route] = &[
     Route {
         scope: Scope::AppService,
         pattern: "/_matrix/app/v1/transactions/{txn_id}",
-        methods: |r| r.route(web::put().to(appservice::put_transaction)),
+        handlers: &[Handler::new(Verb::Put, |r| {
+            r.to(appservice::put_transaction)
+        })],
     },
     Route {
         scope: Scope::AppService,
         pattern: "/_matrix/app/v1/users/{user_id}",
-        methods: |r| r.route(web::get().to(appservice::query_user)),
+        handlers: &[Handler::new(Verb::Get, |r| r.to(appservice::query_user))],
     },
     Route {
         scope: Scope::AppService,
         pattern: "/_matrix/app/v1/rooms/{alias}",
-        methods: |r| r.route(web::get().to(appservice::query_room_alias)),
+        handlers: &[Handler::new(Verb::Get, |r| {
+            r.to(appservice::query_room_alias)
+        })],
     },
     Route {
         scope: Scope::AppService,
         pattern: "/_matrix/app/v1/ping",
-        methods: |r| r.route(web::post().to(appservice::ping)),
+        handlers: &[Handler::new(Verb::Post, |r| r.to(appservice::ping))],
     },
     Route {
         scope: Scope::AppService,
         pattern: "/_matrix/app/v1/thirdparty/{tail:.*}",
-        methods: |r| r.route(web::get().to(appservice::thirdparty)),
+        handlers: &[Handler::new(Verb::Get, |r| r.to(appservice::thirdparty))],
     },
     Route {
         scope: Scope::LegacyTransactions,
         pattern: "/transactions/{txn_id}",
-        methods: |r| r.route(web::put().to(appservice::put_transaction)),
+        handlers: &[Handler::new(Verb::Put, |r| {
+            r.to(appservice::put_transaction)
+        })],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/messages",
-        methods: |r| r.route(web::post().to(bridge::messages::send_message)),
+        handlers: &[Handler::new(Verb::Post, |r| {
+            r.to(bridge::messages::send_message)
+        })],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/typing",
-        methods: |r| r.route(web::post().to(bridge::typing::set_typing)),
+        handlers: &[Handler::new(Verb::Post, |r| {
+            r.to(bridge::typing::set_typing)
+        })],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/provision/rooms",
-        methods: |r| r.route(web::post().to(bridge::provision::provision_room)),
+        handlers: &[Handler::new(Verb::Post, |r| {
+            r.to(bridge::provision::provision_room)
+        })],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/agents",
-        methods: |r| r.route(web::get().to(bridge::agents::list_agents)),
+        handlers: &[Handler::new(Verb::Get, |r| {
+            r.to(bridge::agents::list_agents)
+        })],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/agents/{agent}",
-        methods: |r| {
-            r.route(web::get().to(bridge::agents::get_agent))
-                .route(web::put().to(bridge::agents::put_agent))
-        },
+        handlers: &[
+            Handler::new(Verb::Get, |r| r.to(bridge::agents::get_agent)),
+            Handler::new(Verb::Put, |r| r.to(bridge::agents::put_agent)),
+        ],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/agents/{agent}/events",
-        methods: |r| r.route(web::get().to(bridge::events::agent_events)),
+        handlers: &[Handler::new(Verb::Get, |r| {
+            r.to(bridge::events::agent_events)
+        })],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/tokens",
-        methods: |r| {
-            r.route(web::post().to(bridge::tokens::create_token))
-                .route(web::get().to(bridge::tokens::list_tokens))
-        },
+        handlers: &[
+            Handler::new(Verb::Post, |r| r.to(bridge::tokens::create_token)),
+            Handler::new(Verb::Get, |r| r.to(bridge::tokens::list_tokens)),
+        ],
     },
     Route {
         scope: Scope::Bridge,
         pattern: "/bridge/v1/tokens/{id}",
-        methods: |r| r.route(web::delete().to(bridge::tokens::revoke_token)),
+        handlers: &[Handler::new(Verb::Delete, |r| {
+            r.to(bridge::tokens::revoke_token)
+        })],
+    },
+    Route {
+        scope: Scope::Ops,
+        pattern: "/bridge/v1/openapi.json",
+        handlers: &[Handler::new(Verb::Get, |r| r.to(openapi::document))],
     },
     Route {
         scope: Scope::Ops,
         pattern: "/health",
-        methods: |r| r.route(web::get().to(ops::health)),
+        handlers: &[Handler::new(Verb::Get, |r| r.to(ops::health))],
     },
     Route {
         scope: Scope::Ops,
         pattern: "/ready",
-        methods: |r| r.route(web::get().to(ops::ready)),
+        handlers: &[Handler::new(Verb::Get, |r| r.to(ops::ready))],
     },
     Route {
         scope: Scope::Ops,
         pattern: "/metrics",
-        methods: |r| r.route(web::get().to(ops::metrics)),
+        handlers: &[Handler::new(Verb::Get, |r| r.to(ops::metrics))],
     },
 ];
 
@@ -188,6 +272,10 @@ fn scope(scope: Scope) -> actix_web::Scope {
 /// `max_transaction_bytes` (`limits.max_transaction_bytes`). The caller adds the app data
 /// ([`AppState`](crate::actors::AppState)) and the payload limit of the other routes.
 pub fn configure(cfg: &mut web::ServiceConfig, max_transaction_bytes: usize) {
+    // First, so that the bridge's scope does not claim its OpenAPI document.
+    for route in routes_in(Scope::Ops) {
+        cfg.service(route.resource());
+    }
     let transactions = web::PayloadConfig::new(max_transaction_bytes);
     cfg.service(
         scope(Scope::AppService)
@@ -205,8 +293,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_transaction_bytes: usize) {
             .wrap(from_fn(auth::require_bridge_token))
             .default_service(web::to(unrecognized)),
     );
-    for route in routes_in(Scope::Ops) {
-        cfg.service(route.resource());
-    }
     cfg.default_service(web::to(unrecognized));
 }

@@ -18,7 +18,7 @@ use ruma::{
 use serde::Deserialize;
 
 /// `msgtype` accepted on the bridge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub enum MsgType {
     #[default]
     #[serde(rename = "m.text")]
@@ -30,7 +30,7 @@ pub enum MsgType {
 }
 
 /// `format` accepted on the bridge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyFormat {
     #[default]

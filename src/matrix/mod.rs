@@ -2,8 +2,8 @@
 //! policy (the whole decision: backoff, rate-limit hints, the call's deadline and each
 //! attempt's timeout), the cap on requests in flight, the homeserver's readiness
 //! (reachable, last ping's problem), what calls look like on the wire (URLs, answers),
-//! rooms (creation, aliases, state), the registration file, and message content building
-//! with its HTML subset.
+//! rooms (creation, aliases, state), the registration file, message content building
+//! with its HTML subset, and how the bridge API's document describes Matrix identifiers.
 
 pub mod client;
 pub mod content;
@@ -14,6 +14,7 @@ pub mod readiness;
 pub mod registration;
 pub mod retry;
 pub mod rooms;
+pub mod schema;
 mod slots;
 mod tls;
 mod transport;

@@ -75,14 +75,27 @@ impl TokenRecord {
 }
 
 /// The body of `POST /bridge/v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    /// A name for people (who holds the token), 1 to 100 bytes.
+    #[schema(min_length = 1, max_length = 100, examples("planner"))]
     name: String,
+    /// At least one scope; `admin` implies the others.
+    #[schema(value_type = Vec<super::scope::Scope>, min_items = 1)]
     scopes: Vec<String>,
+    /// The agents the token acts for: `*`, `prefix-*` or a slug (at most 100); none for a
+    /// token that needs no agent.
     #[serde(default)]
+    #[schema(max_items = 100, examples(json!(["planner-*"])))]
     agents: Vec<String>,
+    /// Requests per second (default: `limits.token_rate_per_s`), 1 to 1,000,000.
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     rate_per_s: Option<u64>,
+    /// Seconds until the token expires, 1 to ten years; none: never.
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 1, maximum = 315_360_000)]
     expires_in_s: Option<u64>,
 }
 

@@ -45,6 +45,24 @@ impl Scope {
     }
 }
 
+/// In the bridge API's OpenAPI document: one of the scope names.
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Self::ALL.map(Self::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Scope {}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -97,14 +115,14 @@ impl Scopes {
         Ok(Self(set))
     }
 
-    /// The scope names, in [`Scope::ALL`] order.
-    pub fn names(self) -> Vec<&'static str> {
-        self.0.iter().map(Scope::as_str).collect()
+    /// The scopes, in [`Scope::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        self.0.iter()
     }
 
     /// The stored form: names joined by commas.
     pub fn to_text(self) -> String {
-        self.names().join(",")
+        self.iter().map(Scope::as_str).collect::<Vec<_>>().join(",")
     }
 
     /// Reads the stored form back.

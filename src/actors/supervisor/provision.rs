@@ -35,16 +35,21 @@ pub struct ProvisionRequest {
 }
 
 /// The answer of a provisioning.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Provisioned {
+    #[schema(value_type = crate::matrix::schema::RoomId)]
     pub room_id: OwnedRoomId,
+    /// Whether the room was added to the requested space.
     pub space_linked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::matrix::schema::RoomAlias>)]
     pub alias: Option<OwnedRoomAliasId>,
+    /// Why linking into the space failed (the room exists regardless).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub space_error: Option<String>,
     /// Agents that could not join, with the reason.
     #[serde(skip_serializing_if = "Map::is_empty", default)]
+    #[schema(value_type = Object)]
     pub agent_errors: Map<String, Value>,
 }
 

@@ -2,17 +2,20 @@
 //! agent profiles and the state their actors own (SPEC "Bridge API").
 
 use actix_web::{web, HttpResponse};
-use ruma::OwnedMxcUri;
-use serde::Deserialize;
-use serde_json::json;
+use ruma::{OwnedMxcUri, OwnedUserId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{require_homeserver, slug_param};
 use crate::{
     actors::{
-        agent::{GetState, SetProfile},
+        agent::{AgentState, GetState, SetProfile},
         AppState,
     },
-    api::{body, error::ApiError},
+    api::{
+        body,
+        error::{ApiError, ErrorAnswer},
+    },
 };
 use crate::{
     api::grant::{AgentGrant, Grant, ProfileScope, ReadScope},
@@ -24,23 +27,37 @@ use crate::{
 /// Longest display name.
 const MAX_DISPLAY_NAME_LEN: usize = 256;
 
-#[derive(Deserialize, Default)]
+/// An agent's profile; an empty body just creates (registers) the agent.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProfileRequest {
+pub(crate) struct ProfileRequest {
+    /// 1 to 256 bytes, not blank.
+    #[schema(min_length = 1, max_length = 256)]
     display_name: Option<String>,
+    #[schema(value_type = Option<crate::matrix::schema::MxcUri>)]
     avatar_url: Option<OwnedMxcUri>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/bridge/v1/agents/{agent}",
+    tag = "agents",
+    params(("agent" = AgentSlug, Path, description = "The agent")),
+    request_body(content = Option<ProfileRequest>, description = "The profile to set; empty (or `null`) to create the agent only"),
+    responses(
+        (status = 200, description = "The agent's profile", body = AgentProfile),
+        (status = 502, description = "The homeserver refused", body = ErrorAnswer),
+    ),
+)]
 pub async fn put_agent(
     app: web::Data<AppState>,
     AgentGrant { slug, .. }: AgentGrant<ProfileScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
-    let req: ProfileRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        ProfileRequest::default()
-    } else {
-        body::json(&bytes)?
+    let req: ProfileRequest = match bytes.trim_ascii() {
+        b"" | b"null" => ProfileRequest::default(),
+        _ => body::json(&bytes)?,
     };
     if let Some(n) = &req.display_name {
         if n.trim().is_empty() || n.len() > MAX_DISPLAY_NAME_LEN {
@@ -62,14 +79,34 @@ pub async fn put_agent(
         avatar_url: req.avatar_url,
     };
     let state = app.ask(&slug, profile).await??;
-    Ok(HttpResponse::Ok().json(json!({
-        "user_id": state.user_id,
-        "display_name": state.display_name,
-        "avatar_url": state.avatar_url,
-        "registered": state.registered,
-    })))
+    Ok(HttpResponse::Ok().json(AgentProfile {
+        user_id: state.user_id,
+        display_name: state.display_name,
+        avatar_url: state.avatar_url,
+        registered: state.registered,
+    }))
 }
 
+/// An agent's profile after a change.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AgentProfile {
+    #[schema(value_type = crate::matrix::schema::UserId)]
+    user_id: OwnedUserId,
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    registered: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/bridge/v1/agents/{agent}",
+    tag = "agents",
+    params(("agent" = AgentSlug, Path, description = "The agent")),
+    responses(
+        (status = 200, description = "The agent's state", body = AgentState),
+        (status = 404, description = "No such agent", body = ErrorAnswer),
+    ),
+)]
 pub async fn get_agent(
     app: web::Data<AppState>,
     AgentGrant { slug, .. }: AgentGrant<ReadScope>,
@@ -85,15 +122,35 @@ pub async fn get_agent(
 const DEFAULT_PAGE: u32 = 1000;
 const MAX_PAGE: u32 = 10_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The `next` of the previous page.
+    #[param(value_type = Option<AgentSlug>)]
     after: Option<String>,
+    /// The page's size, 1 to 10,000 (default 1,000).
+    #[param(minimum = 1, maximum = 10_000)]
     limit: Option<u32>,
+}
+
+/// A page of agents.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AgentList {
+    agents: Vec<AgentState>,
+    /// The `after` of the next page; absent on the last one.
+    next: Option<String>,
 }
 
 /// Every hosted agent the caller acts for, in slug order, a page at a time (`after`,
 /// `limit`; `next` names the `after` of the following page): live agents with their actor
 /// state, others from the store.
+#[utoipa::path(
+    get,
+    path = "/bridge/v1/agents",
+    tag = "agents",
+    params(ListQuery),
+    responses((status = 200, description = "A page of agents", body = AgentList)),
+)]
 pub async fn list_agents(
     app: web::Data<AppState>,
     grant: Grant<ReadScope>,
@@ -115,22 +172,23 @@ pub async fn list_agents(
         .flatten();
     let mut agents = Vec::with_capacity(records.len());
     for r in records {
-        let entry = match app.agents.get(&r.slug) {
-            Some(addr) => {
-                serde_json::to_value(addr.send(GetState).await?).expect("agent state serialises")
-            }
-            None => json!({
-                "agent": r.slug,
-                "user_id": app.ns.agent_user_id(&r.slug),
-                "registered": r.registered,
-                "display_name": r.display_name,
-                "avatar_url": r.avatar_url,
-                "live": false,
-            }),
+        let state = match app.agents.get(&r.slug) {
+            Some(addr) => addr.send(GetState).await?,
+            None => AgentState {
+                user_id: app.ns.agent_user_id(&r.slug),
+                joined_rooms: app.directory.rooms_of(&r.slug),
+                agent: r.slug,
+                registered: r.registered,
+                display_name: r.display_name,
+                avatar_url: r.avatar_url,
+                typing_rooms: Vec::new(),
+                queued_messages: 0,
+                live: false,
+            },
         };
-        agents.push(entry);
+        agents.push(state);
     }
-    Ok(HttpResponse::Ok().json(json!({ "agents": agents, "next": next })))
+    Ok(HttpResponse::Ok().json(AgentList { agents, next }))
 }
 
 /// The first `limit` stored agents after `after` that one of `patterns` covers: a page of

@@ -10,14 +10,16 @@ use actix_web::{
     web, HttpRequest, HttpResponse,
 };
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     actors::AppState,
     api::{
-        error::ApiError,
+        error::{ApiError, ErrorAnswer},
         grant::{AgentGrant, ReadScope},
         hangup,
     },
+    ids::AgentSlug,
     inbox,
 };
 
@@ -28,11 +30,48 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 100;
 const MAX_TIMEOUT_MS: u64 = 30_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// A cursor (an item's `cursor`, or a page's `next`): items after it. Absent or empty:
+    /// from the oldest item kept.
+    #[param(value_type = Option<String>, pattern = "^[0-9]{0,18}$")]
     since: Option<String>,
+    /// Most items in the answer, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// How long to wait for a first item when there is none, 0 to 30,000 ms (default 0).
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 30_000)]
     timeout_ms: Option<String>,
+}
+
+/// A page of an agent's inbox, oldest first.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes what `inbox::answer` writes (fuzzing checks the two agree).
+pub(crate) struct InboxPage {
+    events: Vec<InboxItem>,
+    /// The cursor to read on from (the `since` of the next read).
+    #[schema(pattern = "^[0-9]{1,18}$")]
+    next: String,
+}
+
+/// One item of an agent's inbox: a room event for the agent, in the order the agent's
+/// rooms received them.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes what `inbox::write_item` writes.
+pub(crate) struct InboxItem {
+    /// The item's position in the inbox (also the SSE `id:`).
+    #[schema(pattern = "^[0-9]{1,18}$")]
+    cursor: String,
+    /// Whether the event mentions the agent.
+    mentioned: bool,
+    room_id: String,
+    event_id: String,
+    sender: String,
+    r#type: String,
+    #[schema(value_type = Object)]
+    content: (),
+    origin_server_ts: i64,
 }
 
 fn parse_cursor(name: &str, raw: Option<&str>) -> Result<i64, ApiError> {
@@ -65,6 +104,21 @@ fn parse_bounded(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/bridge/v1/agents/{agent}/events",
+    tag = "inbox",
+    params(
+        ("agent" = AgentSlug, Path, description = "The agent"),
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "With a stream: the last `id:` seen, instead of `since`"),
+    ),
+    responses(
+        (status = 200, description = "A page of the inbox (`Accept: application/json`), or a stream of items with `id:` = cursor (`Accept: text/event-stream`)",
+            content((InboxPage = "application/json"), (InboxItem = "text/event-stream"))),
+        (status = 404, description = "No such agent", body = ErrorAnswer),
+    ),
+)]
 pub async fn agent_events(
     app: web::Data<AppState>,
     req: HttpRequest,

@@ -2,15 +2,15 @@
 
 use actix_web::{web, HttpResponse};
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::require_homeserver;
 use crate::{
     actors::{agent::SendMessage, AppState},
     api::{
         body,
-        error::ApiError,
+        error::{ApiError, ErrorAnswer},
         grant::{Grant, SendScope},
     },
     ids::AgentSlug,
@@ -24,23 +24,58 @@ const MAX_MENTIONS: usize = 100;
 /// Longest client idempotency key.
 const MAX_TXN_ID_LEN: usize = 255;
 
-#[derive(Deserialize)]
+/// A message to send as an agent. The agent is created on first use; it joins the room
+/// first when it is not in it yet.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendRequest {
+pub(crate) struct SendRequest {
+    #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     agent: AgentSlug,
+    /// The text: Markdown by default (`format`), at most 64 KiB.
+    #[schema(min_length = 1, max_length = 65536)]
     body: String,
     #[serde(default)]
     msgtype: MsgType,
     #[serde(default)]
     format: BodyFormat,
+    /// An event the message replies to.
+    #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     reply_to: Option<OwnedEventId>,
+    /// The root of the thread the message belongs to.
+    #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     thread_root: Option<OwnedEventId>,
+    /// Users the message mentions (`m.mentions`), at most 100.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::matrix::schema::UserId>, max_items = 100)]
     mentions: Vec<OwnedUserId>,
+    /// The client's idempotency key, per agent and room: a retry with the same key and body
+    /// answers the first send's event id; the same key with another body is 409.
+    #[schema(min_length = 1, max_length = 255)]
     txn_id: Option<String>,
 }
 
+/// A message sent.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SendAnswer {
+    #[schema(value_type = crate::matrix::schema::EventId)]
+    event_id: OwnedEventId,
+    /// The request's `txn_id`, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    txn_id: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/bridge/v1/messages",
+    tag = "messages",
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "Sent (or, for a retried `txn_id`, sent before)", body = SendAnswer),
+        (status = 409, description = "`txn_id` was used for another message in this room (`M_IDEMPOTENCY_CONFLICT`)", body = ErrorAnswer),
+        (status = 502, description = "The homeserver refused the send", body = ErrorAnswer),
+    ),
+)]
 pub async fn send_message(
     app: web::Data<AppState>,
     grant: Grant<SendScope>,
@@ -84,8 +119,8 @@ pub async fn send_message(
         joining: grant.joining(&req.agent),
     };
     let sent = app.ask(&req.agent, send).await??;
-    Ok(HttpResponse::Ok().json(match sent.txn_id {
-        Some(txn_id) => json!({ "event_id": sent.event_id, "txn_id": txn_id }),
-        None => json!({ "event_id": sent.event_id }),
+    Ok(HttpResponse::Ok().json(SendAnswer {
+        event_id: sent.event_id,
+        txn_id: sent.txn_id,
     }))
 }

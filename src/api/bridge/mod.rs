@@ -12,6 +12,9 @@ pub mod typing;
 
 use std::time::Duration;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use super::error::ApiError;
 use crate::{actors::AppState, ids::AgentSlug};
 
@@ -31,3 +34,7 @@ fn require_homeserver(app: &AppState) -> Result<(), ApiError> {
 pub(super) fn slug_param(raw: &str) -> Result<AgentSlug, ApiError> {
     AgentSlug::parse(raw).map_err(|e| ApiError::InvalidParam(format!("agent: {e}")))
 }
+
+/// The answer of a request that has nothing to tell but its success: `{}`.
+#[derive(Serialize, ToSchema)]
+pub struct Empty {}

@@ -4,16 +4,20 @@
 use actix_web::{web, HttpResponse};
 use ruma::{OwnedRoomId, OwnedUserId};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::require_homeserver;
 use crate::{
     actors::{
-        supervisor::{provision::ProvisionRequest, ProvisionRoom},
+        supervisor::{
+            provision::{ProvisionRequest, Provisioned},
+            ProvisionRoom,
+        },
         AppState,
     },
     api::{
         body,
-        error::ApiError,
+        error::{ApiError, ErrorAnswer},
         grant::{Grant, ProvisionScope},
     },
     ids::{AgentSlug, MAX_ALIAS_NAME_LEN},
@@ -28,17 +32,32 @@ const MAX_TXN_ID_LEN: usize = 255;
 /// Longest room name or topic.
 const MAX_TEXT_LEN: usize = 1024;
 
-#[derive(Deserialize)]
+/// A room to create as the appservice's sender bot, optionally linked into a space, with
+/// users invited and agents joined.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProvisionBody {
+pub(crate) struct ProvisionBody {
+    #[schema(min_length = 1, max_length = 1024)]
     name: String,
+    /// The alias's local part (without `#` and server); the configured prefix is added when
+    /// missing.
+    #[schema(pattern = "^[a-z0-9_.-]{1,200}$")]
     alias: Option<String>,
+    #[schema(max_length = 1024)]
     topic: Option<String>,
+    /// Users to invite, at most 50.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::matrix::schema::UserId>, max_items = 50)]
     invite: Vec<String>,
+    /// A space the sender bot administers; the room is added as its child.
+    #[schema(value_type = Option<crate::matrix::schema::RoomId>)]
     space_id: Option<OwnedRoomId>,
+    /// Agents to join, at most 50 (the token must act for each).
     #[serde(default)]
+    #[schema(max_items = 50)]
     agents: Vec<AgentSlug>,
+    /// The client's idempotency key: a retry answers the room created the first time.
+    #[schema(min_length = 1, max_length = 255)]
     txn_id: Option<String>,
 }
 
@@ -93,6 +112,17 @@ fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/bridge/v1/provision/rooms",
+    tag = "provisioning",
+    request_body = ProvisionBody,
+    responses(
+        (status = 200, description = "The room (created now or by the first request with this `txn_id`)", body = Provisioned),
+        (status = 409, description = "The alias is taken (`M_ROOM_IN_USE`), or `txn_id` named another request", body = ErrorAnswer),
+        (status = 502, description = "The homeserver refused", body = ErrorAnswer),
+    ),
+)]
 pub async fn provision_room(
     app: web::Data<AppState>,
     grant: Grant<ProvisionScope>,

@@ -5,14 +5,14 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use ruma::OwnedRoomId;
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
-use super::require_homeserver;
+use super::{require_homeserver, Empty};
 use crate::{
     actors::{agent::SetTyping, error::AgentError, AppState, Creation},
     api::{
         body,
-        error::ApiError,
+        error::{ApiError, ErrorAnswer},
         grant::{Grant, SendScope},
     },
     ids::AgentSlug,
@@ -21,15 +21,30 @@ use crate::{
 /// Longest requested typing duration (the configured maximum caps it further).
 const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 
-#[derive(Deserialize)]
+/// Turns an agent's typing indicator on (for `timeout_ms`, capped by the configuration) or
+/// off. Typing on creates the agent and joins it to the room when needed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TypingRequest {
+pub(crate) struct TypingRequest {
+    #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     agent: AgentSlug,
     typing: bool,
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 1, maximum = 86_400_000)]
     timeout_ms: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/bridge/v1/typing",
+    tag = "messages",
+    request_body = TypingRequest,
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 502, description = "The homeserver refused", body = ErrorAnswer),
+    ),
+)]
 pub async fn set_typing(
     app: web::Data<AppState>,
     grant: Grant<SendScope>,
@@ -62,5 +77,5 @@ pub async fn set_typing(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(HttpResponse::Ok().json(json!({})))
+    Ok(HttpResponse::Ok().json(Empty {}))
 }

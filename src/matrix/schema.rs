@@ -1,0 +1,172 @@
+//! How the bridge API's OpenAPI document describes the Matrix identifiers its requests and
+//! answers carry (ruma's types, which have no schema of their own): strings of the shape
+//! ruma accepts, so that generated valid input is valid here too. Request and answer types
+//! name these in `#[schema(value_type = ...)]`; nothing else uses them.
+
+use utoipa::openapi::{schema::Schema, ObjectBuilder, RefOr, Type};
+
+/// Longest Matrix identifier, in bytes.
+const MAX_ID: usize = 255;
+/// A server name as ruma reads it: a DNS name or IPv4 address, with an optional port (of
+/// at most four digits, so that it is always below 65536).
+const SERVER: &str = "[A-Za-z0-9.-]+(:[0-9]{1,4})?";
+/// The opaque part of an identifier: printable ASCII except `:` (the historical user-id
+/// alphabet, and what room and event ids of recent room versions use).
+const OPAQUE: &str = "[!-9;-~]+";
+
+fn id(description: &str, pattern: String, example: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .max_length(Some(MAX_ID))
+        .description(Some(description))
+        .examples([example])
+        .into()
+}
+
+macro_rules! id_schema {
+    ($(#[$doc:meta])* $name:ident, $describe:literal, $pattern:expr, $example:literal) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                id($describe, $pattern, $example)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+id_schema!(
+    /// `@localpart:server`.
+    UserId,
+    "A Matrix user id",
+    format!("^@{OPAQUE}:{SERVER}$"),
+    "@alice:example.org"
+);
+id_schema!(
+    /// `!opaque` (room version 12) or `!opaque:server`.
+    RoomId,
+    "A Matrix room id",
+    format!("^!{OPAQUE}(:{SERVER})?$"),
+    "!abc:example.org"
+);
+id_schema!(
+    /// `$opaque` or `$opaque:server`.
+    EventId,
+    "A Matrix event id",
+    format!("^\\${OPAQUE}(:{SERVER})?$"),
+    "$abc"
+);
+id_schema!(
+    /// `#alias:server`.
+    RoomAlias,
+    "A Matrix room alias",
+    format!("^#{OPAQUE}:{SERVER}$"),
+    "#team:example.org"
+);
+id_schema!(
+    /// `mxc://server/media-id`.
+    MxcUri,
+    "A Matrix content URI",
+    format!("^mxc://{SERVER}/[A-Za-z0-9_-]+$"),
+    "mxc://example.org/abc"
+);
+
+#[cfg(test)]
+mod tests {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
+
+    use super::*;
+
+    /// A random string of `alphabet`, `len` characters.
+    fn draw(rng: &mut StdRng, alphabet: &[u8], len: std::ops::RangeInclusive<usize>) -> String {
+        let n = rng.random_range(len);
+        (0..n)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+            .collect()
+    }
+
+    fn the_pattern_of<T: utoipa::PartialSchema>() -> regex::Regex {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap()
+    }
+
+    /// Strings drawn from the patterns' pieces, odd ones included: every one the pattern
+    /// admits, ruma accepts.
+    #[test]
+    fn what_the_patterns_admit_ruma_accepts() {
+        let opaque: Vec<u8> = (b'!'..=b'~').filter(|c| *c != b':').collect();
+        let host: Vec<u8> = (b'a'..=b'z')
+            .chain(b'A'..=b'Z')
+            .chain(b'0'..=b'9')
+            .chain([b'.', b'-'])
+            .collect();
+        let mut rng = StdRng::seed_from_u64(7);
+        let server = |rng: &mut StdRng| {
+            let port = if rng.random_bool(0.3) {
+                format!(":{}", rng.random_range(0..99_999))
+            } else {
+                String::new()
+            };
+            format!("{}{port}", draw(rng, &host, 1..=20))
+        };
+        let (user, room, event, alias, mxc) = (
+            the_pattern_of::<UserId>(),
+            the_pattern_of::<RoomId>(),
+            the_pattern_of::<EventId>(),
+            the_pattern_of::<RoomAlias>(),
+            the_pattern_of::<MxcUri>(),
+        );
+        let media: Vec<u8> = host
+            .iter()
+            .copied()
+            .filter(|c| *c != b'.')
+            .chain([b'_'])
+            .collect();
+        let mut checked = 0;
+        for _ in 0..2000 {
+            let local = draw(&mut rng, &opaque, 1..=30);
+            let s = format!("@{local}:{}", server(&mut rng));
+            if user.is_match(&s) && s.len() <= MAX_ID {
+                OwnedUserId::try_from(s.as_str()).unwrap_or_else(|e| panic!("{s}: {e}"));
+                checked += 1;
+            }
+            let tail = if rng.random_bool(0.5) {
+                format!(":{}", server(&mut rng))
+            } else {
+                String::new()
+            };
+            let s = format!("!{local}{tail}");
+            if room.is_match(&s) {
+                OwnedRoomId::try_from(s.as_str()).unwrap_or_else(|e| panic!("{s}: {e}"));
+                checked += 1;
+            }
+            let s = format!("${local}{tail}");
+            if event.is_match(&s) {
+                OwnedEventId::try_from(s.as_str()).unwrap_or_else(|e| panic!("{s}: {e}"));
+                checked += 1;
+            }
+            let s = format!("#{local}:{}", server(&mut rng));
+            if alias.is_match(&s) {
+                OwnedRoomAliasId::try_from(s.as_str()).unwrap_or_else(|e| panic!("{s}: {e}"));
+                checked += 1;
+            }
+            let s = format!(
+                "mxc://{}/{}",
+                server(&mut rng),
+                draw(&mut rng, &media, 1..=20)
+            );
+            if mxc.is_match(&s) {
+                let uri = OwnedMxcUri::from(s.as_str());
+                uri.validate().unwrap_or_else(|e| panic!("{s}: {e}"));
+                checked += 1;
+            }
+        }
+        // The draws mostly fit the patterns: the test is not vacuous.
+        assert!(checked > 7000, "only {checked} of 10000 draws checked");
+    }
+}
