@@ -241,14 +241,27 @@ pub struct RoomRecord {
     pub space_id: Option<OwnedRoomId>,
 }
 
+/// What the group commit ([`writer`]) asks of a store.
+#[async_trait]
+pub trait Commits: Send + Sync + 'static {
+    /// Applies a batch of writes atomically (one commit); outcomes in batch order. The
+    /// commit may not be durable until [`Commits::make_durable`].
+    async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>>;
+
+    /// Makes every commit of [`Commits::apply`] so far durable, where the commit alone
+    /// does not (SQLite with `store.sync = "full"`: the WAL sync, taken off the commit path
+    /// so that the next group commit is written while this one reaches the disk). The
+    /// group commit calls it before answering anyone; other writes make themselves durable.
+    async fn make_durable(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
 /// The durable state operations of the daemon.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Commits {
     /// Cheap round trip, for `/ready`.
     async fn ping(&self) -> StoreResult<()>;
-
-    /// Applies a batch of writes atomically (one commit); outcomes in batch order.
-    async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>>;
 
     async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>>;
     /// Agents of `range` in slug order, after `after` (exclusive), at most `limit`.

@@ -73,7 +73,7 @@ async fn passive<'c, E: Executor<'c, Database = sqlx::Sqlite>>(on: E) -> sqlx::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{sqlite::SqliteStore, AgentRecord, Store, WriteOp};
+    use crate::store::{sqlite::SqliteStore, AgentRecord, Commits, Store, WriteOp};
 
     async fn write_agents(s: &SqliteStore, from: usize, n: usize) {
         let ops: Vec<_> = (from..from + n)

@@ -1,6 +1,7 @@
-//! The embedded SQLite store (sqlx): WAL journal, `synchronous = FULL` by default (every
-//! commit on disk before it is acknowledged; one fsync per group commit, not per row;
-//! `store.sync = "normal"` trades that for speed), migrations applied at open.
+//! The embedded SQLite store (sqlx): WAL journal, durable commits by default (every commit
+//! on disk before it is acknowledged: one WAL sync per group commit, not per row, and off
+//! the writing connection, see [`wal_sync`]; `store.sync = "normal"` trades that for
+//! speed), migrations applied at open.
 //!
 //! Two kinds of connection: a pool for reads, and one dedicated connection for every write
 //! (the group commits of [`super::writer`] and retention). sqlx runs the statements of a
@@ -21,9 +22,11 @@ use sqlx::{
 };
 use tokio::sync::Mutex;
 
+use self::wal_sync::WalSync;
 use super::{
-    now_s, AgentRecord, InboxEntry, InboxEvent, PendingEffect, ProvisionKey, RequestDigest,
-    Retention, SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
+    now_s, AgentRecord, Commits, InboxEntry, InboxEvent, PendingEffect, ProvisionKey,
+    RequestDigest, Retention, SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp,
+    WriteOutcome,
 };
 use crate::{
     config::SyncMode,
@@ -41,26 +44,29 @@ pub struct SqliteStore {
     /// than taking one from a pool) saves the pool's acquire and keeps its prepared
     /// statements warm; being the only writer is what lets [`write_batch`] pick row ids.
     writer: Arc<Mutex<Writer>>,
+    /// With `store.sync = "full"` on a database file: the WAL sync that makes commits
+    /// durable.
+    wal: Option<Arc<WalSync>>,
 }
 
 impl SqliteStore {
-    /// Opens with `synchronous = FULL` (the default durability).
+    /// Opens with durable commits (the default).
     pub async fn open(url: &str) -> StoreResult<Self> {
         Self::open_with(url, SyncMode::Full).await
     }
 
-    /// Opens with the durability `sync` asks for: `FULL` syncs the WAL at every commit
-    /// (one fsync per group commit, shared by every transaction in it), `NORMAL` only at
-    /// checkpoints.
+    /// Opens with the durability `sync` asks for: `Full` syncs the WAL after every group
+    /// commit (one fsync, shared by every write in it), `Normal` only at checkpoints. Both
+    /// run SQLite's `synchronous = NORMAL`; `Full` adds [`WalSync`].
     pub async fn open_with(url: &str, sync: SyncMode) -> StoreResult<Self> {
-        let synchronous = match sync {
-            SyncMode::Full => SqliteSynchronous::Full,
-            SyncMode::Normal => SqliteSynchronous::Normal,
-        };
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        let file = options.get_filename();
+        let wal = (sync == SyncMode::Full && file != std::path::Path::new(":memory:"))
+            .then(|| WalSync::new(file));
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(synchronous)
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false)
             // Small pages for a new database (an existing one keeps its size): a message to
@@ -90,17 +96,25 @@ impl SqliteStore {
             .await?;
         let writer = Arc::new(Mutex::new(Writer { conn, open: false }));
         tokio::spawn(checkpoint::run(pool.clone(), Arc::downgrade(&writer)));
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, wal })
     }
 }
 
 impl SqliteStore {
     /// The writing connection, for a rare write of its own (tokens, keys, effects):
-    /// whatever an earlier write left open is rolled back first.
+    /// whatever an earlier write left open is rolled back first. The caller makes the
+    /// write durable with [`Self::durable`].
     async fn writing(&self) -> tokio::sync::MutexGuard<'_, Writer> {
         let mut writer = self.writer.lock().await;
         writer.settle().await;
         writer
+    }
+
+    /// A rare write's result, once the write is durable.
+    async fn durable<T>(&self, written: StoreResult<T>) -> StoreResult<T> {
+        let done = written?;
+        self.make_durable().await?;
+        Ok(done)
     }
 }
 
@@ -109,12 +123,7 @@ fn slug_of(s: String) -> StoreResult<AgentSlug> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
+impl Commits for SqliteStore {
     async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>> {
         let now = now_s();
         let mut writer = self.writer.lock().await;
@@ -126,6 +135,21 @@ impl Store for SqliteStore {
             Err(_) => writer.settle().await,
         }
         outcomes
+    }
+
+    async fn make_durable(&self) -> StoreResult<()> {
+        match &self.wal {
+            Some(wal) => wal.sync().await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>> {
@@ -288,11 +312,13 @@ impl Store for SqliteStore {
     }
 
     async fn finish_effect(&self, id: i64) -> StoreResult<()> {
-        effects::finish(&mut *self.writing().await, id).await
+        self.durable(effects::finish(&mut *self.writing().await, id).await)
+            .await
     }
 
     async fn defer_effect(&self, id: i64, attempts: u32, not_before: i64) -> StoreResult<()> {
-        effects::defer(&mut *self.writing().await, id, attempts, not_before).await
+        let deferred = effects::defer(&mut *self.writing().await, id, attempts, not_before).await;
+        self.durable(deferred).await
     }
 
     async fn provision_key(&self, txn_id: &str) -> StoreResult<Option<ProvisionKey>> {
@@ -300,7 +326,8 @@ impl Store for SqliteStore {
     }
 
     async fn put_provision_key(&self, key: &ProvisionKey) -> StoreResult<()> {
-        keys::put(&mut *self.writing().await, key).await
+        self.durable(keys::put(&mut *self.writing().await, key).await)
+            .await
     }
 
     async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
@@ -308,11 +335,13 @@ impl Store for SqliteStore {
     }
 
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        tokens::insert(&mut *self.writing().await, token).await
+        self.durable(tokens::insert(&mut *self.writing().await, token).await)
+            .await
     }
 
     async fn delete_token(&self, id: &TokenId) -> StoreResult<bool> {
-        tokens::delete(&mut *self.writing().await, id).await
+        self.durable(tokens::delete(&mut *self.writing().await, id).await)
+            .await
     }
 
     async fn inbox_depth(&self) -> StoreResult<i64> {
@@ -338,5 +367,6 @@ mod tests_tokens;
 #[cfg(test)]
 mod tests_writer;
 mod tokens;
+mod wal_sync;
 
 use batch::{write_batch, Writer};
