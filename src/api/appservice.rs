@@ -21,11 +21,12 @@ const MAX_TXN_ID_LEN: usize = 255;
 /// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw (borrowed from the
 /// body, not copied) so one malformed event cannot fail the batch. Ephemeral events and
 /// to-device messages (stable and MSC2409 names) are read only for the transaction's
-/// fingerprint; other keys (MSC extensions) are ignored.
+/// fingerprint; other keys (MSC extensions) are ignored. Public, with [`Self::extras`], so
+/// that the fuzz target (`fuzz/`) parses a body exactly as this route does.
 #[derive(Deserialize)]
-struct Transaction<'a> {
+pub struct Transaction<'a> {
     #[serde(borrow)]
-    events: Vec<&'a RawValue>,
+    pub events: Vec<&'a RawValue>,
     #[serde(default, borrow)]
     ephemeral: Vec<&'a RawValue>,
     #[serde(default, borrow, rename = "de.sorunome.msc2409.ephemeral")]
@@ -38,7 +39,7 @@ struct Transaction<'a> {
 
 impl<'a> Transaction<'a> {
     /// Every item that has no event id: ephemeral events and to-device messages.
-    fn extras(&self) -> Vec<&'a RawValue> {
+    pub fn extras(&self) -> Vec<&'a RawValue> {
         [
             &self.ephemeral,
             &self.ephemeral_unstable,

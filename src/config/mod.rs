@@ -321,10 +321,32 @@ pub struct ConfigError {
 impl Config {
     /// Reads the file at `path` and the secrets from `env`, and validates both.
     pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::validate(Ok(&text), path, env),
+            Err(e) => {
+                let unreadable = format!("cannot read config file {}: {e}", path.display());
+                Self::validate(Err(unreadable), path, env)
+            }
+        }
+    }
+
+    /// [`Config::load`] of a file's `text` already read (`path` only names it in problems):
+    /// the whole check without the file system, which the `config` fuzz target drives.
+    pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        Self::validate(Ok(text), path, env)
+    }
+
+    /// The one check behind [`Config::load`] and [`Config::parse`]: `text` is the file's
+    /// text, or the problem that kept it from being read (reported with the others).
+    fn validate(
+        text: Result<&str, String>,
+        path: &Path,
+        env: &dyn Env,
+    ) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
-        let file = match std::fs::read_to_string(path) {
+        let file = match text {
             Ok(text) => match serde_path_to_error::deserialize::<_, FileConfig>(
-                toml::Deserializer::new(&text),
+                toml::Deserializer::new(text),
             ) {
                 Ok(file) => Some(file),
                 Err(e) => {
@@ -341,8 +363,8 @@ impl Config {
                     None
                 }
             },
-            Err(e) => {
-                problems.push(format!("cannot read config file {}: {e}", path.display()));
+            Err(unreadable) => {
+                problems.push(unreadable);
                 None
             }
         };
