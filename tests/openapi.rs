@@ -50,9 +50,13 @@ fn generated_requests_to_every_bridge_route_get_no_server_error() {
     let scratch = support::process::ScratchDir::new("openapi-fuzz-report");
     let har = scratch.path().join("requests.har");
     let url = format!("{}/bridge/v1/openapi.json", app.base_url());
+    let config = support::process::repo_root().join("tests/fixtures/schemathesis.toml");
+    // From a scratch directory, so that whatever it keeps stays out of the repository.
     let out = Command::new(venv.join("bin/schemathesis"))
-        .current_dir(support::process::repo_root().join("tests/fixtures/schemathesis"))
+        .current_dir(scratch.path())
         .env("BRIDGE_TOKEN", app.bridge_token())
+        .arg("--config-file")
+        .arg(&config)
         .args(["run", &url, "--report", "har", "--report-har-path"])
         .arg(&har)
         .output()
