@@ -45,6 +45,37 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: Method::POST,
+            pattern: "/bridge/v1/reactions",
+            scope: "send",
+            for_agent: true,
+            request: |_, a| {
+                let body =
+                    json!({ "room_id": "!r:hs.local", "agent": a, "event_id": "$e", "key": "👍" });
+                ("/bridge/v1/reactions".into(), Some(body))
+            },
+        },
+        Row {
+            method: Method::POST,
+            pattern: "/bridge/v1/redactions",
+            scope: "send",
+            for_agent: true,
+            request: |_, a| {
+                let body = json!({ "room_id": "!r:hs.local", "agent": a, "event_id": "$e" });
+                ("/bridge/v1/redactions".into(), Some(body))
+            },
+        },
+        Row {
+            method: Method::POST,
+            pattern: "/bridge/v1/receipts",
+            scope: "send",
+            for_agent: true,
+            request: |_, a| {
+                let body = json!({ "room_id": "!r:hs.local", "agent": a, "event_id": "$e" });
+                ("/bridge/v1/receipts".into(), Some(body))
+            },
+        },
+        Row {
+            method: Method::POST,
             pattern: "/bridge/v1/typing",
             scope: "send",
             for_agent: true,

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use membership::{JoinRoom, MembershipChanged};
 pub use ready::Joining;
-pub use send::{SendMessage, Sent};
+pub use send::{ActInRoom, Sent};
 pub use typing::{ClearTyping, SetTyping};
 
 use super::error::{AgentError, AgentResult};

@@ -187,6 +187,21 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         scope: Scope::Bridge,
+        pattern: "/bridge/v1/reactions",
+        handlers: &[Handler::new(Verb::Post, |r| r.to(bridge::acts::react))],
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/redactions",
+        handlers: &[Handler::new(Verb::Post, |r| r.to(bridge::acts::redact))],
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/receipts",
+        handlers: &[Handler::new(Verb::Post, |r| r.to(bridge::acts::mark_read))],
+    },
+    Route {
+        scope: Scope::Bridge,
         pattern: "/bridge/v1/typing",
         handlers: &[Handler::new(Verb::Post, |r| {
             r.to(bridge::typing::set_typing)

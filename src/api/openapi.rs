@@ -33,6 +33,9 @@ const BRIDGE_TOKEN: &str = "bridge_token";
     ),
     paths(
         bridge::messages::send_message,
+        bridge::acts::react,
+        bridge::acts::redact,
+        bridge::acts::mark_read,
         bridge::typing::set_typing,
         bridge::provision::provision_room,
         bridge::agents::list_agents,

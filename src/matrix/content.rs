@@ -1,7 +1,7 @@
 //! Builds `m.room.message` content from a bridge send: msgtype, Markdown rendering
 //! (pulldown-cmark, HTML only when the body has markup, then reduced to the spec's subset
-//! by [`super::html`]), reply and thread relations (no reply fallback in the body), and
-//! intentional mentions.
+//! by [`super::html`]), reply and thread relations (no reply fallback in the body), edits
+//! (`m.replace` with `m.new_content` and a fallback body), and intentional mentions.
 
 use pulldown_cmark::{html, Options, Parser};
 use ruma::{
@@ -9,7 +9,7 @@ use ruma::{
         relation::{InReplyTo, Reply, Thread},
         room::message::{
             EmoteMessageEventContent, MessageType, NoticeMessageEventContent, Relation,
-            RoomMessageEventContent, TextMessageEventContent,
+            ReplacementMetadata, RoomMessageEventContent, TextMessageEventContent,
         },
         Mentions,
     },
@@ -47,6 +47,9 @@ pub struct OutgoingMessage {
     pub reply_to: Option<OwnedEventId>,
     pub thread_root: Option<OwnedEventId>,
     pub mentions: Vec<OwnedUserId>,
+    /// The agent's earlier message this one replaces (an edit keeps the original's
+    /// relation: the caller gives neither `reply_to` nor `thread_root` with it).
+    pub edit_of: Option<OwnedEventId>,
 }
 
 impl OutgoingMessage {
@@ -79,7 +82,12 @@ impl OutgoingMessage {
             (None, None) => None,
         };
         content.mentions = Some(Mentions::with_user_ids(self.mentions.iter().cloned()));
-        content
+        match &self.edit_of {
+            Some(original) => {
+                content.make_replacement(ReplacementMetadata::new(original.clone(), None))
+            }
+            None => content,
+        }
     }
 }
 
@@ -169,6 +177,7 @@ mod tests {
             reply_to: None,
             thread_root: None,
             mentions: vec![],
+            edit_of: None,
         }
     }
 
@@ -282,5 +291,23 @@ mod tests {
         assert!(v.get("formatted_body").is_none());
         assert_eq!(v["m.relates_to"]["rel_type"], "m.thread");
         assert_eq!(v["m.relates_to"]["event_id"], "$root");
+    }
+
+    #[test]
+    fn an_edit_replaces_with_new_content_and_a_fallback() {
+        let mut m = msg("**fixed** text");
+        m.edit_of = Some("$orig".try_into().unwrap());
+        m.mentions = vec!["@a:hs".try_into().unwrap()];
+        let v = serde_json::to_value(m.to_content()).unwrap();
+        assert_eq!(
+            v["m.relates_to"],
+            json!({"rel_type": "m.replace", "event_id": "$orig"})
+        );
+        assert_eq!(v["body"], "* **fixed** text");
+        let new = &v["m.new_content"];
+        assert_eq!(new["body"], "**fixed** text");
+        assert_eq!(new["formatted_body"], "<p><strong>fixed</strong> text</p>");
+        assert_eq!(new["m.mentions"], json!({"user_ids": ["@a:hs"]}));
+        assert!(new.get("m.relates_to").is_none());
     }
 }

@@ -3,7 +3,9 @@
 //! attempt's timeout), the cap on requests in flight, the homeserver's readiness
 //! (reachable, last ping's problem), what calls look like on the wire (URLs, answers),
 //! rooms (creation, aliases, state), the registration file, message content building
-//! with its HTML subset, and how the bridge API's document describes Matrix identifiers.
+//! with its HTML subset, what an agent does in a room (messages, reactions, redactions,
+//! receipts) as Matrix requests, and how the bridge API's document describes Matrix
+//! identifiers.
 
 pub mod client;
 pub mod content;
@@ -13,6 +15,7 @@ mod proxy;
 pub mod readiness;
 pub mod registration;
 pub mod retry;
+pub mod room_act;
 pub mod rooms;
 pub mod schema;
 mod slots;

@@ -290,27 +290,33 @@ impl Human {
         joined.keys().cloned().collect()
     }
 
-    /// Who is typing in the room right now, as this human's `/sync` shows it
-    /// (an initial sync filtered to the room's `m.typing` event).
-    pub fn typing_users(&self, room_id: &str) -> Vec<String> {
+    /// The room's ephemeral events of `event_type` as this human's `/sync` shows them
+    /// right now (an initial sync filtered to them).
+    pub fn ephemeral(&self, room_id: &str, event_type: &str) -> Vec<Value> {
         let filter = json!({
             "room": {
                 "rooms": [room_id],
                 "timeline": {"limit": 0},
                 "state": {"types": []},
                 "account_data": {"types": []},
-                "ephemeral": {"types": ["m.typing"]},
+                "ephemeral": {"types": [event_type]},
             },
             "presence": {"types": []},
             "account_data": {"types": []},
         });
         let sync = self.sync(None, 0, Some(&filter));
         let events = &sync["rooms"]["join"][room_id]["ephemeral"]["events"];
+        let events = events.as_array().into_iter().flatten();
         events
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["type"] == "m.typing")
+            .filter(|e| e["type"] == event_type)
+            .cloned()
+            .collect()
+    }
+
+    /// Who is typing in the room right now, as this human's `/sync` shows it.
+    pub fn typing_users(&self, room_id: &str) -> Vec<String> {
+        self.ephemeral(room_id, "m.typing")
+            .iter()
             .flat_map(|e| {
                 e["content"]["user_ids"]
                     .as_array()
@@ -319,6 +325,21 @@ impl Human {
             })
             .filter_map(|u| u.as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// The events related to `event_id` by `rel_type` (`GET /v1/.../relations`).
+    pub fn relations(&self, room_id: &str, event_id: &str, rel_type: &str) -> Vec<Value> {
+        let mut url = self.url(&["rooms", room_id, "relations", event_id, rel_type]);
+        url.set_path(&url.path().replacen("/client/v3/", "/client/v1/", 1));
+        let resp = self
+            .client
+            .get(url)
+            .bearer_auth(&self.access_token)
+            .send()
+            .expect("GET relations");
+        assert!(resp.status().is_success(), "relations: {}", resp.status());
+        let answer: Value = resp.json().expect("relations JSON");
+        answer["chunk"].as_array().cloned().unwrap_or_default()
     }
 
     /// Waits until `user_id` is (`typing == true`) or is not typing in the room.

@@ -1,6 +1,7 @@
-//! Outgoing messages of one agent: a FIFO per room with one send in flight per room (the
-//! ordering guarantee), rooms in parallel, a bound on queued messages, and idempotent
-//! sends through the `(agent, room, txn_id) → (request, event_id)` map.
+//! What one agent does in its rooms (messages, reactions, redactions, receipts): a FIFO
+//! per room with one act in flight per room (the ordering guarantee), rooms in parallel, a
+//! bound on queued acts, and idempotent acts through the
+//! `(agent, room, txn_id) → (request, event_id)` map.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -16,32 +17,33 @@ use super::{ready::Joining, AgentActor, AppState};
 use crate::{
     actors::error::{AgentError, AgentResult},
     ids::AgentSlug,
-    matrix::content::OutgoingMessage,
+    matrix::room_act::RoomAct,
     store::{AgentRecord, RequestDigest, SentKey},
 };
 
-/// Sends a message as the agent.
+/// Does something in a room as the agent, after what it asked for before in that room.
 #[derive(Message)]
 #[rtype(result = "AgentResult<Sent>")]
-pub struct SendMessage {
+pub struct ActInRoom {
     pub room: OwnedRoomId,
-    pub message: OutgoingMessage,
+    pub act: RoomAct,
     /// The client's idempotency key; one is generated when absent.
     pub client_txn: Option<String>,
     /// How the agent gets into the room when it is not in it.
     pub joining: Joining,
 }
 
-/// A delivered (or earlier delivered) message.
+/// A done (or earlier done) act.
 #[derive(Debug, Clone)]
 pub struct Sent {
-    pub event_id: OwnedEventId,
+    /// The event the act made (receipts make none).
+    pub event_id: Option<OwnedEventId>,
     /// The client's idempotency key, when it gave one.
     pub txn_id: Option<String>,
 }
 
 struct SendJob {
-    message: OutgoingMessage,
+    act: RoomAct,
     txn_id: String,
     /// The key came from the client (so it may have been used before).
     client_key: bool,
@@ -73,9 +75,6 @@ impl SendQueues {
     }
 }
 
-/// The event type of messages.
-const MESSAGE_TYPE: &str = "m.room.message";
-
 /// The Matrix transaction id of a send: derived from agent and key, because the homeserver
 /// deduplicates per appservice token, not per masqueraded user, and from what a client's
 /// key asked for, so the homeserver's deduplication never answers one request with
@@ -92,10 +91,10 @@ pub fn matrix_txn_id(slug: &AgentSlug, key: &str, request: Option<&RequestDigest
     format!("mas.{}", hex::encode(&h.finalize()[..16]))
 }
 
-impl Handler<SendMessage> for AgentActor {
+impl Handler<ActInRoom> for AgentActor {
     type Result = ResponseFuture<AgentResult<Sent>>;
 
-    fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ActInRoom, ctx: &mut Self::Context) -> Self::Result {
         let cap = self.app.config.limits.agent_queue;
         if self.rooms.as_ref().is_some_and(|r| r.sends.queued >= cap) {
             return Box::pin(async {
@@ -118,7 +117,7 @@ impl Handler<SendMessage> for AgentActor {
             .waiting
             .push_back((
                 SendJob {
-                    message: msg.message,
+                    act: msg.act,
                     txn_id,
                     client_key,
                     joining: msg.joining,
@@ -154,6 +153,7 @@ impl AgentActor {
             return;
         };
         queue.busy = true;
+        let ends_typing = job.act.ends_typing();
         let work = deliver(
             self.app.clone(),
             self.record(),
@@ -163,7 +163,7 @@ impl AgentActor {
         );
         ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
             act.registered |= outcome.registered;
-            if outcome.result.is_ok() {
+            if ends_typing && outcome.result.is_ok() {
                 // A message ends the agent's typing in that room (Synapse does not).
                 act.end_typing(&room, ctx);
             }
@@ -178,9 +178,9 @@ impl AgentActor {
     }
 }
 
-/// Sends one message. A client key is looked up first (the same request again answers
+/// Carries out one act. A client key is looked up first (the same request again answers
 /// the first event id; another request under the key is a conflict) and recorded before
-/// the next send of the room starts, so no later send with the key can miss it.
+/// the room's next act starts, so no later act with the key can miss it.
 async fn deliver(
     app: Arc<AppState>,
     record: AgentRecord,
@@ -189,7 +189,7 @@ async fn deliver(
     job: SendJob,
 ) -> SendOutcome {
     let SendJob {
-        message,
+        act,
         txn_id,
         client_key,
         joining,
@@ -197,22 +197,21 @@ async fn deliver(
     let mut registered = record.registered;
     let result = async {
         let slug = record.slug.clone();
-        let content = message.to_content();
+        let prepared = act.prepare();
         let keyed = match client_key {
             true => {
-                let json = serde_json::to_vec(&content).expect("message content serialises");
                 let key = SentKey {
                     slug: slug.clone(),
                     room_id: room.clone(),
                     client_txn: txn_id.clone(),
                 };
-                let request = RequestDigest::of(MESSAGE_TYPE, &json);
+                let request = RequestDigest::of(prepared.kind, prepared.body.get().as_bytes());
                 if let Some(prior) = app.store.sent_event(&key).await? {
                     if prior.request != request {
                         return Err(AgentError::IdempotencyConflict(txn_id));
                     }
                     return Ok(Sent {
-                        event_id: prior.event_id,
+                        event_id: Some(prior.event_id),
                         txn_id: Some(txn_id),
                     });
                 }
@@ -224,20 +223,20 @@ async fn deliver(
         registered = true;
         let request = keyed.as_ref().map(|(_, r)| r);
         let matrix_txn = matrix_txn_id(&slug, &txn_id, request);
-        let event_id = app
-            .hs
-            .send_event(&user, &room, MESSAGE_TYPE, &matrix_txn, &content)
+        let event_id = act
+            .perform(&app.hs, &user, &room, &matrix_txn, &prepared)
             .await?;
         // Only a client's key can come back: a generated one needs no record (nobody
         // can retry with it), which keeps the store out of the plain send path.
-        let txn_id = match keyed {
-            Some((key, request)) => {
+        let txn_id = match (keyed, &event_id) {
+            (Some((key, request)), Some(event_id)) => {
                 app.writer
                     .record_sent(key, request, event_id.clone())
                     .await?;
                 Some(txn_id)
             }
-            None => None,
+            (Some(_), None) => Some(txn_id),
+            (None, _) => None,
         };
         Ok(Sent { event_id, txn_id })
     }
@@ -259,8 +258,8 @@ mod tests {
         // No ambiguity between ("a", "bk") and ("ab", "k").
         let ab = AgentSlug::parse("ab").unwrap();
         assert_ne!(matrix_txn_id(&a, "bk", None), matrix_txn_id(&ab, "k", None));
-        let hi = RequestDigest::of(MESSAGE_TYPE, b"hi");
-        let bye = RequestDigest::of(MESSAGE_TYPE, b"bye");
+        let hi = RequestDigest::of("m.room.message", b"hi");
+        let bye = RequestDigest::of("m.room.message", b"bye");
         assert_eq!(
             matrix_txn_id(&a, "k", Some(&hi)),
             matrix_txn_id(&a, "k", Some(&hi))

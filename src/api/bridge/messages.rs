@@ -2,27 +2,28 @@
 
 use actix_web::{web, HttpResponse};
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::require_homeserver;
+use super::acts::{act, check_txn_id, EventAnswer};
 use crate::{
-    actors::{agent::SendMessage, AppState},
+    actors::AppState,
     api::{
         body,
         error::{ApiError, ErrorAnswer},
         grant::{Grant, SendScope},
     },
     ids::AgentSlug,
-    matrix::content::{BodyFormat, MsgType, OutgoingMessage},
+    matrix::{
+        content::{BodyFormat, MsgType, OutgoingMessage},
+        room_act::RoomAct,
+    },
 };
 
 /// Largest message body in bytes.
 pub const MAX_BODY_LEN: usize = 64 * 1024;
 /// Most mentioned users in one message.
 const MAX_MENTIONS: usize = 100;
-/// Longest client idempotency key.
-const MAX_TXN_ID_LEN: usize = 255;
 
 /// A message to send as an agent. The agent is created on first use; it joins the room
 /// first when it is not in it yet.
@@ -45,6 +46,10 @@ pub(crate) struct SendRequest {
     /// The root of the thread the message belongs to.
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     thread_root: Option<OwnedEventId>,
+    /// The agent's earlier message this one replaces (an edit: `m.replace` with the new
+    /// content); not with `reply_to` or `thread_root` (an edit keeps the original's).
+    #[schema(value_type = Option<crate::matrix::schema::EventId>)]
+    edit_of: Option<OwnedEventId>,
     /// Users the message mentions (`m.mentions`), at most 100.
     #[serde(default)]
     #[schema(value_type = Vec<crate::matrix::schema::UserId>, max_items = 100)]
@@ -55,23 +60,13 @@ pub(crate) struct SendRequest {
     txn_id: Option<String>,
 }
 
-/// A message sent.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct SendAnswer {
-    #[schema(value_type = crate::matrix::schema::EventId)]
-    event_id: OwnedEventId,
-    /// The request's `txn_id`, when it had one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    txn_id: Option<String>,
-}
-
 #[utoipa::path(
     post,
     path = "/bridge/v1/messages",
     tag = "messages",
     request_body = SendRequest,
     responses(
-        (status = 200, description = "Sent (or, for a retried `txn_id`, sent before)", body = SendAnswer),
+        (status = 200, description = "Sent (or, for a retried `txn_id`, sent before)", body = EventAnswer),
         (status = 409, description = "`txn_id` was used for another message in this room (`M_IDEMPOTENCY_CONFLICT`)", body = ErrorAnswer),
         (status = 502, description = "The homeserver refused the send", body = ErrorAnswer),
     ),
@@ -97,30 +92,22 @@ pub async fn send_message(
             "mentions: more than {MAX_MENTIONS} users"
         )));
     }
-    if let Some(t) = &req.txn_id {
-        if t.is_empty() || t.len() > MAX_TXN_ID_LEN {
-            return Err(ApiError::BadJson(format!(
-                "txn_id: must be 1 to {MAX_TXN_ID_LEN} characters"
-            )));
-        }
+    if req.edit_of.is_some() && (req.reply_to.is_some() || req.thread_root.is_some()) {
+        return Err(ApiError::BadJson(
+            "edit_of: an edit keeps the original's relation; give no reply_to or thread_root"
+                .into(),
+        ));
     }
-    require_homeserver(&app)?;
-    let send = SendMessage {
-        room: req.room_id,
-        message: OutgoingMessage {
-            body: req.body,
-            msgtype: req.msgtype,
-            format: req.format,
-            reply_to: req.reply_to,
-            thread_root: req.thread_root,
-            mentions: req.mentions,
-        },
-        client_txn: req.txn_id,
-        joining: grant.joining(&req.agent),
-    };
-    let sent = app.ask(&req.agent, send).await??;
-    Ok(HttpResponse::Ok().json(SendAnswer {
-        event_id: sent.event_id,
-        txn_id: sent.txn_id,
-    }))
+    check_txn_id(req.txn_id.as_deref())?;
+    let message = RoomAct::Message(OutgoingMessage {
+        body: req.body,
+        msgtype: req.msgtype,
+        format: req.format,
+        reply_to: req.reply_to,
+        thread_root: req.thread_root,
+        mentions: req.mentions,
+        edit_of: req.edit_of,
+    });
+    let sent = act(&app, &grant, &req.agent, req.room_id, message, req.txn_id).await?;
+    Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?))
 }

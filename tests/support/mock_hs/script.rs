@@ -20,6 +20,11 @@ pub enum Endpoint {
     Leave,
     /// `PUT /_matrix/client/v3/rooms/{room}/send/{type}/{txn}`
     Send,
+    /// `PUT /_matrix/client/v3/rooms/{room}/redact/{event}/{txn}`
+    Redact,
+    /// `POST /_matrix/client/v3/rooms/{room}/receipt/{type}/{event}` and
+    /// `POST /_matrix/client/v3/rooms/{room}/read_markers`
+    Receipt,
     /// `PUT /_matrix/client/v3/rooms/{room}/state/{type}/{state_key}`
     State,
     /// `PUT /_matrix/client/v3/rooms/{room}/typing/{user}`

@@ -99,6 +99,13 @@ impl Shared {
             ("PUT", ["_matrix", "client", "v3", "rooms", _, "send", _, _]) => {
                 (Endpoint::Send, owned(4), owned(6), owned(7), None)
             }
+            ("PUT", ["_matrix", "client", "v3", "rooms", _, "redact", _, _]) => {
+                (Endpoint::Redact, owned(4), None, owned(7), None)
+            }
+            ("POST", ["_matrix", "client", "v3", "rooms", _, "receipt", _, _])
+            | ("POST", ["_matrix", "client", "v3", "rooms", _, "read_markers"]) => {
+                (Endpoint::Receipt, owned(4), None, None, None)
+            }
             ("PUT", ["_matrix", "client", "v3", "rooms", _, "state", _]) => (
                 Endpoint::State,
                 owned(4),
@@ -233,6 +240,7 @@ impl Shared {
             | Endpoint::Invite
             | Endpoint::Leave
             | Endpoint::Typing
+            | Endpoint::Receipt
             | Endpoint::Profile => (200, json!({})),
             Endpoint::Register => {
                 let username = req.body["username"].as_str().unwrap_or("unnamed");
@@ -247,7 +255,7 @@ impl Shared {
                 }
             }
             Endpoint::Join => (200, json!({ "room_id": req.room })),
-            Endpoint::Send => {
+            Endpoint::Send | Endpoint::Redact => {
                 let event_id = match st.txns.get(&req.path) {
                     Some(id) => id.clone(),
                     None => {

@@ -1,0 +1,229 @@
+//! `POST /bridge/v1/reactions`, `POST /bridge/v1/redactions`, `POST /bridge/v1/receipts`:
+//! an agent reacts to, redacts, or marks as read an event of a room (SPEC "Agent
+//! capabilities"). Like messages, each goes through the agent's queue for that room (in
+//! order after what the agent did there before), and reactions and redactions take a
+//! `txn_id` with the same rules as messages.
+
+use actix_web::{web, HttpResponse};
+use ruma::{OwnedEventId, OwnedRoomId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{require_homeserver, Empty};
+use crate::{
+    actors::{
+        agent::{ActInRoom, Sent},
+        AppState,
+    },
+    api::{
+        body,
+        error::{ApiError, ErrorAnswer},
+        grant::{Grant, SendScope},
+    },
+    ids::AgentSlug,
+    matrix::room_act::RoomAct,
+};
+
+/// Longest client idempotency key.
+pub const MAX_TXN_ID_LEN: usize = 255;
+/// Longest reaction key.
+const MAX_KEY_LEN: usize = 256;
+/// Longest redaction reason.
+const MAX_REASON_LEN: usize = 1024;
+
+/// Checks a client idempotency key.
+pub fn check_txn_id(txn_id: Option<&str>) -> Result<(), ApiError> {
+    match txn_id {
+        Some(t) if t.is_empty() || t.len() > MAX_TXN_ID_LEN => Err(ApiError::BadJson(format!(
+            "txn_id: must be 1 to {MAX_TXN_ID_LEN} characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Queues `act` as `agent` in `room` (the caller's grant already covers the agent) and
+/// waits for it.
+pub async fn act(
+    app: &AppState,
+    grant: &Grant<SendScope>,
+    agent: &AgentSlug,
+    room: OwnedRoomId,
+    act: RoomAct,
+    client_txn: Option<String>,
+) -> Result<Sent, ApiError> {
+    require_homeserver(app)?;
+    let act = ActInRoom {
+        room,
+        act,
+        client_txn,
+        joining: grant.joining(agent),
+    };
+    Ok(app.ask(agent, act).await??)
+}
+
+/// The event an act made.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EventAnswer {
+    #[schema(value_type = crate::matrix::schema::EventId)]
+    event_id: OwnedEventId,
+    /// The request's `txn_id`, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    txn_id: Option<String>,
+}
+
+impl EventAnswer {
+    pub fn of(sent: Sent) -> Result<Self, ApiError> {
+        Ok(Self {
+            event_id: sent.event_id.ok_or(ApiError::Internal)?,
+            txn_id: sent.txn_id,
+        })
+    }
+}
+
+/// A reaction (`m.annotation`) to an event.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReactionRequest {
+    agent: AgentSlug,
+    #[schema(value_type = crate::matrix::schema::RoomId)]
+    room_id: OwnedRoomId,
+    /// The event reacted to.
+    #[schema(value_type = crate::matrix::schema::EventId)]
+    event_id: OwnedEventId,
+    /// The reaction, usually one emoji; 1 to 256 bytes.
+    #[schema(min_length = 1, max_length = 256, examples("👍"))]
+    key: String,
+    /// The client's idempotency key, per agent and room, as for messages.
+    #[schema(min_length = 1, max_length = 255)]
+    txn_id: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/bridge/v1/reactions",
+    tag = "messages",
+    request_body = ReactionRequest,
+    responses(
+        (status = 200, description = "Reacted (or, for a retried `txn_id`, reacted before)", body = EventAnswer),
+        (status = 409, description = "`txn_id` was used for another request in this room", body = ErrorAnswer),
+        (status = 502, description = "The homeserver refused", body = ErrorAnswer),
+    ),
+)]
+pub async fn react(
+    app: web::Data<AppState>,
+    grant: Grant<SendScope>,
+    payload: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
+    let req: ReactionRequest = body::json(&bytes)?;
+    grant.agent(&req.agent)?;
+    if req.key.is_empty() || req.key.len() > MAX_KEY_LEN {
+        return Err(ApiError::BadJson(format!(
+            "key: must be 1 to {MAX_KEY_LEN} bytes"
+        )));
+    }
+    check_txn_id(req.txn_id.as_deref())?;
+    let reaction = RoomAct::Reaction {
+        event: req.event_id,
+        key: req.key,
+    };
+    let sent = act(&app, &grant, &req.agent, req.room_id, reaction, req.txn_id).await?;
+    Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?))
+}
+
+/// A redaction of an event (the agent's own, or another's where its power level allows).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedactionRequest {
+    agent: AgentSlug,
+    #[schema(value_type = crate::matrix::schema::RoomId)]
+    room_id: OwnedRoomId,
+    /// The event redacted.
+    #[schema(value_type = crate::matrix::schema::EventId)]
+    event_id: OwnedEventId,
+    /// Why, as the room's members see it; at most 1024 bytes.
+    #[schema(max_length = 1024)]
+    reason: Option<String>,
+    /// The client's idempotency key, per agent and room, as for messages.
+    #[schema(min_length = 1, max_length = 255)]
+    txn_id: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/bridge/v1/redactions",
+    tag = "messages",
+    request_body = RedactionRequest,
+    responses(
+        (status = 200, description = "Redacted (or, for a retried `txn_id`, redacted before)", body = EventAnswer),
+        (status = 409, description = "`txn_id` was used for another request in this room", body = ErrorAnswer),
+        (status = 502, description = "The homeserver refused (an unknown event, or no power to redact it)", body = ErrorAnswer),
+    ),
+)]
+pub async fn redact(
+    app: web::Data<AppState>,
+    grant: Grant<SendScope>,
+    payload: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
+    let req: RedactionRequest = body::json(&bytes)?;
+    grant.agent(&req.agent)?;
+    if req
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_REASON_LEN)
+    {
+        return Err(ApiError::BadJson(format!(
+            "reason: longer than {MAX_REASON_LEN} bytes"
+        )));
+    }
+    check_txn_id(req.txn_id.as_deref())?;
+    let redaction = RoomAct::Redaction {
+        event: req.event_id,
+        reason: req.reason,
+    };
+    let sent = act(&app, &grant, &req.agent, req.room_id, redaction, req.txn_id).await?;
+    Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?))
+}
+
+/// Marks a room read up to an event: the agent's read receipt, and its read marker (or,
+/// with `thread_id`, its receipt in that thread).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReceiptRequest {
+    agent: AgentSlug,
+    #[schema(value_type = crate::matrix::schema::RoomId)]
+    room_id: OwnedRoomId,
+    /// The newest event read.
+    #[schema(value_type = crate::matrix::schema::EventId)]
+    event_id: OwnedEventId,
+    /// The thread's root event, for a threaded receipt.
+    #[schema(value_type = Option<crate::matrix::schema::EventId>)]
+    thread_id: Option<OwnedEventId>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/bridge/v1/receipts",
+    tag = "messages",
+    request_body = ReceiptRequest,
+    responses(
+        (status = 200, description = "The receipt (and marker) moved", body = Empty),
+        (status = 502, description = "The homeserver refused (an unknown event, say)", body = ErrorAnswer),
+    ),
+)]
+pub async fn mark_read(
+    app: web::Data<AppState>,
+    grant: Grant<SendScope>,
+    payload: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
+    let req: ReceiptRequest = body::json(&bytes)?;
+    grant.agent(&req.agent)?;
+    let receipt = RoomAct::Receipt {
+        event: req.event_id,
+        thread: req.thread_id,
+    };
+    act(&app, &grant, &req.agent, req.room_id, receipt, None).await?;
+    Ok(HttpResponse::Ok().json(Empty {}))
+}
