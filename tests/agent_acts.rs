@@ -142,3 +142,31 @@ fn bad_acts_are_refused_and_nothing_is_sent() {
     });
     assert_eq!(sent.count(), 0);
 }
+
+#[test]
+fn reactions_and_redactions_retried_after_a_restart_happen_once() {
+    let (mock, mut daemon) =
+        support::mock_hs::MockHs::with_daemon("acts-restart", support::DaemonOptions::default());
+    let room = "!restarted:hs.local";
+    let reaction =
+        json!({"agent": "a", "room_id": room, "event_id": "$m", "key": "✅", "txn_id": "k1"});
+    let redaction = json!({"agent": "a", "room_id": room, "event_id": "$m", "txn_id": "k2"});
+    let post = |d: &support::Daemon, route: &str, body: &serde_json::Value| {
+        let (status, answer) = d.bridge_post(&format!("/bridge/v1/{route}"), body);
+        assert_eq!(status, StatusCode::OK, "{route}: {answer}");
+        answer["event_id"].as_str().unwrap().to_owned()
+    };
+    let reacted = post(&daemon, "reactions", &reaction);
+    let redacted = post(&daemon, "redactions", &redaction);
+    daemon.restart();
+    daemon.wait_ready(std::time::Duration::from_secs(20));
+    assert_eq!(post(&daemon, "reactions", &reaction), reacted);
+    assert_eq!(post(&daemon, "redactions", &redaction), redacted);
+    assert_eq!(mock.count(Endpoint::Send), 1, "one reaction sent");
+    assert_eq!(mock.count(Endpoint::Redact), 1, "one redaction sent");
+    // The keys name their first requests, also after the restart.
+    let mut other = reaction.clone();
+    other["key"] = json!("❌");
+    let (status, answer) = daemon.bridge_post("/bridge/v1/reactions", &other);
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+}
