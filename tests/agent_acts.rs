@@ -1,12 +1,18 @@
-//! Reactions, redactions and receipts over the scripted mock homeserver: the Matrix request
-//! each becomes, their order after the agent's earlier acts in the room, and bad input
-//! refused with nothing sent. (What a human sees of them is in `e2e_agent_acts.rs`.)
+//! Reactions, redactions, receipts and leaving over the scripted mock homeserver: the
+//! Matrix request each becomes, their order after the agent's earlier acts in the room, bad
+//! input refused with nothing sent, idempotency across a restart; and `since=latest` on the
+//! inbox. (What a human sees of them is in `e2e_agent_acts.rs`.)
 
 pub mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{app::spawn_app, mock_hs::Endpoint};
+use support::{
+    app::spawn_app,
+    daemon_api::DaemonApi,
+    events::{member_join, text_event},
+    mock_hs::Endpoint,
+};
 
 #[test]
 fn each_act_is_its_matrix_request_in_the_rooms_order() {
@@ -169,4 +175,110 @@ fn reactions_and_redactions_retried_after_a_restart_happen_once() {
     other["key"] = json!("❌");
     let (status, answer) = daemon.bridge_post("/bridge/v1/reactions", &other);
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+}
+
+#[test]
+fn an_agent_leaves_a_room_it_is_in_and_only_such_a_room() {
+    let app = spawn_app("acts-leave");
+    let room = "!left:hs.local";
+    let user = "@agent-a:hs.local";
+    let r = app.put_txn("t1", vec![member_join("$j", room, user)]);
+    assert_eq!(r.status, StatusCode::OK);
+    let path = format!("/bridge/v1/rooms/{room}/leave");
+    let r = app.bridge(
+        Method::POST,
+        &path,
+        Some(&json!({"agent": "a", "reason": "done here"})),
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let leaves = app.mock.requests_to(Endpoint::Leave);
+    assert_eq!(leaves.len(), 1);
+    assert_eq!(leaves[0].room.as_deref(), Some(room));
+    assert_eq!(leaves[0].body, json!({"reason": "done here"}));
+    // The directory follows at once: no longer joined, and a second leave is refused.
+    let state = app.bridge(Method::GET, "/bridge/v1/agents/a", None).json();
+    assert_eq!(state["joined_rooms"], json!([]), "{state}");
+    let again = app.bridge(Method::POST, &path, Some(&json!({"agent": "a"})));
+    again.expect_error(404, "M_NOT_FOUND", "a second leave");
+    let elsewhere = app.bridge(
+        Method::POST,
+        "/bridge/v1/rooms/!never:hs.local/leave",
+        Some(&json!({"agent": "a"})),
+    );
+    elsewhere.expect_error(404, "M_NOT_FOUND", "a room it was never in");
+    assert_eq!(
+        app.mock.requests_to(Endpoint::Leave).len(),
+        1,
+        "nothing more sent"
+    );
+}
+
+#[test]
+fn since_latest_reads_only_what_arrives_from_now_on() {
+    let app = spawn_app("inbox-latest");
+    support::daemon_api::put_agent(&app, "a");
+    let room = "!latest:hs.local";
+    let human = "@human:hs.local";
+    let r = app.put_txn(
+        "t1",
+        vec![
+            member_join("$j", room, "@agent-a:hs.local"),
+            text_event("$old", room, human, "before"),
+        ],
+    );
+    assert_eq!(r.status, StatusCode::OK);
+    let read = |query: &str| {
+        let r = app.bridge(
+            Method::GET,
+            &format!("/bridge/v1/agents/a/events?{query}"),
+            None,
+        );
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
+        r.json()
+    };
+    let now = read("since=latest");
+    assert_eq!(now["events"], json!([]), "{now}");
+    let next = now["next"].as_str().unwrap().to_owned();
+    assert_ne!(next, "0", "the cursor of the newest item, not the start");
+    assert_eq!(
+        read("since=")["events"][0]["event_id"],
+        "$old",
+        "the start is unchanged"
+    );
+    let r = app.put_txn("t2", vec![text_event("$new", room, human, "after")]);
+    assert_eq!(r.status, StatusCode::OK);
+    let after = read(&format!("since={next}"));
+    let ids: Vec<_> = after["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("$new")]);
+    // A long-poll from `latest` waits for the next item only.
+    let waiter = std::thread::spawn({
+        let base = app.base_url().to_owned();
+        let token = app.bridge_token().to_owned();
+        move || {
+            support::http::call(
+                Method::GET,
+                &format!("{base}/bridge/v1/agents/a/events?since=latest&timeout_ms=10000"),
+                Some(&token),
+                None,
+            )
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = app.put_txn("t3", vec![text_event("$newer", room, human, "later")]);
+    assert_eq!(r.status, StatusCode::OK);
+    let waited = waiter.join().unwrap().json();
+    let ids: Vec<_> = waited["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("$newer")], "{waited}");
+    let bad = app.bridge(Method::GET, "/bridge/v1/agents/a/events?since=newest", None);
+    bad.expect_error(400, "M_INVALID_PARAM", "since=newest");
 }

@@ -173,3 +173,45 @@ fn receipts_move_where_the_human_sees_them_also_in_a_thread() {
         "{status} {answer}"
     );
 }
+
+#[test]
+fn an_agent_leaves_and_the_human_sees_it_go() {
+    let stack = Stack::shared();
+    let agent = support::unique("leaver");
+    let user = stack.agent_user(&agent);
+    let (alice, room) = room_with_human(stack, &[&agent]);
+    let goodbye = send(
+        stack,
+        &room,
+        &agent,
+        json!({"body": "my work here is done"}),
+    );
+    let answer = post(
+        stack,
+        &format!("rooms/{room}/leave"),
+        json!({"agent": agent, "reason": "task finished"}),
+    );
+    assert_eq!(answer, json!({}));
+    let left = alice.wait_message(&room, WAIT, |e| {
+        e["type"] == "m.room.member"
+            && e["state_key"] == user.as_str()
+            && e["content"]["membership"] == "leave"
+    });
+    assert_eq!(left["content"]["reason"], "task finished");
+    // Its last message went out before it left (one queue per room).
+    let messages = alice.messages(&room);
+    let at = |id: &str| messages.iter().position(|e| e["event_id"] == id).unwrap();
+    assert!(
+        at(&goodbye) > at(left["event_id"].as_str().unwrap()),
+        "newest first"
+    );
+    let state = support::stack_api::agent_state(stack, &agent);
+    assert!(
+        !state["joined_rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == room.as_str()),
+        "{state}"
+    );
+}

@@ -76,6 +76,25 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: Method::POST,
+            pattern: "/bridge/v1/rooms/{room_id}/leave",
+            scope: "send",
+            for_agent: true,
+            request: |app, a| {
+                // In the room first (a fresh transaction each time: an agent may have left).
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let user = format!("@agent-{a}:hs.local");
+                let join = support::events::member_join(&format!("$j{n}"), "!r:hs.local", &user);
+                assert!(app
+                    .put_txn(&format!("leave-{n}"), vec![join])
+                    .status
+                    .is_success());
+                let body = json!({ "agent": a });
+                ("/bridge/v1/rooms/!r:hs.local/leave".into(), Some(body))
+            },
+        },
+        Row {
+            method: Method::POST,
             pattern: "/bridge/v1/typing",
             scope: "send",
             for_agent: true,

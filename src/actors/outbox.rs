@@ -235,7 +235,7 @@ async fn attempt(app: &AppState, effect: &Effect) -> Attempt {
                 return Attempt::Done(ALREADY_JOINED);
             }
             let reason = "this server does not accept invites from you";
-            match app.hs.leave(user, room, reason).await {
+            match app.hs.leave(user, room, Some(reason)).await {
                 Ok(()) => Attempt::Done("invite rejected"),
                 Err(e) => from_homeserver(&e),
             }

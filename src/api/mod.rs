@@ -202,6 +202,11 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         scope: Scope::Bridge,
+        pattern: "/bridge/v1/rooms/{room_id}/leave",
+        handlers: &[Handler::new(Verb::Post, |r| r.to(bridge::acts::leave))],
+    },
+    Route {
+        scope: Scope::Bridge,
         pattern: "/bridge/v1/typing",
         handlers: &[Handler::new(Verb::Post, |r| {
             r.to(bridge::typing::set_typing)

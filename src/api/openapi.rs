@@ -36,6 +36,7 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         bridge::acts::react,
         bridge::acts::redact,
         bridge::acts::mark_read,
+        bridge::acts::leave,
         bridge::typing::set_typing,
         bridge::provision::provision_room,
         bridge::agents::list_agents,

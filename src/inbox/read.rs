@@ -29,6 +29,15 @@ impl InboxReader {
         &self.slug
     }
 
+    /// The cursor of the newest entry (0 for an empty inbox): what `since=latest` reads
+    /// after.
+    pub async fn latest(&self) -> StoreResult<i64> {
+        match self.tail.latest() {
+            Some(latest) => Ok(latest),
+            None => self.store.latest_cursor(&self.slug).await,
+        }
+    }
+
     /// Entries after `since`, at most `limit`.
     async fn read(&self, since: i64, limit: usize) -> StoreResult<Vec<InboxEntry>> {
         match self.tail.read_after(since, limit) {

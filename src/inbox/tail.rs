@@ -71,6 +71,13 @@ impl InboxTail {
         self.notify.notify_waiters();
     }
 
+    /// The newest cursor of the inbox, once anchored.
+    pub fn latest(&self) -> Option<i64> {
+        let st = self.lock();
+        let newest = st.recent.back().map_or(i64::MIN, |e| e.cursor);
+        st.anchored.then_some(newest.max(st.covered_from))
+    }
+
     /// Appends a committed entry (cursors arrive in increasing order) and wakes readers.
     pub fn push(&self, entry: InboxEntry) {
         let mut st = self.lock();

@@ -1,5 +1,5 @@
 //! What an agent does in a room, besides typing and joining: messages (edits included),
-//! reactions, redactions and read receipts. Each becomes one Matrix request, prepared once:
+//! reactions, redactions, read receipts, and leaving. Each becomes one Matrix request, prepared once:
 //! its kind and JSON body name it for a client's idempotency key (the same key with another
 //! request is a conflict), and the body is what is sent.
 
@@ -37,6 +37,10 @@ pub enum RoomAct {
         event: OwnedEventId,
         thread: Option<OwnedEventId>,
     },
+    /// Leaves the room, saying why when `reason` is given.
+    Leave {
+        reason: Option<String>,
+    },
 }
 
 /// An act's request, serialised once.
@@ -66,6 +70,7 @@ impl RoomAct {
                 "receipt",
                 raw(&json!({ "event_id": event, "thread_id": thread })),
             ),
+            Self::Leave { reason } => ("leave", raw(&json!({ "reason": reason }))),
         };
         Prepared { kind, body }
     }
@@ -74,6 +79,11 @@ impl RoomAct {
     /// not end it by itself).
     pub fn ends_typing(&self) -> bool {
         matches!(self, Self::Message(_))
+    }
+
+    /// Whether the act takes the agent out of the room (rather than needing it in).
+    pub fn leaves(&self) -> bool {
+        matches!(self, Self::Leave { .. })
     }
 
     /// Carries the act out as `user`; the event it made, when it makes one.
@@ -99,6 +109,7 @@ impl RoomAct {
                 .receipt(user, room, event, thread.as_deref())
                 .await
                 .map(|()| None),
+            Self::Leave { reason } => hs.leave(user, room, reason.as_deref()).await.map(|()| None),
         }
     }
 }

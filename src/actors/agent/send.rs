@@ -18,7 +18,7 @@ use crate::{
     actors::error::{AgentError, AgentResult},
     ids::AgentSlug,
     matrix::room_act::RoomAct,
-    store::{AgentRecord, RequestDigest, SentKey},
+    store::{AgentRecord, MembershipChange, RequestDigest, SentKey},
 };
 
 /// Does something in a room as the agent, after what it asked for before in that room.
@@ -154,6 +154,7 @@ impl AgentActor {
         };
         queue.busy = true;
         let ends_typing = job.act.ends_typing();
+        let leaves = job.act.leaves();
         let work = deliver(
             self.app.clone(),
             self.record(),
@@ -166,6 +167,9 @@ impl AgentActor {
             if ends_typing && outcome.result.is_ok() {
                 // A message ends the agent's typing in that room (Synapse does not).
                 act.end_typing(&room, ctx);
+            }
+            if leaves && outcome.result.is_ok() {
+                act.drop_typing(&room, ctx);
             }
             let _ = reply.send(outcome.result);
             let sends = &mut act.rooms().sends;
@@ -219,13 +223,23 @@ async fn deliver(
             }
             false => None,
         };
-        super::ready::ready(&app, &record, &user, Some((&room, joining))).await?;
+        let into_room = (!act.leaves()).then_some((&*room, joining));
+        super::ready::ready(&app, &record, &user, into_room).await?;
         registered = true;
         let request = keyed.as_ref().map(|(_, r)| r);
         let matrix_txn = matrix_txn_id(&slug, &txn_id, request);
         let event_id = act
             .perform(&app.hs, &user, &room, &matrix_txn, &prepared)
             .await?;
+        if act.leaves() {
+            app.writer
+                .set_membership(MembershipChange {
+                    slug: slug.clone(),
+                    room_id: room.clone(),
+                    joined: false,
+                })
+                .await?;
+        }
         // Only a client's key can come back: a generated one needs no record (nobody
         // can retry with it), which keeps the store out of the plain send path.
         let txn_id = match (keyed, &event_id) {

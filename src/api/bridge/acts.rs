@@ -1,6 +1,6 @@
-//! `POST /bridge/v1/reactions`, `POST /bridge/v1/redactions`, `POST /bridge/v1/receipts`:
-//! an agent reacts to, redacts, or marks as read an event of a room (SPEC "Agent
-//! capabilities"). Like messages, each goes through the agent's queue for that room (in
+//! `POST /bridge/v1/reactions`, `POST /bridge/v1/redactions`, `POST /bridge/v1/receipts`,
+//! `POST /bridge/v1/rooms/{room_id}/leave`: an agent reacts to, redacts, or marks as read
+//! an event of a room, or leaves it (SPEC "Agent capabilities"). Like messages, each goes through the agent's queue for that room (in
 //! order after what the agent did there before), and reactions and redactions take a
 //! `txn_id` with the same rules as messages.
 
@@ -225,5 +225,58 @@ pub async fn mark_read(
         thread: req.thread_id,
     };
     act(&app, &grant, &req.agent, req.room_id, receipt, None).await?;
+    Ok(HttpResponse::Ok().json(Empty {}))
+}
+
+/// Takes an agent out of a room.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LeaveRequest {
+    agent: AgentSlug,
+    /// Why, as the room's members see it; at most 1024 bytes.
+    #[schema(max_length = 1024)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/bridge/v1/rooms/{room_id}/leave",
+    tag = "messages",
+    params(("room_id" = crate::matrix::schema::RoomId, Path, description = "The room")),
+    request_body = LeaveRequest,
+    responses(
+        (status = 200, description = "The agent left (after what it had queued in the room)", body = Empty),
+        (status = 404, description = "The agent is not in the room", body = ErrorAnswer),
+        (status = 502, description = "The homeserver refused", body = ErrorAnswer),
+    ),
+)]
+pub async fn leave(
+    app: web::Data<AppState>,
+    grant: Grant<SendScope>,
+    room: web::Path<String>,
+    payload: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let room = OwnedRoomId::try_from(room.as_str())
+        .map_err(|e| ApiError::InvalidParam(format!("room_id: {e}")))?;
+    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
+    let req: LeaveRequest = body::json(&bytes)?;
+    grant.agent(&req.agent)?;
+    if req
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_REASON_LEN)
+    {
+        return Err(ApiError::BadJson(format!(
+            "reason: longer than {MAX_REASON_LEN} bytes"
+        )));
+    }
+    if !app.directory.is_joined(&room, &req.agent) {
+        return Err(ApiError::NotFound(format!(
+            "agent {} is not in room {room}",
+            req.agent
+        )));
+    }
+    let leave = RoomAct::Leave { reason: req.reason };
+    act(&app, &grant, &req.agent, room, leave, None).await?;
     Ok(HttpResponse::Ok().json(Empty {}))
 }

@@ -29,13 +29,15 @@ const CLIENT_CLOSED_REQUEST: u16 = 499;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 100;
 const MAX_TIMEOUT_MS: u64 = 30_000;
+/// `since=latest`: start after the newest item.
+const LATEST: &str = "latest";
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// A cursor (an item's `cursor`, or a page's `next`): items after it. Absent or empty:
-    /// from the oldest item kept.
-    #[param(value_type = Option<String>, pattern = "^[0-9]{0,18}$")]
+    /// from the oldest item kept; `latest`: only what arrives from now on.
+    #[param(value_type = Option<String>, pattern = "^([0-9]{0,18}|latest)$")]
     since: Option<String>,
     /// Most items in the answer, 1 to 100 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -125,7 +127,11 @@ pub async fn agent_events(
     AgentGrant { slug, .. }: AgentGrant<ReadScope>,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut since = parse_cursor("since", query.since.as_deref())?;
+    let latest = query.since.as_deref() == Some(LATEST);
+    let mut since = match latest {
+        true => 0,
+        false => parse_cursor("since", query.since.as_deref())?,
+    };
     let limit = parse_bounded(
         "limit",
         query.limit.as_deref(),
@@ -145,12 +151,17 @@ pub async fn agent_events(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    let mut resumed = false;
     if sse {
         if let Some(last) = req.headers().get("Last-Event-ID") {
             since = parse_cursor("Last-Event-ID", last.to_str().ok())?;
+            resumed = true;
         }
     }
     let reader = app.inboxes.open(&slug).await?;
+    if latest && !resumed {
+        since = reader.latest().await?;
+    }
     if sse {
         let peer = hangup::PeerWatch::of(&req);
         return Ok(HttpResponse::Ok()

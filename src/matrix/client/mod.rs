@@ -259,23 +259,21 @@ impl HomeserverClient {
     }
 
     /// Leaves `room` as `user` (which is also how an invite is rejected), with a reason the
-    /// room's members see.
+    /// room's members see when one is given.
     pub async fn leave(
         &self,
         user: &UserId,
         room: &RoomId,
-        reason: &str,
+        reason: Option<&str>,
     ) -> Result<(), HomeserverError> {
         let url = self.url(&["v3", "rooms", room.as_str(), "leave"], Some(user));
-        self.call::<Empty>(
-            "leave",
-            Method::POST,
-            url,
-            Some(&json!({ "reason": reason })),
-            self.inner.deadline,
-        )
-        .await
-        .map(drop)
+        let body = match reason {
+            Some(reason) => json!({ "reason": reason }),
+            None => json!({}),
+        };
+        self.call::<Empty>("leave", Method::POST, url, Some(&body), self.inner.deadline)
+            .await
+            .map(drop)
     }
 
     /// Invites `target` into `room`, as `by`.
