@@ -142,7 +142,15 @@ async fn restore_directory(app: &Arc<AppState>) -> Result<(), StoreError> {
     for (slug, name) in app.store.display_names().await? {
         app.directory.set_display_name(&slug, Some(&name));
     }
-    tracing::info!(memberships = n, "routing directory restored");
+    let encrypted = app.store.encrypted_rooms().await?;
+    for room in &encrypted {
+        app.directory.mark_encrypted(room);
+    }
+    tracing::info!(
+        memberships = n,
+        encrypted_rooms = encrypted.len(),
+        "routing directory restored"
+    );
     Ok(())
 }
 

@@ -127,6 +127,7 @@ impl AgentActor {
             display_name: self.display_name().cloned(),
             avatar_url: self.avatar_url().cloned(),
             joined_rooms: self.app.directory.rooms_of(&self.slug),
+            encrypted_rooms: self.app.directory.encrypted_rooms_of(&self.slug),
             typing_rooms: rooms.map_or_else(Vec::new, |r| r.typing.rooms()),
             queued_messages: rooms.map_or(0, |r| r.sends.queued()),
             live: true,
@@ -200,6 +201,10 @@ pub struct AgentState {
     pub avatar_url: Option<String>,
     #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
     pub joined_rooms: Vec<OwnedRoomId>,
+    /// The joined rooms that are encrypted: the agent receives their messages as
+    /// `encrypted` items it cannot read, and may send there only in the clear.
+    #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
+    pub encrypted_rooms: Vec<OwnedRoomId>,
     #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
     pub typing_rooms: Vec<OwnedRoomId>,
     /// Sends waiting in the agent's queues.

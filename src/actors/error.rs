@@ -27,6 +27,9 @@ pub enum AgentError {
     /// A client idempotency key already named another request in this room.
     #[error("txn_id {0:?} was already used for a different request in this room")]
     IdempotencyConflict(String),
+    /// A plain message or reaction into an encrypted room, without `allow_unencrypted`.
+    #[error("room {0} is encrypted: agents cannot encrypt yet, so this would go out in the clear; send with \"allow_unencrypted\": true to do so anyway")]
+    EncryptedRoom(ruma::OwnedRoomId),
     /// Creating the agent would pass `limits.max_agents`.
     #[error("at most {max} agents are hosted (limits.max_agents)")]
     LimitReached { max: usize },

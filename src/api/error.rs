@@ -68,6 +68,9 @@ pub enum ApiError {
     /// A client idempotency key names another request (`M_IDEMPOTENCY_CONFLICT`).
     #[error("{0}")]
     IdempotencyConflict(String),
+    /// A plain send into an encrypted room (`M_ENCRYPTED_ROOM`).
+    #[error("{0}")]
+    EncryptedRoom(String),
     /// A configured bound would be passed (`limits.max_agents`).
     #[error("{0}")]
     ResourceLimit(String),
@@ -104,6 +107,7 @@ impl ApiError {
             Self::TooLarge(_) => "M_TOO_LARGE",
             Self::RoomInUse(_) => "M_ROOM_IN_USE",
             Self::IdempotencyConflict(_) => "M_IDEMPOTENCY_CONFLICT",
+            Self::EncryptedRoom(_) => "M_ENCRYPTED_ROOM",
             Self::ResourceLimit(_) => "M_RESOURCE_LIMIT_EXCEEDED",
             Self::RateLimited { .. } => "M_LIMIT_EXCEEDED",
             Self::Homeserver(HomeserverError::Status { errcode, .. }) => errcode,
@@ -138,7 +142,9 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotJson(_) | Self::BadJson(_) | Self::InvalidParam(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RoomInUse(_) | Self::IdempotencyConflict(_) => StatusCode::CONFLICT,
+            Self::RoomInUse(_) | Self::IdempotencyConflict(_) | Self::EncryptedRoom(_) => {
+                StatusCode::CONFLICT
+            }
             Self::ResourceLimit(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Homeserver(HomeserverError::Unreachable(_)) | Self::Unavailable { .. } => {
@@ -189,6 +195,7 @@ impl From<AgentError> for ApiError {
             AgentError::Unknown(slug) => ApiError::NotFound(format!("unknown agent {slug}")),
             e @ AgentError::LimitReached { .. } => ApiError::ResourceLimit(e.to_string()),
             e @ AgentError::IdempotencyConflict(_) => ApiError::IdempotencyConflict(e.to_string()),
+            e @ AgentError::EncryptedRoom(_) => ApiError::EncryptedRoom(e.to_string()),
         }
     }
 }

@@ -65,6 +65,9 @@ impl CommitHook for AfterCommit {
                     }
                     // Connected before the HTTP server accepts a transaction.
                     let notices = self.notices.get();
+                    for room in &txn.encrypted_rooms {
+                        self.directory.mark_encrypted(room);
+                    }
                     for change in txn.memberships {
                         self.directory.apply(&change);
                         if let Some(n) = notices {
@@ -77,6 +80,9 @@ impl CommitHook for AfterCommit {
                 }
                 (WriteOp::Membership(change), WriteOutcome::Done) => {
                     self.directory.apply(&change);
+                }
+                (WriteOp::RoomEncrypted(room), WriteOutcome::Done) => {
+                    self.directory.mark_encrypted(&room);
                 }
                 _ => {}
             }

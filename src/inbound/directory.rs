@@ -1,10 +1,11 @@
 //! The read-mostly routing directory shared across threads: which hosted agents are
-//! joined to which room, and each agent's display name (for mention detection). Read for
+//! joined to which room, which rooms are encrypted, and each agent's display name (for
+//! mention detection). Read for
 //! every inbound event. Memberships have one writer, [`Directory::apply`], called by the
 //! after-commit step (for what the homeserver reported and for the agents' own joins and
 //! leaves) and at start-up with what the store holds.
 
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 use ruma::{OwnedRoomId, RoomId};
 use smallvec::SmallVec;
 
@@ -19,6 +20,8 @@ pub struct Directory {
     /// The same facts by agent (for an agent's own view of its rooms).
     agent_rooms: DashMap<AgentSlug, SmallVec<[OwnedRoomId; 2]>>,
     display_names: DashMap<AgentSlug, String>,
+    /// Rooms known to be encrypted (recorded in the store first, like memberships).
+    encrypted: DashSet<OwnedRoomId>,
 }
 
 impl Directory {
@@ -38,6 +41,25 @@ impl Directory {
     /// Whether `slug` is joined to `room`.
     pub fn is_joined(&self, room: &RoomId, slug: &AgentSlug) -> bool {
         self.rooms.get(room).is_some_and(|a| a.contains(slug))
+    }
+
+    /// Notes that `room` is encrypted (a room never stops being).
+    pub fn mark_encrypted(&self, room: &RoomId) {
+        if !self.encrypted.contains(room) {
+            self.encrypted.insert(room.to_owned());
+        }
+    }
+
+    /// Whether `room` is known to be encrypted.
+    pub fn is_encrypted(&self, room: &RoomId) -> bool {
+        self.encrypted.contains(room)
+    }
+
+    /// The encrypted rooms among those `slug` is joined to.
+    pub fn encrypted_rooms_of(&self, slug: &AgentSlug) -> Vec<OwnedRoomId> {
+        let mut rooms = self.rooms_of(slug);
+        rooms.retain(|r| self.is_encrypted(r));
+        rooms
     }
 
     /// Records a membership; returns whether it changed anything.

@@ -102,8 +102,10 @@ fn shared_members(ev: &InboxEvent) -> &str {
     })
 }
 
-/// Appends one inbox item: `{"cursor":"<n>","mentioned":<bool>,<members>}`. The pieces are
-/// a number, a boolean and members serde_json wrote, so the whole is valid JSON.
+/// Appends one inbox item: `{"cursor":"<n>","mentioned":<bool>,<members>}`, with
+/// `"encrypted":true` for an `m.room.encrypted` event (which an agent cannot read yet, but
+/// must not miss). The pieces are a number, booleans and members serde_json wrote, so the
+/// whole is valid JSON.
 pub fn write_item(out: &mut Vec<u8>, entry: &InboxEntry) {
     out.extend_from_slice(b"{\"cursor\":\"");
     out.extend_from_slice(entry.cursor.to_string().as_bytes());
@@ -112,6 +114,9 @@ pub fn write_item(out: &mut Vec<u8>, entry: &InboxEntry) {
     } else {
         b"\",\"mentioned\":false,"
     });
+    if entry.event.event_type == "m.room.encrypted" {
+        out.extend_from_slice(b"\"encrypted\":true,");
+    }
     out.extend_from_slice(shared_members(&entry.event).as_bytes());
     out.push(b'}');
 }
@@ -185,5 +190,21 @@ mod tests {
         assert_eq!(b["events"][0]["cursor"], "11");
         assert_eq!(b["events"][0]["mentioned"], false);
         assert_eq!(a["events"][0]["content"], b["events"][0]["content"]);
+    }
+
+    /// An `m.room.encrypted` item says so; others carry no `encrypted` member.
+    #[test]
+    fn encrypted_events_are_marked() {
+        let content = r#"{"algorithm":"m.megolm.v1.aes-sha2"}"#;
+        let plain = test_entry(5, false, content);
+        let plain: Value = serde_json::from_slice(&answer(&[plain], 5)).unwrap();
+        assert!(plain["events"][0].get("encrypted").is_none());
+        let mut entry = test_entry(6, false, content);
+        std::sync::Arc::get_mut(&mut entry.event)
+            .unwrap()
+            .event_type = "m.room.encrypted".into();
+        let item: Value = serde_json::from_slice(&answer(&[entry], 6)).unwrap();
+        assert_eq!(item["events"][0]["encrypted"], true);
+        assert_eq!(item["events"][0]["type"], "m.room.encrypted");
     }
 }

@@ -81,6 +81,13 @@ impl RoomAct {
         matches!(self, Self::Message(_))
     }
 
+    /// Whether the act would be encrypted in an encrypted room (so that, sent in the clear
+    /// there, it is refused unless the caller allows it). Redactions, receipts and leaving
+    /// are never encrypted.
+    pub fn encryptable(&self) -> bool {
+        matches!(self, Self::Message(_) | Self::Reaction { .. })
+    }
+
     /// Whether the act takes the agent out of the room (rather than needing it in).
     pub fn leaves(&self) -> bool {
         matches!(self, Self::Leave { .. })

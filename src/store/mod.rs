@@ -126,6 +126,8 @@ pub struct TransactionWrite {
     pub memberships: Vec<MembershipChange>,
     /// What to do once the transaction is recorded (stored in the same commit).
     pub effects: Vec<Effect>,
+    /// Rooms the transaction shows to be encrypted.
+    pub encrypted_rooms: Vec<OwnedRoomId>,
 }
 
 /// One write. Every write goes through the group-commit writer, so the store has a single
@@ -147,6 +149,8 @@ pub enum WriteOp {
     },
     /// A provisioned room.
     Room(RoomRecord),
+    /// A room found to be encrypted.
+    RoomEncrypted(OwnedRoomId),
 }
 
 /// What the store did with one write.
@@ -278,6 +282,8 @@ pub trait Store: Commits {
 
     /// Every (agent, room) where an agent is joined.
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>>;
+    /// Every room known to be encrypted.
+    async fn encrypted_rooms(&self) -> StoreResult<Vec<OwnedRoomId>>;
 
     /// The earlier send with this client key.
     async fn sent_event(&self, key: &SentKey) -> StoreResult<Option<SentRecord>>;

@@ -10,7 +10,7 @@ use crate::{
     actors::{error::AgentResult, AppState},
     matrix::HomeserverError,
     store::AgentRecord,
-    store::MembershipChange,
+    store::{MembershipChange, WriteOp},
 };
 
 /// How an agent gets into a room it is not in yet.
@@ -90,5 +90,30 @@ async fn join(
             joined: true,
         })
         .await?;
+    if !app.directory.is_encrypted(room) {
+        learn_encryption(app, user, room).await?;
+    }
+    Ok(())
+}
+
+/// Whether a room just joined is encrypted: its encryption was set before the agent was
+/// in it, so no transaction will say so. Recorded when it is; a failed look-up is logged
+/// and the room taken as not encrypted (a later encrypted event corrects that).
+async fn learn_encryption(app: &AppState, user: &UserId, room: &RoomId) -> AgentResult<()> {
+    match app
+        .hs
+        .state_content(user, room, "m.room.encryption", "")
+        .await
+    {
+        Ok(_) => {
+            app.writer
+                .write(WriteOp::RoomEncrypted(room.to_owned()))
+                .await?;
+        }
+        Err(e) if e.status() == Some(404) => {}
+        Err(e) => {
+            tracing::warn!(room = %room, error = %e, "cannot tell whether the room is encrypted");
+        }
+    }
     Ok(())
 }

@@ -31,6 +31,8 @@ pub struct ActInRoom {
     pub client_txn: Option<String>,
     /// How the agent gets into the room when it is not in it.
     pub joining: Joining,
+    /// Send a message or reaction into an encrypted room in the clear.
+    pub allow_unencrypted: bool,
 }
 
 /// A done (or earlier done) act.
@@ -48,6 +50,7 @@ struct SendJob {
     /// The key came from the client (so it may have been used before).
     client_key: bool,
     joining: Joining,
+    allow_unencrypted: bool,
 }
 
 type Reply = oneshot::Sender<AgentResult<Sent>>;
@@ -121,6 +124,7 @@ impl Handler<ActInRoom> for AgentActor {
                     txn_id,
                     client_key,
                     joining: msg.joining,
+                    allow_unencrypted: msg.allow_unencrypted,
                 },
                 reply,
             ));
@@ -197,6 +201,7 @@ async fn deliver(
         txn_id,
         client_key,
         joining,
+        allow_unencrypted,
     } = job;
     let mut registered = record.registered;
     let result = async {
@@ -226,6 +231,10 @@ async fn deliver(
         let into_room = (!act.leaves()).then_some((&*room, joining));
         super::ready::ready(&app, &record, &user, into_room).await?;
         registered = true;
+        // Known once the agent is in the room (joining learns it).
+        if act.encryptable() && !allow_unencrypted && app.directory.is_encrypted(&room) {
+            return Err(AgentError::EncryptedRoom(room));
+        }
         let request = keyed.as_ref().map(|(_, r)| r);
         let matrix_txn = matrix_txn_id(&slug, &txn_id, request);
         let event_id = act

@@ -42,7 +42,8 @@ pub fn check_txn_id(txn_id: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// Queues `act` as `agent` in `room` (the caller's grant already covers the agent) and
-/// waits for it.
+/// waits for it. `clear`: the caller allows a message or reaction in the clear into an
+/// encrypted room.
 pub async fn act(
     app: &AppState,
     grant: &Grant<SendScope>,
@@ -50,6 +51,7 @@ pub async fn act(
     room: OwnedRoomId,
     act: RoomAct,
     client_txn: Option<String>,
+    clear: bool,
 ) -> Result<Sent, ApiError> {
     require_homeserver(app)?;
     let act = ActInRoom {
@@ -57,6 +59,7 @@ pub async fn act(
         act,
         client_txn,
         joining: grant.joining(agent),
+        allow_unencrypted: clear,
     };
     Ok(app.ask(agent, act).await??)
 }
@@ -96,6 +99,9 @@ pub(crate) struct ReactionRequest {
     /// The client's idempotency key, per agent and room, as for messages.
     #[schema(min_length = 1, max_length = 255)]
     txn_id: Option<String>,
+    /// React in an encrypted room anyway, in the clear (refused otherwise: 409).
+    #[serde(default)]
+    allow_unencrypted: bool,
 }
 
 #[utoipa::path(
@@ -105,7 +111,7 @@ pub(crate) struct ReactionRequest {
     request_body = ReactionRequest,
     responses(
         (status = 200, description = "Reacted (or, for a retried `txn_id`, reacted before)", body = EventAnswer),
-        (status = 409, description = "`txn_id` was used for another request in this room", body = ErrorAnswer),
+        (status = 409, description = "`txn_id` was used for another request in this room (`M_IDEMPOTENCY_CONFLICT`), or the room is encrypted (`M_ENCRYPTED_ROOM`)", body = ErrorAnswer),
         (status = 502, description = "The homeserver refused", body = ErrorAnswer),
     ),
 )]
@@ -127,7 +133,17 @@ pub async fn react(
         event: req.event_id,
         key: req.key,
     };
-    let sent = act(&app, &grant, &req.agent, req.room_id, reaction, req.txn_id).await?;
+    let clear = req.allow_unencrypted;
+    let sent = act(
+        &app,
+        &grant,
+        &req.agent,
+        req.room_id,
+        reaction,
+        req.txn_id,
+        clear,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?))
 }
 
@@ -182,7 +198,16 @@ pub async fn redact(
         event: req.event_id,
         reason: req.reason,
     };
-    let sent = act(&app, &grant, &req.agent, req.room_id, redaction, req.txn_id).await?;
+    let sent = act(
+        &app,
+        &grant,
+        &req.agent,
+        req.room_id,
+        redaction,
+        req.txn_id,
+        false,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?))
 }
 
@@ -224,7 +249,7 @@ pub async fn mark_read(
         event: req.event_id,
         thread: req.thread_id,
     };
-    act(&app, &grant, &req.agent, req.room_id, receipt, None).await?;
+    act(&app, &grant, &req.agent, req.room_id, receipt, None, false).await?;
     Ok(HttpResponse::Ok().json(Empty {}))
 }
 
@@ -277,6 +302,6 @@ pub async fn leave(
         )));
     }
     let leave = RoomAct::Leave { reason: req.reason };
-    act(&app, &grant, &req.agent, room, leave, None).await?;
+    act(&app, &grant, &req.agent, room, leave, None, false).await?;
     Ok(HttpResponse::Ok().json(Empty {}))
 }

@@ -177,6 +177,7 @@ pub async fn list_agents(
             None => AgentState {
                 user_id: app.ns.agent_user_id(&r.slug),
                 joined_rooms: app.directory.rooms_of(&r.slug),
+                encrypted_rooms: app.directory.encrypted_rooms_of(&r.slug),
                 agent: r.slug,
                 registered: r.registered,
                 display_name: r.display_name,

@@ -67,6 +67,9 @@ pub(crate) struct InboxItem {
     cursor: String,
     /// Whether the event mentions the agent.
     mentioned: bool,
+    /// Present, and true, for an `m.room.encrypted` event: the agent cannot read its
+    /// content (end-to-end encryption), but knows it was sent.
+    encrypted: Option<bool>,
     room_id: String,
     event_id: String,
     sender: String,

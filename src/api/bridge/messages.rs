@@ -58,6 +58,10 @@ pub(crate) struct SendRequest {
     /// answers the first send's event id; the same key with another body is 409.
     #[schema(min_length = 1, max_length = 255)]
     txn_id: Option<String>,
+    /// Send into an encrypted room anyway, in the clear (refused otherwise: 409
+    /// `M_ENCRYPTED_ROOM`; agents cannot encrypt yet).
+    #[serde(default)]
+    allow_unencrypted: bool,
 }
 
 #[utoipa::path(
@@ -67,7 +71,7 @@ pub(crate) struct SendRequest {
     request_body = SendRequest,
     responses(
         (status = 200, description = "Sent (or, for a retried `txn_id`, sent before)", body = EventAnswer),
-        (status = 409, description = "`txn_id` was used for another message in this room (`M_IDEMPOTENCY_CONFLICT`)", body = ErrorAnswer),
+        (status = 409, description = "`txn_id` was used for another message in this room (`M_IDEMPOTENCY_CONFLICT`), or the room is encrypted and `allow_unencrypted` was not given (`M_ENCRYPTED_ROOM`)", body = ErrorAnswer),
         (status = 502, description = "The homeserver refused the send", body = ErrorAnswer),
     ),
 )]
@@ -108,6 +112,16 @@ pub async fn send_message(
         mentions: req.mentions,
         edit_of: req.edit_of,
     });
-    let sent = act(&app, &grant, &req.agent, req.room_id, message, req.txn_id).await?;
+    let clear = req.allow_unencrypted;
+    let sent = act(
+        &app,
+        &grant,
+        &req.agent,
+        req.room_id,
+        message,
+        req.txn_id,
+        clear,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?))
 }

@@ -38,6 +38,9 @@ const DELIVERED_TYPES: &[&str] = &[
     "m.poll.start",
     "m.poll.response",
     "m.poll.end",
+    // Delivered (marked `encrypted`) rather than dropped: an agent that cannot decrypt
+    // still knows that it was spoken to.
+    "m.room.encrypted",
 ];
 
 /// A routed transaction: what to write (with what to do once it is recorded).
@@ -158,6 +161,13 @@ pub fn route(
             }
         };
         by_type.add(ev.kind);
+        let encrypts = match ev.kind {
+            "m.room.encryption" => ev.state_key == Some(""),
+            kind => kind == "m.room.encrypted",
+        };
+        if encrypts && !routed.write.encrypted_rooms.iter().any(|r| r == ev.room_id) {
+            routed.write.encrypted_rooms.push(ev.room_id.to_owned());
+        }
         if ev.kind == "m.room.member" {
             member_event(txn_id, &ev, ns, inbound, &mut routed);
         } else if DELIVERED_TYPES.contains(&ev.kind) {

@@ -269,3 +269,43 @@ fn invites_follow_the_allow_list_and_a_leave_counts_within_its_transaction_only(
     // The directory changes only once the transaction is recorded (by the caller).
     assert_eq!(dir.agents_in(&room).len(), 1);
 }
+
+#[test]
+fn encryption_is_noted_once_per_room_and_encrypted_events_are_delivered() {
+    let (dir, _) = directory_with_a_in_r();
+    let event = |id: &str, kind: &str, state_key: Option<&str>| {
+        let mut v = json!({"event_id": id, "room_id": "!r", "sender": "@h:hs", "type": kind,
+            "origin_server_ts": 3, "content": {"algorithm": "m.megolm.v1.aes-sha2"}});
+        if let Some(key) = state_key {
+            v["state_key"] = json!(key);
+        }
+        raw(v)
+    };
+    let routed = run(
+        &[
+            event("$1", "m.room.encryption", Some("")),
+            event("$2", "m.room.encrypted", None),
+            event("$3", "m.room.encrypted", None),
+        ],
+        &dir,
+        &InboundConfig::default(),
+    );
+    assert_eq!(routed.write.encrypted_rooms, ["!r"]);
+    let kinds: Vec<_> = routed
+        .write
+        .deliveries
+        .iter()
+        .map(|d| (d.event.event_id.as_str(), d.event.event_type.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("$2", "m.room.encrypted"), ("$3", "m.room.encrypted")]
+    );
+    // An m.room.encryption that is not the room's state says nothing.
+    let routed = run(
+        &[event("$4", "m.room.encryption", Some("other"))],
+        &dir,
+        &InboundConfig::default(),
+    );
+    assert!(routed.write.encrypted_rooms.is_empty());
+}

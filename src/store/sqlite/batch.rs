@@ -75,6 +75,8 @@ const INSERT_SENT: &str = "INSERT INTO sent \
     WHERE true ON CONFLICT DO NOTHING";
 const INSERT_EFFECTS: &str = "INSERT INTO effects (effect, attempts, not_before, created_at) \
     SELECT j.value->>0, 0, n.now, n.now FROM (SELECT ? AS now) n, json_each(?) j";
+const INSERT_ENCRYPTED: &str = "INSERT INTO encrypted_rooms (room_id, seen_at) \
+    SELECT value->>0, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
 const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created_at) \
     SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
     ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id";
@@ -145,6 +147,7 @@ pub(super) async fn write_batch(
     let mut sent: LastWrite<(&str, &str, &str), (String, &str)> = LastWrite::default();
     let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
     let mut effect_rows: Vec<(String,)> = Vec::new();
+    let mut encrypted: LastWrite<&str, ()> = LastWrite::default();
     for op in batch {
         let outcome = match op {
             WriteOp::Transaction(t) => {
@@ -170,6 +173,9 @@ pub(super) async fn write_batch(
                 }
                 for m in &t.memberships {
                     memberships.set((m.slug.as_str(), m.room_id.as_str()), m.joined);
+                }
+                for room in &t.encrypted_rooms {
+                    encrypted.set(room.as_str(), ());
                 }
                 let mut per_event = Vec::with_capacity(t.deliveries.len());
                 for d in &t.deliveries {
@@ -228,6 +234,10 @@ pub(super) async fn write_batch(
                 rooms.set(r.room_id.as_str(), r);
                 WriteOutcome::Done
             }
+            WriteOp::RoomEncrypted(room) => {
+                encrypted.set(room.as_str(), ());
+                WriteOutcome::Done
+            }
         };
         outcomes.push(outcome);
     }
@@ -279,6 +289,8 @@ pub(super) async fn write_batch(
         .map(|(_, r)| (r.room_id.as_str(), &r.alias, &r.space_id))
         .collect();
     w.rows(UPSERT_ROOMS, Some(now), &rooms)?;
+    let encrypted: Vec<_> = encrypted.0.iter().map(|(room, ())| (*room,)).collect();
+    w.rows(INSERT_ENCRYPTED, Some(now), &encrypted)?;
     w.sql.push_str("COMMIT");
     sqlx::query_with(&w.sql, w.args).execute(&mut *conn).await?;
     Ok(outcomes)

@@ -227,6 +227,19 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn encrypted_rooms(&self) -> StoreResult<Vec<OwnedRoomId>> {
+        let rooms: Vec<String> = sqlx::query_scalar("SELECT room_id FROM encrypted_rooms")
+            .fetch_all(&self.pool)
+            .await?;
+        rooms
+            .into_iter()
+            .map(|room| {
+                OwnedRoomId::try_from(room)
+                    .map_err(|e| StoreError::Corrupt(format!("room id: {e}")))
+            })
+            .collect()
+    }
+
     async fn sent_event(&self, key: &SentKey) -> StoreResult<Option<SentRecord>> {
         let row = sqlx::query(
             "SELECT request_digest, event_id FROM sent \
