@@ -282,3 +282,84 @@ fn since_latest_reads_only_what_arrives_from_now_on() {
     let bad = app.bridge(Method::GET, "/bridge/v1/agents/a/events?since=newest", None);
     bad.expect_error(400, "M_INVALID_PARAM", "since=newest");
 }
+
+#[test]
+fn custom_events_go_out_as_room_or_state_events_and_owned_types_need_admin() {
+    let app = spawn_app("acts-custom");
+    let room = "!custom:hs.local";
+    let post = |token: &str, body: serde_json::Value| {
+        support::tokens::call_as(
+            &app,
+            Some(token),
+            Method::POST,
+            "/bridge/v1/events",
+            Some(&body),
+        )
+    };
+    let sender = support::tokens::issue_for(&app, &["send"], &["a"]);
+    let task = json!({"agent": "a", "room_id": room, "type": "org.example.task",
+                      "content": {"title": "ship", "done": false}, "txn_id": "task-1"});
+    let r = post(&sender.value, task.clone());
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let again = post(&sender.value, task);
+    assert_eq!(
+        again.json()["event_id"],
+        r.json()["event_id"],
+        "a retry sends once"
+    );
+    let r = post(
+        &sender.value,
+        json!({"agent": "a", "room_id": room, "type": "org.example.status", "state_key": "a",
+               "content": {"busy": true}}),
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let sent = app.mock.requests_to(Endpoint::Send);
+    let custom: Vec<_> = sent
+        .iter()
+        .filter(|r| r.event_type.as_deref() == Some("org.example.task"))
+        .collect();
+    assert_eq!(custom.len(), 1);
+    assert_eq!(custom[0].body, json!({"title": "ship", "done": false}));
+    let state = app.mock.requests_to(Endpoint::State);
+    let status = state
+        .iter()
+        .find(|r| r.event_type.as_deref() == Some("org.example.status"))
+        .unwrap();
+    assert_eq!(status.state_key.as_deref(), Some("a"));
+    assert_eq!(status.body, json!({"busy": true}));
+
+    // Types the daemon manages take an admin token; redactions have their own route; the
+    // content is an object. Nothing is sent for any of these.
+    let before = app.mock.requests().len();
+    let pl = json!({"agent": "a", "room_id": room, "type": "m.room.power_levels", "state_key": "",
+                    "content": {"users": {"@agent-a:hs.local": 100}}});
+    let r = post(&sender.value, pl.clone());
+    r.expect_error(403, "M_FORBIDDEN", "power levels with a send token");
+    assert!(r.text.contains("admin"), "{}", r.text);
+    for (body, named) in [
+        (
+            json!({"agent": "a", "room_id": room, "type": "m.room.redaction", "content": {}}),
+            "redactions",
+        ),
+        (
+            json!({"agent": "a", "room_id": room, "type": "x", "content": [1]}),
+            "content",
+        ),
+        (
+            json!({"agent": "a", "room_id": room, "type": "", "content": {}}),
+            "type",
+        ),
+        (
+            json!({"agent": "a", "room_id": room, "type": "x\u{1}", "content": {}}),
+            "type",
+        ),
+    ] {
+        let r = post(&sender.value, body);
+        r.expect_error(400, "M_BAD_JSON", named);
+        assert!(r.text.contains(named), "{}", r.text);
+    }
+    assert_eq!(app.mock.requests().len(), before, "nothing sent");
+    // An admin token may.
+    let r = post(app.bridge_token(), pl);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}

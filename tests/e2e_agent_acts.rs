@@ -215,3 +215,43 @@ fn an_agent_leaves_and_the_human_sees_it_go() {
         "{state}"
     );
 }
+
+#[test]
+fn custom_events_go_where_the_agents_power_allows() {
+    let stack = Stack::shared();
+    let agent = support::unique("custom");
+    let user = stack.agent_user(&agent);
+    let (alice, room) = stack.room_with_agents(&[&agent], WAIT);
+    let task = post(
+        stack,
+        "events",
+        json!({"agent": agent, "room_id": room, "type": "org.example.task",
+               "content": {"title": "ship it", "done": false}}),
+    );
+    let seen_task = seen(&alice, &room, task["event_id"].as_str().unwrap());
+    assert_eq!(seen_task["type"], "org.example.task");
+    assert_eq!(
+        seen_task["content"],
+        json!({"title": "ship it", "done": false})
+    );
+
+    // A state event needs power the agent does not have in the human's room: the
+    // homeserver's refusal comes back, and the state is unchanged.
+    let status = json!({"agent": agent, "room_id": room, "type": "org.example.status",
+                        "state_key": "", "content": {"phase": "review"}});
+    let (code, answer) = stack.daemon.bridge_post("/bridge/v1/events", &status);
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{answer}");
+    assert_eq!(answer["errcode"], "M_FORBIDDEN");
+    assert_eq!(answer["homeserver_status"], 403);
+    assert!(alice.state_event(&room, "org.example.status", "").is_none());
+
+    // Given the power, it may.
+    let mut levels = alice.state_event(&room, "m.room.power_levels", "").unwrap();
+    levels["users"][&user] = json!(50);
+    alice.set_state(&room, "m.room.power_levels", "", &levels);
+    post(stack, "events", status);
+    assert_eq!(
+        alice.state_event(&room, "org.example.status", ""),
+        Some(json!({"phase": "review"}))
+    );
+}

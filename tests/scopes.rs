@@ -76,6 +76,17 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: Method::POST,
+            pattern: "/bridge/v1/events",
+            scope: "send",
+            for_agent: true,
+            request: |_, a| {
+                let body = json!({ "room_id": "!r:hs.local", "agent": a,
+                                   "type": "org.example.task", "content": {"done": true} });
+                ("/bridge/v1/events".into(), Some(body))
+            },
+        },
+        Row {
+            method: Method::POST,
             pattern: "/bridge/v1/rooms/{room_id}/leave",
             scope: "send",
             for_agent: true,

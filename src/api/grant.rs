@@ -64,6 +64,13 @@ impl<S: NeedsScope> Grant<S> {
         Ok(self.principal.check_agent(S::SCOPE, slug)?)
     }
 
+    /// Whether the caller may also act for `slug` with `scope` (a request that needs more
+    /// than its route's scope for some of what it asks, such as a state type the daemon
+    /// owns); refused naming the scope otherwise.
+    pub fn also(&self, scope: Scope, slug: &AgentSlug) -> Result<(), ApiError> {
+        Ok(self.principal.check_agent(scope, slug)?)
+    }
+
     /// How `slug` may get into a room this request names: through the sender bot's invite
     /// only when the caller could have chosen the room for it (`provision` for the agent).
     pub fn joining(&self, slug: &AgentSlug) -> Joining {

@@ -202,6 +202,13 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         scope: Scope::Bridge,
+        pattern: "/bridge/v1/events",
+        handlers: &[Handler::new(Verb::Post, |r| {
+            r.to(bridge::custom::send_event)
+        })],
+    },
+    Route {
+        scope: Scope::Bridge,
         pattern: "/bridge/v1/rooms/{room_id}/leave",
         handlers: &[Handler::new(Verb::Post, |r| r.to(bridge::acts::leave))],
     },

@@ -37,6 +37,7 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         bridge::acts::redact,
         bridge::acts::mark_read,
         bridge::acts::leave,
+        bridge::custom::send_event,
         bridge::typing::set_typing,
         bridge::provision::provision_room,
         bridge::agents::list_agents,

@@ -1,5 +1,5 @@
 //! What an agent does in a room, besides typing and joining: messages (edits included),
-//! reactions, redactions, read receipts, and leaving. Each becomes one Matrix request, prepared once:
+//! reactions, redactions, read receipts, leaving, and events of other types. Each becomes one Matrix request, prepared once:
 //! its kind and JSON body name it for a client's idempotency key (the same key with another
 //! request is a conflict), and the body is what is sent.
 
@@ -41,6 +41,12 @@ pub enum RoomAct {
     Leave {
         reason: Option<String>,
     },
+    /// Any other event: a state event when `state_key` is given, else a room event.
+    Custom {
+        event_type: String,
+        state_key: Option<String>,
+        content: Box<RawValue>,
+    },
 }
 
 /// An act's request, serialised once.
@@ -71,6 +77,14 @@ impl RoomAct {
                 raw(&json!({ "event_id": event, "thread_id": thread })),
             ),
             Self::Leave { reason } => ("leave", raw(&json!({ "reason": reason }))),
+            Self::Custom {
+                event_type,
+                state_key,
+                content,
+            } => (
+                "custom",
+                raw(&json!({ "type": event_type, "state_key": state_key, "content": content })),
+            ),
         };
         Prepared { kind, body }
     }
@@ -85,7 +99,11 @@ impl RoomAct {
     /// there, it is refused unless the caller allows it). Redactions, receipts and leaving
     /// are never encrypted.
     pub fn encryptable(&self) -> bool {
-        matches!(self, Self::Message(_) | Self::Reaction { .. })
+        match self {
+            Self::Message(_) | Self::Reaction { .. } => true,
+            Self::Custom { state_key, .. } => state_key.is_none(),
+            _ => false,
+        }
     }
 
     /// Whether the act takes the agent out of the room (rather than needing it in).
@@ -117,6 +135,22 @@ impl RoomAct {
                 .await
                 .map(|()| None),
             Self::Leave { reason } => hs.leave(user, room, reason.as_deref()).await.map(|()| None),
+            Self::Custom {
+                event_type,
+                state_key: Some(state_key),
+                content,
+            } => hs
+                .send_state(user, room, event_type, state_key, content)
+                .await
+                .map(Some),
+            Self::Custom {
+                event_type,
+                state_key: None,
+                content,
+            } => hs
+                .send_event(user, room, event_type, matrix_txn, content)
+                .await
+                .map(Some),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod acts;
 pub mod agents;
+pub mod custom;
 pub mod events;
 pub mod messages;
 pub mod provision;
