@@ -75,6 +75,54 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            method: Method::GET,
+            pattern: "/bridge/v1/rooms/{room_id}/messages",
+            scope: "read",
+            for_agent: true,
+            request: |app, a| {
+                // The agent read as exists (the ones outside the patterns must not be made).
+                if a.starts_with("a-") {
+                    put_agent(app, a);
+                }
+                (
+                    format!("/bridge/v1/rooms/!r:hs.local/messages?agent={a}"),
+                    None,
+                )
+            },
+        },
+        Row {
+            method: Method::GET,
+            pattern: "/bridge/v1/rooms/{room_id}/state",
+            scope: "read",
+            for_agent: true,
+            request: |app, a| {
+                // The agent read as exists (the ones outside the patterns must not be made).
+                if a.starts_with("a-") {
+                    put_agent(app, a);
+                }
+                (
+                    format!("/bridge/v1/rooms/!r:hs.local/state?agent={a}"),
+                    None,
+                )
+            },
+        },
+        Row {
+            method: Method::GET,
+            pattern: "/bridge/v1/rooms/{room_id}/members",
+            scope: "read",
+            for_agent: true,
+            request: |app, a| {
+                // The agent read as exists (the ones outside the patterns must not be made).
+                if a.starts_with("a-") {
+                    put_agent(app, a);
+                }
+                (
+                    format!("/bridge/v1/rooms/!r:hs.local/members?agent={a}"),
+                    None,
+                )
+            },
+        },
+        Row {
             method: Method::POST,
             pattern: "/bridge/v1/events",
             scope: "send",

@@ -83,6 +83,11 @@ pub enum ApiError {
     /// The homeserver answered with an error.
     #[error(transparent)]
     Homeserver(HomeserverError),
+    /// The homeserver refused a read as the agent (403: the agent may not see the room;
+    /// 404: no such room or event): passed on with the homeserver's status, since it is the
+    /// answer to the caller's question rather than a failure.
+    #[error(transparent)]
+    ReadRefused(HomeserverError),
     /// A dependency is unavailable (homeserver unreachable, shutting down).
     #[error("{error}")]
     Unavailable {
@@ -110,8 +115,11 @@ impl ApiError {
             Self::EncryptedRoom(_) => "M_ENCRYPTED_ROOM",
             Self::ResourceLimit(_) => "M_RESOURCE_LIMIT_EXCEEDED",
             Self::RateLimited { .. } => "M_LIMIT_EXCEEDED",
-            Self::Homeserver(HomeserverError::Status { errcode, .. }) => errcode,
-            Self::Homeserver(_) | Self::Unavailable { .. } => "M_UNAVAILABLE",
+            Self::Homeserver(HomeserverError::Status { errcode, .. })
+            | Self::ReadRefused(HomeserverError::Status { errcode, .. }) => errcode,
+            Self::Homeserver(_) | Self::ReadRefused(_) | Self::Unavailable { .. } => {
+                "M_UNAVAILABLE"
+            }
             Self::Internal => "M_UNKNOWN",
         }
     }
@@ -150,7 +158,10 @@ impl ResponseError for ApiError {
             Self::Homeserver(HomeserverError::Unreachable(_)) | Self::Unavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Homeserver(_) => StatusCode::BAD_GATEWAY,
+            Self::ReadRefused(HomeserverError::Status { status, .. }) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            Self::Homeserver(_) | Self::ReadRefused(_) => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,7 +173,9 @@ impl ResponseError for ApiError {
             homeserver_status: None,
             retry_after_ms: None,
         };
-        if let Self::Homeserver(HomeserverError::Status { status, error, .. }) = self {
+        if let Self::Homeserver(HomeserverError::Status { status, error, .. })
+        | Self::ReadRefused(HomeserverError::Status { status, error, .. }) = self
+        {
             body.homeserver_status = Some(*status);
             body.error.clone_from(error);
         }
@@ -172,6 +185,17 @@ impl ResponseError for ApiError {
             resp.insert_header(("Retry-After", wait.as_secs().max(1).to_string()));
         }
         resp.json(body)
+    }
+}
+
+impl ApiError {
+    /// A failed read as an agent: the homeserver's 403 and 404 are passed on, anything
+    /// else is a failure of the homeserver (502/503).
+    pub fn from_read(e: HomeserverError) -> Self {
+        match e.status() {
+            Some(403 | 404) => Self::ReadRefused(e),
+            _ => Self::Homeserver(e),
+        }
     }
 }
 

@@ -209,6 +209,21 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         scope: Scope::Bridge,
+        pattern: "/bridge/v1/rooms/{room_id}/messages",
+        handlers: &[Handler::new(Verb::Get, |r| r.to(bridge::rooms::history))],
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/rooms/{room_id}/state",
+        handlers: &[Handler::new(Verb::Get, |r| r.to(bridge::rooms::state))],
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/rooms/{room_id}/members",
+        handlers: &[Handler::new(Verb::Get, |r| r.to(bridge::rooms::members))],
+    },
+    Route {
+        scope: Scope::Bridge,
         pattern: "/bridge/v1/rooms/{room_id}/leave",
         handlers: &[Handler::new(Verb::Post, |r| r.to(bridge::acts::leave))],
     },

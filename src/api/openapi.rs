@@ -38,6 +38,9 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         bridge::acts::mark_read,
         bridge::acts::leave,
         bridge::custom::send_event,
+        bridge::rooms::history,
+        bridge::rooms::state,
+        bridge::rooms::members,
         bridge::typing::set_typing,
         bridge::provision::provision_room,
         bridge::agents::list_agents,
@@ -53,6 +56,7 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         (name = "messages", description = "Acting in rooms as an agent (`send` scope)"),
         (name = "inbox", description = "What agents receive (`read` scope)"),
         (name = "agents", description = "Agents' profiles and state (`profile`, `read`)"),
+        (name = "rooms", description = "Rooms read as an agent sees them (`read`)"),
         (name = "provisioning", description = "Creating rooms (`provision`)"),
         (name = "tokens", description = "Issued bridge tokens (`admin`)"),
     )

@@ -4,7 +4,7 @@
 //! (reachable, last ping's problem), what calls look like on the wire (URLs, answers),
 //! rooms (creation, aliases, state), the registration file, message content building
 //! with its HTML subset, what an agent does in a room (messages, reactions, redactions,
-//! receipts) as Matrix requests, and how the bridge API's document describes Matrix
+//! receipts) as Matrix requests, reading a room as an agent, and how the bridge API's document describes Matrix
 //! identifiers.
 
 pub mod client;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod html;
 mod proxy;
 pub mod readiness;
+pub mod reads;
 pub mod registration;
 pub mod retry;
 pub mod room_act;

@@ -1,7 +1,8 @@
-//! How the bridge API's OpenAPI document describes the Matrix identifiers its requests and
-//! answers carry (ruma's types, which have no schema of their own): strings of the shape
-//! ruma accepts, so that generated valid input is valid here too. Request and answer types
-//! name these in `#[schema(value_type = ...)]`; nothing else uses them.
+//! Matrix identifiers at the bridge API's boundary: how its OpenAPI document describes them
+//! (ruma's types have no schema of their own: strings of the shape ruma accepts, so that
+//! generated valid input is valid here too; request and answer types name these in
+//! `#[schema(value_type = ...)]`), and the one rule of the spec ruma does not enforce for
+//! event ids, their 255-byte limit ([`event_id`], [`optional_event_id`]).
 
 use utoipa::openapi::{schema::Schema, ObjectBuilder, RefOr, Type};
 
@@ -13,6 +14,27 @@ const SERVER: &str = "[A-Za-z0-9.-]+(:[0-9]{1,4})?";
 /// The opaque part of an identifier: printable ASCII except `:` (the historical user-id
 /// alphabet, and what room and event ids of recent room versions use).
 const OPAQUE: &str = "[!-9;-~]+";
+
+/// `#[serde(deserialize_with = "crate::matrix::schema::event_id")]`: an event id of at
+/// most 255 bytes, as the spec says and the document promises.
+pub fn event_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ruma::OwnedEventId, D::Error> {
+    let id = <ruma::OwnedEventId as serde::Deserialize>::deserialize(d)?;
+    if id.as_str().len() > MAX_ID {
+        return Err(serde::de::Error::custom(format!(
+            "an event id is at most {MAX_ID} bytes"
+        )));
+    }
+    Ok(id)
+}
+
+/// [`event_id`] for an optional field (with `#[serde(default)]`).
+pub fn optional_event_id<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ruma::OwnedEventId>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Bounded(#[serde(deserialize_with = "event_id")] ruma::OwnedEventId);
+    Ok(<Option<Bounded> as serde::Deserialize>::deserialize(d)?.map(|b| b.0))
+}
 
 fn id(description: &str, pattern: String, example: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -168,5 +190,29 @@ mod tests {
         }
         // The draws mostly fit the patterns: the test is not vacuous.
         assert!(checked > 7000, "only {checked} of 10000 draws checked");
+    }
+
+    #[test]
+    fn event_ids_past_255_bytes_are_refused() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            #[serde(deserialize_with = "event_id")]
+            id: ruma::OwnedEventId,
+            #[serde(default, deserialize_with = "optional_event_id")]
+            other: Option<ruma::OwnedEventId>,
+        }
+        let read =
+            |v: serde_json::Value| serde_json::from_value::<Body>(v).map_err(|e| e.to_string());
+        let fits = format!("${}", "a".repeat(254));
+        let long = format!("${}", "a".repeat(255));
+        let body = read(serde_json::json!({ "id": fits })).unwrap();
+        assert_eq!(body.id.as_str().len(), 255);
+        assert!(body.other.is_none());
+        assert!(read(serde_json::json!({ "id": long }))
+            .unwrap_err()
+            .contains("at most 255"));
+        let e = read(serde_json::json!({ "id": "$a", "other": long })).unwrap_err();
+        assert!(e.contains("at most 255"), "{e}");
+        assert!(read(serde_json::json!({ "id": "$a", "other": null })).is_ok());
     }
 }

@@ -75,15 +75,34 @@ pub(super) fn client_prefix(base: &url::Url) -> String {
 
 /// `<prefix>/<segments...>[?user_id=<user>]`, each segment and the user id percent-encoded.
 pub(super) fn client_url(prefix: &str, segments: &[&str], user: Option<&UserId>) -> Uri {
+    client_url_with(prefix, segments, user, &[])
+}
+
+/// [`client_url`] with more query parameters (each value percent-encoded).
+pub(super) fn client_url_with(
+    prefix: &str,
+    segments: &[&str],
+    user: Option<&UserId>,
+    query: &[(&str, &str)],
+) -> Uri {
     let mut url = String::with_capacity(prefix.len() + 160);
     url.push_str(prefix);
     for segment in segments {
         url.push('/');
         url.extend(utf8_percent_encode(segment, SEGMENT));
     }
+    let mut separator = '?';
     if let Some(user) = user {
         url.push_str("?user_id=");
         url.extend(utf8_percent_encode(user.as_str(), QUERY_VALUE));
+        separator = '&';
+    }
+    for (name, value) in query {
+        url.push(separator);
+        url.push_str(name);
+        url.push('=');
+        url.extend(utf8_percent_encode(value, QUERY_VALUE));
+        separator = '&';
     }
     // The base is an http(s) URL without query or fragment (the config checks it) and
     // every other part is percent-encoded.

@@ -91,6 +91,7 @@ pub(crate) struct ReactionRequest {
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     /// The event reacted to.
+    #[serde(deserialize_with = "crate::matrix::schema::event_id")]
     #[schema(value_type = crate::matrix::schema::EventId)]
     event_id: OwnedEventId,
     /// The reaction, usually one emoji; 1 to 256 bytes.
@@ -155,6 +156,7 @@ pub(crate) struct RedactionRequest {
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     /// The event redacted.
+    #[serde(deserialize_with = "crate::matrix::schema::event_id")]
     #[schema(value_type = crate::matrix::schema::EventId)]
     event_id: OwnedEventId,
     /// Why, as the room's members see it; at most 1024 bytes.
@@ -220,9 +222,11 @@ pub(crate) struct ReceiptRequest {
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     /// The newest event read.
+    #[serde(deserialize_with = "crate::matrix::schema::event_id")]
     #[schema(value_type = crate::matrix::schema::EventId)]
     event_id: OwnedEventId,
     /// The thread's root event, for a threaded receipt.
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     thread_id: Option<OwnedEventId>,
 }

@@ -41,13 +41,16 @@ pub(crate) struct SendRequest {
     #[serde(default)]
     format: BodyFormat,
     /// An event the message replies to.
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     reply_to: Option<OwnedEventId>,
     /// The root of the thread the message belongs to.
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     thread_root: Option<OwnedEventId>,
     /// The agent's earlier message this one replaces (an edit: `m.replace` with the new
     /// content); not with `reply_to` or `thread_root` (an edit keeps the original's).
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     edit_of: Option<OwnedEventId>,
     /// Users the message mentions (`m.mentions`), at most 100.

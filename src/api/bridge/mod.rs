@@ -9,6 +9,7 @@ pub mod custom;
 pub mod events;
 pub mod messages;
 pub mod provision;
+pub mod rooms;
 pub mod tokens;
 pub mod typing;
 

@@ -105,6 +105,16 @@ impl HomeserverClient {
         client_url(&self.inner.prefix, segments, user)
     }
 
+    /// [`url`](Self::url) with more query parameters.
+    pub(super) fn url_with(
+        &self,
+        segments: &[&str],
+        user: Option<&UserId>,
+        query: &[(&str, &str)],
+    ) -> Uri {
+        super::wire::client_url_with(&self.inner.prefix, segments, user, query)
+    }
+
     /// One call with retries under the deadline. `endpoint` is a metrics label.
     async fn call<T: DeserializeOwned>(
         &self,

@@ -39,6 +39,9 @@ pub enum Endpoint {
     Capabilities,
     /// `GET|PUT /_matrix/client/v3/profile/{user}/{field}`
     Profile,
+    /// `GET /_matrix/client/v3/rooms/{room}/messages`, `.../state`, `.../joined_members`
+    /// (an empty room: no history, no state, no members)
+    RoomRead,
     /// Anything else (answered 404 `M_UNRECOGNIZED`).
     Other,
 }

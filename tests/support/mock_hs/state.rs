@@ -132,6 +132,10 @@ impl Shared {
                 None,
                 Some(owned(7).unwrap_or_default()),
             ),
+            (
+                "GET",
+                ["_matrix", "client", "v3", "rooms", _, "messages" | "state" | "joined_members"],
+            ) => (Endpoint::RoomRead, owned(4), owned(5), None, None),
             ("GET", ["_matrix", "client", "v3", "capabilities"]) => {
                 (Endpoint::Capabilities, None, None, None, None)
             }
@@ -312,6 +316,11 @@ impl Shared {
                     ),
                 }
             }
+            Endpoint::RoomRead => match req.event_type.as_deref() {
+                Some("messages") => (200, json!({ "chunk": [], "start": "s0" })),
+                Some("state") => (200, json!([])),
+                _ => (200, json!({ "joined": {} })),
+            },
             Endpoint::Capabilities => (
                 200,
                 json!({ "capabilities": { "m.room_versions": {

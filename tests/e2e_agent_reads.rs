@@ -1,0 +1,109 @@
+//! A room read as an agent sees it, against a real Synapse (issue 18, item 6): history from
+//! before the agent joined where the room's history visibility allows it, paginated with
+//! the homeserver's tokens; the current state and the joined members; and nothing from a
+//! room the agent is not in.
+
+pub mod support;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::stack_api::WAIT;
+use support::Stack;
+
+fn get(stack: &Stack, path: &str) -> (StatusCode, Value) {
+    stack.daemon.bridge_get(path)
+}
+
+#[test]
+fn an_agent_reads_history_state_and_members_of_its_room_and_nothing_of_others() {
+    let stack = Stack::shared();
+    let agent = support::unique("historian");
+    let user = stack.agent_user(&agent);
+    let alice = stack.human("alice");
+    let room = alice.create_room(json!({"preset": "private_chat", "name": "Archive",
+        "initial_state": [{"type": "m.room.history_visibility", "state_key": "",
+                           "content": {"history_visibility": "shared"}}]}));
+    let first = alice.send_text(&room, "said before the agent came, 1");
+    let second = alice.send_text(&room, "said before the agent came, 2");
+    alice.invite(&room, &user);
+    support::wait_until(WAIT, "the agent joins", || {
+        (alice.membership(&room, &user).as_deref() == Some("join")).then_some(())
+    });
+
+    // History, newest first, one event a page, following `next`.
+    let mut seen = Vec::new();
+    let mut from: Option<String> = None;
+    for _ in 0..20 {
+        let mut path = format!("/bridge/v1/rooms/{room}/messages?agent={agent}&limit=1");
+        if let Some(from) = &from {
+            path.push_str(&format!("&from={}", urlencoding(from)));
+        }
+        let (status, page) = get(stack, &path);
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 1, "{page}");
+        seen.extend(
+            events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) if !events.is_empty() => from = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    let at = |id: &str| seen.iter().position(|s| s == id);
+    let (first_at, second_at) = (at(&first).expect("first"), at(&second).expect("second"));
+    assert!(second_at < first_at, "newest first: {seen:?}");
+
+    let (status, state) = get(
+        stack,
+        &format!("/bridge/v1/rooms/{room}/state?agent={agent}"),
+    );
+    assert_eq!(status, StatusCode::OK, "{state}");
+    let events = state["events"].as_array().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Archive"));
+
+    let (status, members) = get(
+        stack,
+        &format!("/bridge/v1/rooms/{room}/members?agent={agent}"),
+    );
+    assert_eq!(status, StatusCode::OK, "{members}");
+    let ids: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&alice.user_id.as_str()) && ids.contains(&user.as_str()),
+        "{ids:?}"
+    );
+
+    // A room the agent is not in: the homeserver's refusal, nothing of the room.
+    let private = alice.create_room(json!({"preset": "private_chat"}));
+    alice.send_text(&private, "not for agents");
+    for read in ["messages", "state", "members"] {
+        let (status, answer) = get(
+            stack,
+            &format!("/bridge/v1/rooms/{private}/{read}?agent={agent}"),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN, "{read}: {answer}");
+        assert_eq!(answer["errcode"], "M_FORBIDDEN", "{read}");
+        assert_eq!(answer["homeserver_status"], 403, "{read}");
+        assert!(!answer.to_string().contains("not for agents"));
+    }
+    // An agent that does not exist is refused before the homeserver is asked.
+    let (status, answer) = get(
+        stack,
+        &format!("/bridge/v1/rooms/{room}/state?agent=nobody-here"),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+}
+
+/// Percent-encodes a pagination token for a query string.
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
