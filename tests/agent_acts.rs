@@ -363,3 +363,45 @@ fn custom_events_go_out_as_room_or_state_events_and_owned_types_need_admin() {
     let r = post(app.bridge_token(), pl);
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+#[test]
+fn uploads_are_bounded_and_need_a_media_type() {
+    let options = support::DaemonOptions {
+        limits_toml: "max_media_bytes = 1000".into(),
+        ..Default::default()
+    };
+    let app = support::app::spawn_app_with("media-bounds", options);
+    let upload = |body: Vec<u8>, content_type: Option<&str>| {
+        let mut req = support::http::client()
+            .post(format!("{}/bridge/v1/media?agent=a", app.base_url()))
+            .bearer_auth(app.bridge_token())
+            .body(body);
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        let resp = req.send().unwrap();
+        (resp.status(), resp.text().unwrap())
+    };
+    let (status, text) = upload(vec![7; 1000], Some("image/png"));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("mxc://hs.local/"), "{text}");
+    let (status, text) = upload(vec![7; 1001], Some("image/png"));
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    let (status, text) = upload(vec![7; 10], None);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("Content-Type"), "{text}");
+    let (status, text) = upload(vec![7; 10], Some("not a type"));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let (status, _) = upload(vec![], Some("image/png"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.mock.count(Endpoint::Upload),
+        1,
+        "only the good upload went out"
+    );
+    let uploads = app.mock.requests_to(Endpoint::Upload);
+    assert!(uploads[0]
+        .query
+        .iter()
+        .any(|(k, v)| k == "user_id" && v == "@agent-a:hs.local"));
+}

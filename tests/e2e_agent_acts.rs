@@ -255,3 +255,77 @@ fn custom_events_go_where_the_agents_power_allows() {
         Some(json!({"phase": "review"}))
     );
 }
+
+#[test]
+fn an_uploaded_file_downloads_byte_identical_from_the_message() {
+    let stack = Stack::shared();
+    let agent = support::unique("sharer");
+    let (alice, room) = room_with_human(stack, &[&agent]);
+    // Bytes no text encoding would keep as they are.
+    let file: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let url = format!(
+        "{}/bridge/v1/media?agent={agent}&filename=report.bin",
+        stack.daemon.base_url()
+    );
+    let resp = support::synapse::http_client()
+        .post(&url)
+        .bearer_auth(stack.daemon.bridge_token())
+        .header("Content-Type", "application/octet-stream")
+        .body(file.clone())
+        .send()
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let uploaded: Value = resp.json().unwrap();
+    let mxc = uploaded["content_uri"]
+        .as_str()
+        .expect("content_uri")
+        .to_owned();
+    assert!(mxc.starts_with("mxc://"), "{mxc}");
+
+    let sent = send(
+        stack,
+        &room,
+        &agent,
+        json!({"msgtype": "m.file", "body": "report.bin", "url": mxc,
+               "info": {"mimetype": "application/octet-stream", "size": file.len()}}),
+    );
+    let c = seen(&alice, &room, &sent)["content"].clone();
+    assert_eq!(c["msgtype"], "m.file");
+    assert_eq!(c["url"], mxc.as_str());
+    assert_eq!(c["info"]["size"], file.len());
+
+    // The human downloads it through the homeserver's (authenticated) media API.
+    let (server, id) = mxc.trim_start_matches("mxc://").split_once('/').unwrap();
+    let mut download = alice.url(&["media", "download", server, id]);
+    download.set_path(&download.path().replacen("/client/v3/", "/client/v1/", 1));
+    let got = support::synapse::http_client()
+        .get(download)
+        .bearer_auth(&alice.access_token)
+        .send()
+        .expect("download");
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(
+        got.bytes().unwrap().as_ref(),
+        file.as_slice(),
+        "byte-identical"
+    );
+
+    // A file message without a file, or with a malformed info, is refused.
+    let (status, answer) = stack.daemon.bridge_post(
+        "/bridge/v1/messages",
+        &json!({"room_id": room, "agent": agent, "msgtype": "m.image", "body": "x"}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = stack.daemon.bridge_post(
+        "/bridge/v1/messages",
+        &json!({"room_id": room, "agent": agent, "msgtype": "m.image", "body": "x",
+                "url": mxc, "info": {"size": "big"}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("info"),
+        "{answer}"
+    );
+}

@@ -124,6 +124,19 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: Method::POST,
+            pattern: "/bridge/v1/media",
+            scope: "send",
+            for_agent: true,
+            request: |_, a| {
+                let file = json!({ "a file": "of JSON" });
+                (
+                    format!("/bridge/v1/media?agent={a}&filename=f.json"),
+                    Some(file),
+                )
+            },
+        },
+        Row {
+            method: Method::POST,
             pattern: "/bridge/v1/events",
             scope: "send",
             for_agent: true,

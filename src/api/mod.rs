@@ -202,6 +202,11 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         scope: Scope::Bridge,
+        pattern: "/bridge/v1/media",
+        handlers: &[Handler::new(Verb::Post, |r| r.to(bridge::media::upload))],
+    },
+    Route {
+        scope: Scope::Bridge,
         pattern: "/bridge/v1/events",
         handlers: &[Handler::new(Verb::Post, |r| {
             r.to(bridge::custom::send_event)

@@ -38,6 +38,7 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         bridge::acts::mark_read,
         bridge::acts::leave,
         bridge::custom::send_event,
+        bridge::media::upload,
         bridge::rooms::history,
         bridge::rooms::state,
         bridge::rooms::members,

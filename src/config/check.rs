@@ -166,6 +166,7 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     let l = &f.limits;
     let positive = [
         ("limits.max_body_bytes", l.max_body_bytes as u64),
+        ("limits.max_media_bytes", l.max_media_bytes as u64),
         (
             "limits.max_transaction_bytes",
             l.max_transaction_bytes as u64,

@@ -23,6 +23,9 @@ pub fn store_url() -> String {
 pub fn max_body_bytes() -> usize {
     4 * 1024 * 1024
 }
+pub fn max_media_bytes() -> usize {
+    50 * 1024 * 1024
+}
 pub fn max_transaction_bytes() -> usize {
     64 * 1024 * 1024
 }

@@ -144,6 +144,10 @@ pub struct LimitsConfig {
     /// Largest accepted request body of the bridge API in bytes (413 beyond).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Largest media upload in bytes (413 beyond; an upload is held in memory up to this
+    /// size and no further before it goes to the homeserver).
+    #[serde(default = "defaults::max_media_bytes")]
+    pub max_media_bytes: usize,
     /// Largest accepted homeserver transaction body in bytes (413 beyond). A homeserver
     /// may put 100 events of 64 KiB (and ephemeral events) in one transaction, and sends a
     /// refused one again, forever: the default never refuses a valid transaction.

@@ -27,6 +27,51 @@ pub enum MsgType {
     Notice,
     #[serde(rename = "m.emote")]
     Emote,
+    /// A file the agent uploaded (`url`, with `info`): the body is its caption or name.
+    #[serde(rename = "m.image")]
+    Image,
+    #[serde(rename = "m.file")]
+    File,
+    #[serde(rename = "m.audio")]
+    Audio,
+    #[serde(rename = "m.video")]
+    Video,
+}
+
+impl MsgType {
+    /// The msgtype's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "m.text",
+            Self::Notice => "m.notice",
+            Self::Emote => "m.emote",
+            Self::Image => "m.image",
+            Self::File => "m.file",
+            Self::Audio => "m.audio",
+            Self::Video => "m.video",
+        }
+    }
+
+    /// Whether the type carries a file (`url`, `info`) rather than text.
+    pub const fn is_media(self) -> bool {
+        matches!(self, Self::Image | Self::File | Self::Audio | Self::Video)
+    }
+}
+
+/// The message type of a file: its `url` and `info` checked against the spec's shape of
+/// the msgtype (`info.size` a number, `info.mimetype` a string...).
+pub fn media_message(
+    msgtype: MsgType,
+    body: &str,
+    url: &ruma::MxcUri,
+    info: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<MessageType, String> {
+    let mut data = serde_json::Map::new();
+    data.insert("url".into(), serde_json::Value::String(url.to_string()));
+    if let Some(info) = info {
+        data.insert("info".into(), serde_json::Value::Object(info));
+    }
+    MessageType::new(msgtype.as_str(), body.to_owned(), data).map_err(|e| e.to_string())
 }
 
 /// `format` accepted on the bridge.
@@ -50,17 +95,28 @@ pub struct OutgoingMessage {
     /// The agent's earlier message this one replaces (an edit keeps the original's
     /// relation: the caller gives neither `reply_to` nor `thread_root` with it).
     pub edit_of: Option<OwnedEventId>,
+    /// A file message, built by [`media_message`] (its body is not Markdown).
+    pub media: Option<MessageType>,
 }
 
 impl OutgoingMessage {
     /// The Matrix event content.
     pub fn to_content(&self) -> RoomMessageEventContent {
+        let msgtype = match &self.media {
+            Some(media) => media.clone(),
+            None => self.text(),
+        };
+        self.related(RoomMessageEventContent::new(msgtype))
+    }
+
+    /// The text message type: Markdown rendered when asked and there is markup.
+    fn text(&self) -> MessageType {
         let html = match self.format {
             BodyFormat::Markdown => markdown_to_html(&self.body),
             BodyFormat::Plain => None,
         };
         let body = self.body.clone();
-        let msgtype = match (self.msgtype, html) {
+        match (self.msgtype, html) {
             (MsgType::Text, Some(h)) => MessageType::Text(TextMessageEventContent::html(body, h)),
             (MsgType::Text, None) => MessageType::Text(TextMessageEventContent::plain(body)),
             (MsgType::Notice, Some(h)) => {
@@ -71,8 +127,13 @@ impl OutgoingMessage {
                 MessageType::Emote(EmoteMessageEventContent::html(body, h))
             }
             (MsgType::Emote, None) => MessageType::Emote(EmoteMessageEventContent::plain(body)),
-        };
-        let mut content = RoomMessageEventContent::new(msgtype);
+            // File types come built (`media`); as text they are their body.
+            (_, _) => MessageType::Text(TextMessageEventContent::plain(body)),
+        }
+    }
+
+    /// `content` with the message's relation, mentions and, for an edit, replacement.
+    fn related(&self, mut content: RoomMessageEventContent) -> RoomMessageEventContent {
         content.relates_to = match (&self.thread_root, &self.reply_to) {
             (Some(root), Some(reply)) => {
                 Some(Relation::Thread(Thread::reply(root.clone(), reply.clone())))
@@ -178,6 +239,7 @@ mod tests {
             thread_root: None,
             mentions: vec![],
             edit_of: None,
+            media: None,
         }
     }
 

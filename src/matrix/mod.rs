@@ -4,13 +4,14 @@
 //! (reachable, last ping's problem), what calls look like on the wire (URLs, answers),
 //! rooms (creation, aliases, state), the registration file, message content building
 //! with its HTML subset, what an agent does in a room (messages, reactions, redactions,
-//! receipts) as Matrix requests, reading a room as an agent, and how the bridge API's document describes Matrix
+//! receipts) as Matrix requests, reading a room as an agent, media uploads, and how the bridge API's document describes Matrix
 //! identifiers.
 
 pub mod client;
 pub mod content;
 pub mod error;
 pub mod html;
+pub mod media;
 mod proxy;
 pub mod readiness;
 pub mod reads;

@@ -49,6 +49,23 @@ const MAX_IDLE_PER_THREAD: usize = 256;
 
 type Pool = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
+/// A request body and its type.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub bytes: Bytes,
+    pub content_type: HeaderValue,
+}
+
+impl Body {
+    /// A JSON body.
+    pub fn json(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            content_type: HeaderValue::from_static("application/json"),
+        }
+    }
+}
+
 /// A finished HTTP exchange.
 pub struct Answer {
     pub status: u16,
@@ -150,18 +167,25 @@ impl Transport {
         method: Method,
         uri: Uri,
         auth: &HeaderValue,
-        body: Option<Bytes>,
+        body: Option<Body>,
         timeout: Duration,
     ) -> Result<Answer, TransportError> {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
             .header(AUTHORIZATION, auth.clone());
-        if body.is_some() {
-            req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
+        let body = match body {
+            Some(Body {
+                bytes,
+                content_type,
+            }) => {
+                req = req.header(CONTENT_TYPE, content_type);
+                bytes
+            }
+            None => Bytes::new(),
+        };
         let req = req
-            .body(Full::new(body.unwrap_or_default()))
+            .body(Full::new(body))
             .map_err(|e| TransportError::Request(e.to_string()))?;
         let pool = self.pool();
         let exchange = async move {

@@ -1,7 +1,7 @@
 //! `POST /bridge/v1/messages`: send a message as an agent (SPEC "Bridge API").
 
 use actix_web::{web, HttpResponse};
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -15,7 +15,7 @@ use crate::{
     },
     ids::AgentSlug,
     matrix::{
-        content::{BodyFormat, MsgType, OutgoingMessage},
+        content::{media_message, BodyFormat, MsgType, OutgoingMessage},
         room_act::RoomAct,
     },
 };
@@ -61,6 +61,14 @@ pub(crate) struct SendRequest {
     /// answers the first send's event id; the same key with another body is 409.
     #[schema(min_length = 1, max_length = 255)]
     txn_id: Option<String>,
+    /// The uploaded file of an `m.image`, `m.file`, `m.audio` or `m.video` message
+    /// (`POST /bridge/v1/media`); required for those types, refused for others.
+    #[schema(value_type = Option<crate::matrix::schema::MxcUri>)]
+    url: Option<OwnedMxcUri>,
+    /// The file's `info` as the spec describes it for the msgtype (`mimetype`, `size`,
+    /// `w`, `h`, `duration`...).
+    #[schema(value_type = Option<Object>)]
+    info: Option<serde_json::Map<String, serde_json::Value>>,
     /// Send into an encrypted room anyway, in the clear (refused otherwise: 409
     /// `M_ENCRYPTED_ROOM`; agents cannot encrypt yet).
     #[serde(default)]
@@ -106,6 +114,29 @@ pub async fn send_message(
         ));
     }
     check_txn_id(req.txn_id.as_deref())?;
+    let media = if req.msgtype.is_media() {
+        let url = req.url.as_ref().ok_or_else(|| {
+            ApiError::BadJson(format!(
+                "url: required for msgtype {}",
+                req.msgtype.as_str()
+            ))
+        })?;
+        if url.validate().is_err() {
+            return Err(ApiError::BadJson(
+                "url: must be an mxc://server/media-id URI".into(),
+            ));
+        }
+        let built = media_message(req.msgtype, &req.body, url, req.info.clone())
+            .map_err(|e| ApiError::BadJson(format!("info: {e}")))?;
+        Some(built)
+    } else if req.url.is_some() || req.info.is_some() {
+        return Err(ApiError::BadJson(format!(
+            "url: only for m.image, m.file, m.audio and m.video, not {}",
+            req.msgtype.as_str()
+        )));
+    } else {
+        None
+    };
     let message = RoomAct::Message(OutgoingMessage {
         body: req.body,
         msgtype: req.msgtype,
@@ -114,6 +145,7 @@ pub async fn send_message(
         thread_root: req.thread_root,
         mentions: req.mentions,
         edit_of: req.edit_of,
+        media,
     });
     let clear = req.allow_unencrypted;
     let sent = act(

@@ -7,6 +7,7 @@ pub mod acts;
 pub mod agents;
 pub mod custom;
 pub mod events;
+pub mod media;
 pub mod messages;
 pub mod provision;
 pub mod rooms;

@@ -16,12 +16,14 @@ use secrecy::ExposeSecret;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
+mod urls;
+
 use super::{
     readiness::Readiness,
     retry::{self, Retries, RetryPolicy},
     slots::CallSlots,
-    transport::Transport,
-    wire::{bytes_of, client_prefix, client_url, status_error, Empty, EventIdAnswer, RoomIdAnswer},
+    transport::{Body, Transport},
+    wire::{bytes_of, client_prefix, status_error, Empty, EventIdAnswer, RoomIdAnswer},
     HomeserverError,
 };
 use crate::{config::Config, metrics::METRICS};
@@ -100,21 +102,6 @@ impl HomeserverClient {
         self.inner.readiness.ping_problem()
     }
 
-    /// Builds `<base>/_matrix/client/<segments...>[?user_id=<user>]`.
-    pub(super) fn url(&self, segments: &[&str], user: Option<&UserId>) -> Uri {
-        client_url(&self.inner.prefix, segments, user)
-    }
-
-    /// [`url`](Self::url) with more query parameters.
-    pub(super) fn url_with(
-        &self,
-        segments: &[&str],
-        user: Option<&UserId>,
-        query: &[(&str, &str)],
-    ) -> Uri {
-        super::wire::client_url_with(&self.inner.prefix, segments, user, query)
-    }
-
     /// One call with retries under the deadline. `endpoint` is a metrics label.
     async fn call<T: DeserializeOwned>(
         &self,
@@ -138,8 +125,22 @@ impl HomeserverClient {
         deadline: Duration,
         retries: Retries,
     ) -> Result<T, HomeserverError> {
+        let body = body.map(|b| Body::json(bytes_of(b)));
+        self.call_body(endpoint, method, url, body, deadline, retries)
+            .await
+    }
+
+    /// [`call_with`](Self::call_with) of a body of any type.
+    pub(super) async fn call_body<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        url: Uri,
+        body: Option<Body>,
+        deadline: Duration,
+        retries: Retries,
+    ) -> Result<T, HomeserverError> {
         let started = Instant::now();
-        let body = body.map(|b| bytes_of(b));
         let mut attempt = 0u32;
         let left = || deadline.saturating_sub(started.elapsed());
         let result = loop {
@@ -192,7 +193,7 @@ impl HomeserverClient {
         &self,
         method: Method,
         url: Uri,
-        body: Option<bytes::Bytes>,
+        body: Option<Body>,
         timeout: Duration,
     ) -> Result<bytes::Bytes, HomeserverError> {
         let answer = self

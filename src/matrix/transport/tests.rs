@@ -59,7 +59,7 @@ async fn an_answer_is_read_with_its_status_and_retry_hint() {
             Method::PUT,
             uri,
             &auth(),
-            Some(Bytes::from_static(b"{\"a\":1}")),
+            Some(Body::json(Bytes::from_static(b"{\"a\":1}"))),
             Duration::from_secs(5),
         )
         .await

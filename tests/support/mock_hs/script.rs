@@ -39,6 +39,8 @@ pub enum Endpoint {
     Capabilities,
     /// `GET|PUT /_matrix/client/v3/profile/{user}/{field}`
     Profile,
+    /// `POST /_matrix/media/v3/upload`
+    Upload,
     /// `GET /_matrix/client/v3/rooms/{room}/messages`, `.../state`, `.../joined_members`
     /// (an empty room: no history, no state, no members)
     RoomRead,

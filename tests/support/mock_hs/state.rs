@@ -136,6 +136,9 @@ impl Shared {
                 "GET",
                 ["_matrix", "client", "v3", "rooms", _, "messages" | "state" | "joined_members"],
             ) => (Endpoint::RoomRead, owned(4), owned(5), None, None),
+            ("POST", ["_matrix", "media", "v3", "upload"]) => {
+                (Endpoint::Upload, None, None, None, None)
+            }
             ("GET", ["_matrix", "client", "v3", "capabilities"]) => {
                 (Endpoint::Capabilities, None, None, None, None)
             }
@@ -315,6 +318,11 @@ impl Shared {
                         json!({ "errcode": "M_NOT_FOUND", "error": "Event not found" }),
                     ),
                 }
+            }
+            Endpoint::Upload => {
+                let id = self.next_id(st);
+                let uri = format!("mxc://{}/mockMedia{id}", self.server_name);
+                (200, json!({ "content_uri": uri }))
             }
             Endpoint::RoomRead => match req.event_type.as_deref() {
                 Some("messages") => (200, json!({ "chunk": [], "start": "s0" })),
