@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{require_homeserver, slug_param};
 use crate::{
-    actors::{agent::SetProfile, AppState},
+    actors::{agent::EnsureRegistered, AppState},
     api::{
         error::{ApiError, ErrorAnswer},
         grant::{Grant, SendScope},
@@ -113,13 +113,9 @@ pub async fn upload(
         return Err(ApiError::InvalidParam("body: the file is empty".into()));
     }
     require_homeserver(&app)?;
-    // The agent uploads as its own user, which must be registered (an empty profile
-    // change registers it, creating the agent under limits.max_agents).
-    let profile = SetProfile {
-        display_name: None,
-        avatar_url: None,
-    };
-    app.ask(&slug, profile).await??;
+    // The agent uploads as its own user, which must be registered (the agent is created
+    // on first use, under limits.max_agents).
+    app.ask(&slug, EnsureRegistered).await??;
     let user = app.ns.agent_user_id(&slug);
     let content_uri = app
         .hs
