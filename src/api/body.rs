@@ -18,6 +18,15 @@ pub fn payload(body: Result<Bytes, actix_web::Error>, limit: usize) -> Result<By
     })
 }
 
+/// A whole request body of at most `limit` bytes, parsed as JSON ([`payload`] then
+/// [`json`]).
+pub fn read_json<T: DeserializeOwned>(
+    body: Result<Bytes, actix_web::Error>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    json(&payload(body, limit)?)
+}
+
 /// Parses JSON, naming the offending field on shape errors.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     json_borrowed(bytes)

@@ -41,6 +41,16 @@ pub fn check_txn_id(txn_id: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// Checks a reason the room's members will see.
+fn check_reason(reason: Option<&str>) -> Result<(), ApiError> {
+    match reason {
+        Some(r) if r.len() > MAX_REASON_LEN => Err(ApiError::BadJson(format!(
+            "reason: longer than {MAX_REASON_LEN} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Queues `act` as `agent` in `room` (the caller's grant already covers the agent) and
 /// waits for it. `clear`: the caller allows a message or reaction in the clear into an
 /// encrypted room.
@@ -121,8 +131,7 @@ pub async fn react(
     grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
-    let req: ReactionRequest = body::json(&bytes)?;
+    let req: ReactionRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;
     if req.key.is_empty() || req.key.len() > MAX_KEY_LEN {
         return Err(ApiError::BadJson(format!(
@@ -183,18 +192,9 @@ pub async fn redact(
     grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
-    let req: RedactionRequest = body::json(&bytes)?;
+    let req: RedactionRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;
-    if req
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_REASON_LEN)
-    {
-        return Err(ApiError::BadJson(format!(
-            "reason: longer than {MAX_REASON_LEN} bytes"
-        )));
-    }
+    check_reason(req.reason.as_deref())?;
     check_txn_id(req.txn_id.as_deref())?;
     let redaction = RoomAct::Redaction {
         event: req.event_id,
@@ -246,8 +246,7 @@ pub async fn mark_read(
     grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
-    let req: ReceiptRequest = body::json(&bytes)?;
+    let req: ReceiptRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;
     let receipt = RoomAct::Receipt {
         event: req.event_id,
@@ -287,18 +286,9 @@ pub async fn leave(
 ) -> Result<HttpResponse, ApiError> {
     let room = OwnedRoomId::try_from(room.as_str())
         .map_err(|e| ApiError::InvalidParam(format!("room_id: {e}")))?;
-    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
-    let req: LeaveRequest = body::json(&bytes)?;
+    let req: LeaveRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;
-    if req
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_REASON_LEN)
-    {
-        return Err(ApiError::BadJson(format!(
-            "reason: longer than {MAX_REASON_LEN} bytes"
-        )));
-    }
+    check_reason(req.reason.as_deref())?;
     if !app.directory.is_joined(&room, &req.agent) {
         return Err(ApiError::NotFound(format!(
             "agent {} is not in room {room}",

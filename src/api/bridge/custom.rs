@@ -70,8 +70,7 @@ pub async fn send_event(
     grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
-    let req: EventRequest = body::json(&bytes)?;
+    let req: EventRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;
     let bad_name = |n: &str| n.len() > MAX_NAME_LEN || n.chars().any(char::is_control);
     if req.event_type.is_empty() || bad_name(&req.event_type) {

@@ -91,8 +91,7 @@ pub async fn send_message(
     grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::payload(payload, app.config.limits.max_body_bytes)?;
-    let req: SendRequest = body::json(&bytes)?;
+    let req: SendRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;
     if req.body.trim().is_empty() {
         return Err(ApiError::BadJson("body: must not be empty".into()));
