@@ -150,6 +150,10 @@ fn registration_yaml_has_the_fields_and_namespaces() {
     assert_eq!(s("sender_localpart"), "mosaic-as");
     assert_eq!(y["rate_limited"].as_bool(), Some(false));
     assert_eq!(y["receive_ephemeral"].as_bool(), Some(true));
+    // Stated when off too.
+    let off = offline("cli-registration-off", DaemonOptions::default()).run(&["registration"]);
+    let off: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&off.stdout).expect("YAML");
+    assert_eq!(off["receive_ephemeral"].as_bool(), Some(false));
 
     let ns = |kind: &str| -> Vec<(bool, Regex)> {
         y["namespaces"][kind]

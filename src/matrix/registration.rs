@@ -38,7 +38,13 @@ pub fn registration(config: &Config, ns: &Namespaces) -> Registration {
     reg
 }
 
-/// The registration as YAML text.
+/// The registration as YAML text. `receive_ephemeral` is always written, also when it is
+/// off (ruma leaves a false one out), so that whoever reads the file knows.
 pub fn registration_yaml(config: &Config, ns: &Namespaces) -> String {
-    serde_yaml_ng::to_string(&registration(config, ns)).expect("registration serialises")
+    let reg = registration(config, ns);
+    let mut yaml = serde_yaml_ng::to_value(&reg).expect("registration serialises");
+    if let serde_yaml_ng::Value::Mapping(map) = &mut yaml {
+        map.insert("receive_ephemeral".into(), reg.receive_ephemeral.into());
+    }
+    serde_yaml_ng::to_string(&yaml).expect("registration serialises")
 }

@@ -105,11 +105,13 @@ async fn learn_encryption(app: &AppState, user: &UserId, room: &RoomId) -> Agent
         .state_content(user, room, "m.room.encryption", "")
         .await
     {
-        Ok(_) => {
+        // An encryption state names its algorithm; anything else says nothing.
+        Ok(content) if content["algorithm"].is_string() => {
             app.writer
                 .write(WriteOp::RoomEncrypted(room.to_owned()))
                 .await?;
         }
+        Ok(_) => {}
         Err(e) if e.status() == Some(404) => {}
         Err(e) => {
             tracing::warn!(room = %room, error = %e, "cannot tell whether the room is encrypted");
