@@ -405,3 +405,43 @@ fn uploads_are_bounded_and_need_a_media_type() {
         .iter()
         .any(|(k, v)| k == "user_id" && v == "@agent-a:hs.local"));
 }
+
+#[test]
+fn a_deleted_agent_leaves_its_rooms_and_is_gone_but_its_name_can_serve_again() {
+    let app = spawn_app("acts-delete");
+    support::daemon_api::put_agent(&app, "a");
+    let user = "@agent-a:hs.local";
+    let r = app.put_txn(
+        "t1",
+        vec![
+            member_join("$j1", "!one:hs.local", user),
+            member_join("$j2", "!two:hs.local", user),
+            text_event("$m", "!one:hs.local", "@human:hs.local", "hello a"),
+        ],
+    );
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(app.inbox("a").len(), 1);
+    let r = app.bridge(Method::DELETE, "/bridge/v1/agents/a", None);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut left: Vec<_> = app
+        .mock
+        .requests_to(Endpoint::Leave)
+        .into_iter()
+        .map(|r| r.room.unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["!one:hs.local", "!two:hs.local"]);
+    app.bridge(Method::GET, "/bridge/v1/agents/a", None)
+        .expect_error(404, "M_NOT_FOUND", "a deleted agent");
+    let listed = app.bridge(Method::GET, "/bridge/v1/agents", None).json();
+    assert_eq!(listed["agents"], json!([]), "{listed}");
+    app.bridge(Method::GET, "/bridge/v1/agents/a/events", None)
+        .expect_error(404, "M_NOT_FOUND", "a deleted agent's inbox");
+    app.bridge(Method::DELETE, "/bridge/v1/agents/a", None)
+        .expect_error(404, "M_NOT_FOUND", "deleted twice");
+    // Its user stays in the namespace: the name serves a new agent, with nothing of the old.
+    support::daemon_api::put_agent(&app, "a");
+    assert_eq!(app.inbox("a"), Vec::<serde_json::Value>::new());
+    let state = app.bridge(Method::GET, "/bridge/v1/agents/a", None).json();
+    assert_eq!(state["joined_rooms"], json!([]), "{state}");
+}

@@ -329,3 +329,28 @@ fn an_uploaded_file_downloads_byte_identical_from_the_message() {
         "{answer}"
     );
 }
+
+#[test]
+fn a_deleted_agent_leaves_every_room_the_human_sees_it_go() {
+    let stack = Stack::shared();
+    let agent = support::unique("retiree");
+    let user = stack.agent_user(&agent);
+    let (alice, room) = room_with_human(stack, &[&agent]);
+    send(stack, &room, &agent, json!({"body": "signing off"}));
+    let (status, answer) = stack.daemon.bridge(
+        reqwest::Method::DELETE,
+        &format!("/bridge/v1/agents/{agent}"),
+        None,
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let left = alice.wait_message(&room, WAIT, |e| {
+        e["type"] == "m.room.member"
+            && e["state_key"] == user.as_str()
+            && e["content"]["membership"] == "leave"
+    });
+    assert_eq!(left["content"]["reason"], "agent deleted");
+    let (status, _) = stack
+        .daemon
+        .bridge_get(&format!("/bridge/v1/agents/{agent}"));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

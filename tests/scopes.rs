@@ -193,6 +193,19 @@ fn rows() -> Vec<Row> {
             request: |_, a| (format!("/bridge/v1/agents/{a}"), Some(json!({}))),
         },
         Row {
+            method: Method::DELETE,
+            pattern: "/bridge/v1/agents/{agent}",
+            scope: "profile",
+            for_agent: true,
+            request: |app, a| {
+                // There to be deleted (the ones outside the patterns must not be made).
+                if a.starts_with("a-") {
+                    put_agent(app, a);
+                }
+                (format!("/bridge/v1/agents/{a}"), None)
+            },
+        },
+        Row {
             method: Method::GET,
             pattern: "/bridge/v1/agents/{agent}",
             scope: "read",

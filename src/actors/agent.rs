@@ -226,6 +226,19 @@ impl Handler<GetState> for AgentActor {
     }
 }
 
+/// Stops the agent's actor for good (the agent is being deleted); it leaves the registry as
+/// it stops, so a later request for the name starts a new agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for AgentActor {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 /// Makes sure the homeserver knows the agent's user.
 #[derive(Message)]
 #[rtype(result = "AgentResult<()>")]

@@ -259,6 +259,7 @@ pub const ROUTES: &[Route] = &[
         handlers: &[
             Handler::new(Verb::Get, |r| r.to(bridge::agents::get_agent)),
             Handler::new(Verb::Put, |r| r.to(bridge::agents::put_agent)),
+            Handler::new(Verb::Delete, |r| r.to(bridge::agents::delete_agent)),
         ],
     },
     Route {

@@ -47,6 +47,7 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         bridge::agents::list_agents,
         bridge::agents::get_agent,
         bridge::agents::put_agent,
+        bridge::agents::delete_agent,
         bridge::events::agent_events,
         bridge::tokens::create_token,
         bridge::tokens::list_tokens,

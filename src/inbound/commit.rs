@@ -84,6 +84,10 @@ impl CommitHook for AfterCommit {
                 (WriteOp::RoomEncrypted(room), WriteOutcome::Done) => {
                     self.directory.mark_encrypted(&room);
                 }
+                (WriteOp::DeleteAgent(slug), WriteOutcome::Done) => {
+                    self.directory.forget(&slug);
+                    self.inboxes.forget(&slug);
+                }
                 _ => {}
             }
         }

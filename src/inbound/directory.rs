@@ -62,6 +62,18 @@ impl Directory {
         rooms
     }
 
+    /// Forgets a deleted agent: its memberships and display name.
+    pub fn forget(&self, slug: &AgentSlug) {
+        for room in self.rooms_of(slug) {
+            self.apply(&MembershipChange {
+                slug: slug.clone(),
+                room_id: room,
+                joined: false,
+            });
+        }
+        self.display_names.remove(slug);
+    }
+
     /// Records a membership; returns whether it changed anything.
     pub fn apply(&self, change: &MembershipChange) -> bool {
         if change.joined {

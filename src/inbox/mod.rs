@@ -82,6 +82,11 @@ impl Inboxes {
         })
     }
 
+    /// Forgets a deleted agent's tail (its rows are gone from the store).
+    pub fn forget(&self, slug: &AgentSlug) {
+        self.tails.remove(slug);
+    }
+
     /// After a commit, in commit order: appends a newly delivered event (its cursors in
     /// recipient order) to the tails of the recipients that have readers, and wakes them.
     pub fn append(&self, delivery: &EventDelivery, cursors: &[i64]) {

@@ -151,6 +151,10 @@ pub enum WriteOp {
     Room(RoomRecord),
     /// A room found to be encrypted.
     RoomEncrypted(OwnedRoomId),
+    /// An agent deleted: its record, memberships, inbox and idempotency keys go (applied
+    /// before the batch's other writes, so that a new agent of the name in the same batch
+    /// stays).
+    DeleteAgent(AgentSlug),
 }
 
 /// What the store did with one write.

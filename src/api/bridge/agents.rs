@@ -6,10 +6,11 @@ use ruma::{OwnedMxcUri, OwnedUserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{require_homeserver, slug_param};
+use super::{require_homeserver, slug_param, Empty};
 use crate::{
     actors::{
-        agent::{AgentState, GetState, SetProfile},
+        agent::{ActInRoom, AgentState, GetState, Joining, Retire, SetProfile},
+        error::AgentError,
         AppState,
     },
     api::{
@@ -20,7 +21,8 @@ use crate::{
 use crate::{
     api::grant::{AgentGrant, Grant, ProfileScope, ReadScope},
     ids::AgentSlug,
-    store::AgentRecord,
+    matrix::room_act::RoomAct,
+    store::{AgentRecord, WriteOp},
     tokens::pattern::AgentPattern,
 };
 
@@ -116,6 +118,49 @@ pub async fn get_agent(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
     Ok(HttpResponse::Ok().json(agent.send(GetState).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/bridge/v1/agents/{agent}",
+    tag = "agents",
+    params(("agent" = AgentSlug, Path, description = "The agent")),
+    responses(
+        (status = 200, description = "Deleted: it left every room; its inbox, profile and keys are gone; its Matrix user stays (homeserver users are never removed)", body = Empty),
+        (status = 404, description = "No such agent", body = ErrorAnswer),
+        (status = 502, description = "The homeserver refused a leave (nothing deleted; try again)", body = ErrorAnswer),
+    ),
+)]
+pub async fn delete_agent(
+    app: web::Data<AppState>,
+    AgentGrant { slug, .. }: AgentGrant<ProfileScope>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = app
+        .known_agent(&slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
+    require_homeserver(&app)?;
+    for room in app.directory.rooms_of(&slug) {
+        let leave = ActInRoom {
+            room,
+            act: RoomAct::Leave {
+                reason: Some("agent deleted".into()),
+            },
+            client_txn: None,
+            joining: Joining::ByItself,
+            allow_unencrypted: false,
+        };
+        match agent.send(leave).await? {
+            Ok(_) => {}
+            // Already out of the room (the directory had not heard yet).
+            Err(AgentError::Homeserver(e)) if matches!(e.status(), Some(403 | 404)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = agent.send(Retire).await;
+    app.writer.write(WriteOp::DeleteAgent(slug.clone())).await?;
+    tracing::info!(agent = %slug, "agent deleted");
+    Ok(HttpResponse::Ok().json(Empty {}))
 }
 
 /// Default and largest page of `GET /bridge/v1/agents`.

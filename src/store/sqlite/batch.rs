@@ -77,6 +77,13 @@ const INSERT_EFFECTS: &str = "INSERT INTO effects (effect, attempts, not_before,
     SELECT j.value->>0, 0, n.now, n.now FROM (SELECT ? AS now) n, json_each(?) j";
 const INSERT_ENCRYPTED: &str = "INSERT INTO encrypted_rooms (room_id, seen_at) \
     SELECT value->>0, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
+/// What goes with a deleted agent, one statement per table.
+const DELETE_AGENTS: [&str; 4] = [
+    "DELETE FROM agents WHERE slug IN (SELECT value FROM json_each(?))",
+    "DELETE FROM memberships WHERE slug IN (SELECT value FROM json_each(?))",
+    "DELETE FROM sent WHERE slug IN (SELECT value FROM json_each(?))",
+    "DELETE FROM inbox WHERE slug IN (SELECT value FROM json_each(?))",
+];
 const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created_at) \
     SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
     ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id";
@@ -148,6 +155,7 @@ pub(super) async fn write_batch(
     let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
     let mut effect_rows: Vec<(String,)> = Vec::new();
     let mut encrypted: LastWrite<&str, ()> = LastWrite::default();
+    let mut deleted: Vec<&str> = Vec::new();
     for op in batch {
         let outcome = match op {
             WriteOp::Transaction(t) => {
@@ -238,12 +246,19 @@ pub(super) async fn write_batch(
                 encrypted.set(room.as_str(), ());
                 WriteOutcome::Done
             }
+            WriteOp::DeleteAgent(slug) => {
+                deleted.push(slug.as_str());
+                WriteOutcome::Done
+            }
         };
         outcomes.push(outcome);
     }
 
     // Write every row and commit: one round trip.
     let mut w = Statements::default();
+    for statement in DELETE_AGENTS {
+        w.rows(statement, None, &deleted)?;
+    }
     let txn_rows: Vec<_> = txn_rows
         .0
         .iter()
