@@ -363,7 +363,7 @@ fn bridge_wrong_method_405_unknown_path_404() {
         (Method::GET, "/bridge/v1/typing"),
         (Method::GET, "/bridge/v1/provision/rooms"),
         (Method::POST, "/bridge/v1/agents"),
-        (Method::DELETE, "/bridge/v1/agents/a"),
+        (Method::PATCH, "/bridge/v1/agents/a"),
         (Method::POST, "/bridge/v1/agents/a/events"),
     ] {
         let what = format!("{method} {path}");
