@@ -6,7 +6,8 @@
 //! - [`config`]: the TOML file plus secrets from the environment, validated in one pass.
 //! - [`ids`]: agent slugs and the registration's namespaces (user ids, aliases).
 //! - [`matrix`]: the homeserver client (in-flight cap), its retry policy (the whole
-//!   decision under a call's deadline), the homeserver's readiness, message content, the
+//!   decision under a call's deadline), the homeserver's readiness, message content, what
+//!   an agent does in a room as Matrix requests, reads and uploads as an agent, the
 //!   registration file.
 //! - [`store`]: the durable state trait, the SQLite backend, the group-commit writer, and
 //!   the fingerprint that tells a homeserver retry from a reused transaction id.
