@@ -2,7 +2,7 @@
 //! environment variables. [`Config::load`] collects *every* problem before failing, so an
 //! operator fixes a broken deployment in one pass.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use ruma::OwnedServerName;
 use secrecy::SecretString;
@@ -12,6 +12,7 @@ use url::Url;
 mod check;
 mod defaults;
 mod env;
+mod load;
 
 use self::defaults::{millis, seconds};
 pub use self::env::{Env, ProcessEnv};
@@ -323,87 +324,6 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads the file at `path` and the secrets from `env`, and validates both.
-    pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::validate(Ok(&text), path, env),
-            Err(e) => {
-                let unreadable = format!("cannot read config file {}: {e}", path.display());
-                Self::validate(Err(unreadable), path, env)
-            }
-        }
-    }
-
-    /// [`Config::load`] of a file's `text` already read (`path` only names it in problems):
-    /// the whole check without the file system, which the `config` fuzz target drives.
-    pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        Self::validate(Ok(text), path, env)
-    }
-
-    /// The one check behind [`Config::load`] and [`Config::parse`]: `text` is the file's
-    /// text, or the problem that kept it from being read (reported with the others).
-    fn validate(
-        text: Result<&str, String>,
-        path: &Path,
-        env: &dyn Env,
-    ) -> Result<Config, ConfigError> {
-        let mut problems = Vec::new();
-        let file = match text {
-            Ok(text) => match serde_path_to_error::deserialize::<_, FileConfig>(
-                toml::Deserializer::new(text),
-            ) {
-                Ok(file) => Some(file),
-                Err(e) => {
-                    // The key's path, unless the problem is the whole file's.
-                    let key = match e.path().to_string() {
-                        p if p == "." => String::new(),
-                        p => format!("{p}: "),
-                    };
-                    problems.push(format!(
-                        "{}: {key}{}",
-                        path.display(),
-                        e.inner().message().trim().replace('\n', " ")
-                    ));
-                    None
-                }
-            },
-            Err(unreadable) => {
-                problems.push(unreadable);
-                None
-            }
-        };
-        let secrets = check::read_secrets(env, &mut problems);
-        if let Some(file) = &file {
-            check::check_file(file, &mut problems);
-            let metrics_token = secrets.as_ref().map(|s| s.metrics_token.is_some());
-            if file.metrics.require_token && metrics_token == Some(false) {
-                problems.push(format!(
-                    "metrics.require_token: {ENV_METRICS_TOKEN} is not set"
-                ));
-            }
-        }
-        match (file, secrets) {
-            (Some(f), Some(secrets)) if problems.is_empty() => Ok(Config {
-                inbound: InboundConfig {
-                    auto_join: f.inbound.auto_join,
-                    invite_allow: f
-                        .inbound
-                        .invite_allow
-                        .unwrap_or_else(|| vec![format!(":{}", f.homeserver.server_name)]),
-                },
-                homeserver: f.homeserver,
-                appservice: f.appservice,
-                store: f.store,
-                limits: f.limits,
-                inbox: f.inbox,
-                metrics: f.metrics,
-                log: f.log,
-                secrets,
-            }),
-            _ => Err(ConfigError { problems }),
-        }
-    }
-
     /// Deadline for a homeserver call including retries.
     pub fn hs_deadline(&self) -> Duration {
         self.limits.hs_deadline

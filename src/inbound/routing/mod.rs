@@ -13,10 +13,11 @@ use ruma::{
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use smallvec::SmallVec;
 
+mod mentions;
 mod skip;
 
+use self::mentions::Mentioned;
 pub use self::skip::{SkipReason, Skipped};
 use super::directory::{Directory, RoomAgents};
 use crate::{
@@ -117,7 +118,7 @@ struct MemberContent {
 }
 
 #[derive(Deserialize, Default)]
-struct MessageContent {
+pub(super) struct MessageContent {
     body: Option<String>,
     #[serde(rename = "m.mentions")]
     mentions: Option<Mentions>,
@@ -338,55 +339,6 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
         }),
         recipients,
     });
-}
-
-/// What an event's content says about mentions, prepared once per event:
-/// `m.mentions.user_ids` naming agents, or (older clients) the body containing an agent's
-/// user id or display name.
-struct Mentioned<'c> {
-    /// Agents named in `m.mentions.user_ids`.
-    slugs: SmallVec<[AgentSlug; 4]>,
-    body: Option<&'c str>,
-    /// The body mentions some user id of the agent namespace (`@<prefix>`).
-    body_has_agent_ids: bool,
-    /// The lowercased body, made on first use for display-name checks.
-    lower: std::cell::OnceCell<String>,
-}
-
-impl<'c> Mentioned<'c> {
-    fn new(content: &'c MessageContent, ns: &Namespaces) -> Self {
-        let slugs = content
-            .mentions
-            .iter()
-            .flat_map(|m| m.user_ids.iter())
-            .filter_map(|u| ns.agent_slug(u))
-            .collect();
-        let body = content.body.as_deref();
-        Self {
-            slugs,
-            body,
-            body_has_agent_ids: body.is_some_and(|b| b.contains(ns.agent_id_prefix())),
-            lower: std::cell::OnceCell::new(),
-        }
-    }
-
-    fn names(&self, slug: &AgentSlug, ns: &Namespaces, directory: &Directory) -> bool {
-        if self.slugs.contains(slug) {
-            return true;
-        }
-        let Some(body) = self.body else {
-            return false;
-        };
-        if self.body_has_agent_ids && body.contains(ns.agent_user_id(slug).as_str()) {
-            return true;
-        }
-        directory.with_display_name(slug, |name| {
-            name.is_some_and(|n| {
-                let lower = self.lower.get_or_init(|| body.to_lowercase());
-                lower.contains(&n.to_lowercase())
-            })
-        })
-    }
 }
 
 /// Whether `inbound.invite_allow` names the inviter: `*`, its server (`:server`) or itself.
