@@ -13,7 +13,7 @@ use serde_json::{json, value::RawValue};
 use super::{
     content::OutgoingMessage,
     retry::Retries,
-    wire::{Empty, EventIdAnswer},
+    wire::{reason_body, Empty, EventIdAnswer},
     HomeserverClient, HomeserverError,
 };
 
@@ -177,10 +177,7 @@ impl HomeserverClient {
             ],
             Some(user),
         );
-        let body = match reason {
-            Some(reason) => json!({ "reason": reason }),
-            None => json!({}),
-        };
+        let body = reason_body(reason);
         self.call_with::<EventIdAnswer>(
             "redact",
             Method::PUT,

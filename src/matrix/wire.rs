@@ -109,6 +109,15 @@ pub(super) fn client_url_with(
     Uri::try_from(url).expect("a valid URI")
 }
 
+/// The body of a call that may give a reason (a leave, a redaction): `{"reason"}` when
+/// there is one, `{}` otherwise.
+pub(super) fn reason_body(reason: Option<&str>) -> serde_json::Value {
+    match reason {
+        Some(reason) => serde_json::json!({ "reason": reason }),
+        None => serde_json::json!({}),
+    }
+}
+
 pub(super) fn bytes_of(body: &impl Serialize) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(body).expect("request bodies serialise"))
 }

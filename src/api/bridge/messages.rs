@@ -91,7 +91,7 @@ pub async fn send_message(
     grant: Grant<SendScope>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let req: SendRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
+    let mut req: SendRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;
     if req.body.trim().is_empty() {
         return Err(ApiError::BadJson("body: must not be empty".into()));
@@ -125,7 +125,7 @@ pub async fn send_message(
                 "url: must be an mxc://server/media-id URI".into(),
             ));
         }
-        let built = media_message(req.msgtype, &req.body, url, req.info.clone())
+        let built = media_message(req.msgtype, &req.body, url, req.info.take())
             .map_err(|e| ApiError::BadJson(format!("info: {e}")))?;
         Some(built)
     } else if req.url.is_some() || req.info.is_some() {

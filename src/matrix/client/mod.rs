@@ -23,7 +23,9 @@ use super::{
     retry::{self, Retries, RetryPolicy},
     slots::CallSlots,
     transport::{Body, Transport},
-    wire::{bytes_of, client_prefix, status_error, Empty, EventIdAnswer, RoomIdAnswer},
+    wire::{
+        bytes_of, client_prefix, reason_body, status_error, Empty, EventIdAnswer, RoomIdAnswer,
+    },
     HomeserverError,
 };
 use crate::{config::Config, metrics::METRICS};
@@ -278,10 +280,7 @@ impl HomeserverClient {
         reason: Option<&str>,
     ) -> Result<(), HomeserverError> {
         let url = self.url(&["v3", "rooms", room.as_str(), "leave"], Some(user));
-        let body = match reason {
-            Some(reason) => json!({ "reason": reason }),
-            None => json!({}),
-        };
+        let body = reason_body(reason);
         self.call::<Empty>("leave", Method::POST, url, Some(&body), self.inner.deadline)
             .await
             .map(drop)
