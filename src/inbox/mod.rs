@@ -165,7 +165,7 @@ mod tests {
             inboxes.append(&delivery, &[1]);
         };
         let (got, ()) = tokio::join!(waiting, append);
-        let got = got.unwrap();
+        let got = got.unwrap().entries;
         assert_eq!(got.len(), 1);
         assert!(
             Arc::ptr_eq(&got[0].event, &entry.event),

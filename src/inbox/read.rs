@@ -38,30 +38,38 @@ impl InboxReader {
         }
     }
 
-    /// Entries after `since`, at most `limit`.
-    async fn read(&self, since: i64, limit: usize) -> StoreResult<Vec<InboxEntry>> {
-        match self.tail.read_after(since, limit) {
-            Some(entries) => Ok(entries),
-            None => self.store.read_inbox(&self.slug, since, limit as u32).await,
+    /// Entries after `since`, at most `limit`. A tail that covers `since` holds every
+    /// entry after it, so only a read from the store can find that retention removed some.
+    async fn read(&self, since: i64, limit: usize) -> StoreResult<Batch> {
+        if let Some(entries) = self.tail.read_after(since, limit) {
+            return Ok(Batch {
+                entries,
+                gap: false,
+            });
         }
+        let entries = self
+            .store
+            .read_inbox(&self.slug, since, limit as u32)
+            .await?;
+        // Cursor 0 asks for the oldest entry kept: nothing was promised before it.
+        let gap = since > 0 && since < self.store.inbox_floor(&self.slug).await?;
+        Ok(Batch { entries, gap })
     }
 
     /// Entries after `since`, waiting up to `timeout` for the first one.
-    pub async fn wait(
-        &self,
-        since: i64,
-        limit: usize,
-        timeout: Duration,
-    ) -> StoreResult<Vec<InboxEntry>> {
+    pub async fn wait(&self, since: i64, limit: usize, timeout: Duration) -> StoreResult<Batch> {
         let deadline = Instant::now() + timeout;
+        let mut gap = false;
         loop {
             // Registered before reading, so a push between the read and the wait wakes us.
             let notified = self.tail.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let batch = self.read(since, limit).await?;
+            let mut batch = self.read(since, limit).await?;
+            gap |= batch.gap;
+            batch.gap = gap;
             let left = deadline.saturating_duration_since(Instant::now());
-            if !batch.is_empty() || left.is_zero() {
+            if !batch.entries.is_empty() || left.is_zero() {
                 return Ok(batch);
             }
             if tokio::time::timeout(left, notified).await.is_err() {
@@ -69,6 +77,15 @@ impl InboxReader {
             }
         }
     }
+}
+
+/// What one read of an inbox found.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Entries after the cursor, oldest first.
+    pub entries: Vec<InboxEntry>,
+    /// Retention removed entries after the cursor: the reader missed them.
+    pub gap: bool,
 }
 
 /// The members of an inbox item that are the same for every recipient.
@@ -121,8 +138,9 @@ pub fn write_item(out: &mut Vec<u8>, entry: &InboxEntry) {
     out.push(b'}');
 }
 
-/// The long-poll answer: `{"events":[...],"next":"<cursor>"}`.
-pub fn answer(entries: &[InboxEntry], next: i64) -> Vec<u8> {
+/// The long-poll answer: `{"events":[...],"next":"<cursor>"}`, with `"gap":true` when
+/// retention removed entries the reader had not read.
+pub fn answer(entries: &[InboxEntry], next: i64, gap: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + 512 * entries.len());
     out.extend_from_slice(b"{\"events\":[");
     for (i, entry) in entries.iter().enumerate() {
@@ -133,7 +151,7 @@ pub fn answer(entries: &[InboxEntry], next: i64) -> Vec<u8> {
     }
     out.extend_from_slice(b"],\"next\":\"");
     out.extend_from_slice(next.to_string().as_bytes());
-    out.extend_from_slice(b"\"}");
+    out.extend_from_slice(if gap { b"\",\"gap\":true}" } else { b"\"}" });
     out
 }
 
@@ -166,11 +184,15 @@ mod tests {
         let want = json!({ "events": [expected(3, true), expected(4, false)], "next": "4" });
         let entries = [test_entry(3, true, CONTENT), test_entry(4, false, CONTENT)];
         for _ in 0..2 {
-            let got: Value = serde_json::from_slice(&answer(&entries, 4)).unwrap();
+            let got: Value = serde_json::from_slice(&answer(&entries, 4, false)).unwrap();
             assert_eq!(got, want);
         }
-        let empty: Value = serde_json::from_slice(&answer(&[], 9)).unwrap();
+        let empty: Value = serde_json::from_slice(&answer(&[], 9, false)).unwrap();
         assert_eq!(empty, json!({ "events": [], "next": "9" }));
+        let gap: Value = serde_json::from_slice(&answer(&entries, 4, true)).unwrap();
+        let want =
+            json!({ "events": [expected(3, true), expected(4, false)], "next": "4", "gap": true });
+        assert_eq!(gap, want);
     }
 
     /// Two recipients of one event share its members, and keep their own cursor and
@@ -183,8 +205,8 @@ mod tests {
             mentioned: false,
             event: first.event.clone(),
         };
-        let a: Value = serde_json::from_slice(&answer(&[first], 10)).unwrap();
-        let b: Value = serde_json::from_slice(&answer(&[second], 11)).unwrap();
+        let a: Value = serde_json::from_slice(&answer(&[first], 10, false)).unwrap();
+        let b: Value = serde_json::from_slice(&answer(&[second], 11, false)).unwrap();
         assert_eq!(a["events"][0]["cursor"], "10");
         assert_eq!(a["events"][0]["mentioned"], true);
         assert_eq!(b["events"][0]["cursor"], "11");
@@ -197,13 +219,13 @@ mod tests {
     fn encrypted_events_are_marked() {
         let content = r#"{"algorithm":"m.megolm.v1.aes-sha2"}"#;
         let plain = test_entry(5, false, content);
-        let plain: Value = serde_json::from_slice(&answer(&[plain], 5)).unwrap();
+        let plain: Value = serde_json::from_slice(&answer(&[plain], 5, false)).unwrap();
         assert!(plain["events"][0].get("encrypted").is_none());
         let mut entry = test_entry(6, false, content);
         std::sync::Arc::get_mut(&mut entry.event)
             .unwrap()
             .event_type = "m.room.encrypted".into();
-        let item: Value = serde_json::from_slice(&answer(&[entry], 6)).unwrap();
+        let item: Value = serde_json::from_slice(&answer(&[entry], 6, false)).unwrap();
         assert_eq!(item["events"][0]["encrypted"], true);
         assert_eq!(item["events"][0]["type"], "m.room.encrypted");
     }

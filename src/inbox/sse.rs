@@ -38,7 +38,8 @@ struct SseState<H> {
 }
 
 /// The chunks of the stream: a `: connected` comment, then one `event` per inbox entry
-/// after `since`, and keep-alive comments while there is none. Ends when the client hangs
+/// after `since` (preceded by an `event: gap` when retention removed entries the reader
+/// had not read), and keep-alive comments while there is none. Ends when the client hangs
 /// up, the store fails, or `max_life` has passed (after what it has read is sent).
 pub fn sse_stream<H: HangUp>(
     reader: InboxReader,
@@ -79,12 +80,16 @@ pub fn sse_stream<H: HangUp>(
                     return None;
                 }
             };
-            let Some(last) = batch.last().map(|e| e.cursor) else {
+            if batch.gap {
+                st.pending
+                    .push_back(Bytes::from_static(b"event: gap\ndata: {\"gap\":true}\n\n"));
+            }
+            let Some(last) = batch.entries.last().map(|e| e.cursor) else {
                 st.pending
                     .push_back(Bytes::from_static(b": keep-alive\n\n"));
                 continue;
             };
-            for entry in &batch {
+            for entry in &batch.entries {
                 let mut chunk = format!("id: {}\nevent: event\ndata: ", entry.cursor).into_bytes();
                 write_item(&mut chunk, entry);
                 chunk.extend_from_slice(b"\n\n");

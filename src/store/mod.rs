@@ -299,8 +299,12 @@ pub trait Store: Commits {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<InboxEntry>>;
-    /// The highest cursor of `slug`'s inbox (0 when empty).
+    /// The highest cursor `slug`'s inbox has had, also when retention removed it (0 for
+    /// an inbox that never had an entry).
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64>;
+    /// The newest cursor retention removed from `slug`'s inbox (0 when none was): a
+    /// reader whose cursor is below it missed entries.
+    async fn inbox_floor(&self, slug: &AgentSlug) -> StoreResult<i64>;
     /// Applies retention: inbox rows and handled transactions beyond what `keep` keeps, and
     /// orphaned events. Returns inbox rows removed.
     async fn prune(&self, keep: &Retention) -> StoreResult<u64>;

@@ -55,6 +55,9 @@ pub(crate) struct InboxPage {
     /// The cursor to read on from (the `since` of the next read).
     #[schema(pattern = "^[0-9]{1,18}$")]
     next: String,
+    /// Present, and true, when retention (`inbox.retention_count`, `inbox.retention_age_s`)
+    /// removed entries after `since` before they were read: the reader missed them.
+    gap: Option<bool>,
 }
 
 /// One item of an agent's inbox: a room event for the agent, in the order the agent's
@@ -187,10 +190,10 @@ pub async fn agent_events(
         }
     };
     drop(reader);
-    let next = batch.last().map_or(since, |e| e.cursor);
+    let next = batch.entries.last().map_or(since, |e| e.cursor);
     Ok(HttpResponse::Ok()
         .insert_header(header::ContentType::json())
-        .body(inbox::answer(&batch, next)))
+        .body(inbox::answer(&batch.entries, next, batch.gap)))
 }
 
 #[cfg(test)]

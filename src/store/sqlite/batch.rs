@@ -77,12 +77,14 @@ const INSERT_EFFECTS: &str = "INSERT INTO effects (effect, attempts, not_before,
     SELECT j.value->>0, 0, n.now, n.now FROM (SELECT ? AS now) n, json_each(?) j";
 const INSERT_ENCRYPTED: &str = "INSERT INTO encrypted_rooms (room_id, seen_at) \
     SELECT value->>0, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
-/// What goes with a deleted agent, one statement per table.
-const DELETE_AGENTS: [&str; 4] = [
+/// What goes with a deleted agent, one statement per table (the floor after the inbox,
+/// whose deletion raises it).
+const DELETE_AGENTS: [&str; 5] = [
     "DELETE FROM agents WHERE slug IN (SELECT value FROM json_each(?))",
     "DELETE FROM memberships WHERE slug IN (SELECT value FROM json_each(?))",
     "DELETE FROM sent WHERE slug IN (SELECT value FROM json_each(?))",
     "DELETE FROM inbox WHERE slug IN (SELECT value FROM json_each(?))",
+    "DELETE FROM inbox_floors WHERE slug IN (SELECT value FROM json_each(?))",
 ];
 const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created_at) \
     SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \

@@ -305,11 +305,23 @@ impl Store for SqliteStore {
     }
 
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM inbox WHERE slug = ?")
-            .bind(slug.as_str())
-            .fetch_one(&self.pool)
-            .await?;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(c) FROM (SELECT MAX(seq) AS c FROM inbox WHERE slug = ?1 \
+             UNION ALL SELECT pruned_through FROM inbox_floors WHERE slug = ?1)",
+        )
+        .bind(slug.as_str())
+        .fetch_one(&self.pool)
+        .await?;
         Ok(seq.unwrap_or(0))
+    }
+
+    async fn inbox_floor(&self, slug: &AgentSlug) -> StoreResult<i64> {
+        let floor: Option<i64> =
+            sqlx::query_scalar("SELECT pruned_through FROM inbox_floors WHERE slug = ?")
+                .bind(slug.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(floor.unwrap_or(0))
     }
 
     async fn prune(&self, keep: &Retention) -> StoreResult<u64> {

@@ -100,3 +100,39 @@ async fn pruning_a_large_inbox_never_holds_a_commit_up_and_leaves_no_content() {
         assert!(!found, "pruned content is still in {file}");
     }
 }
+
+/// Retention raises the agent's floor to the newest cursor it removed, and only that
+/// agent's; the latest cursor stays where it was when the inbox is emptied; deleting the
+/// agent removes its floor.
+#[tokio::test]
+async fn retention_raises_the_floor_of_the_agents_it_pruned() {
+    let (_dir, s) = super::tests::store().await;
+    let deliveries = (0..5).map(|i| marked(i, "a")).collect();
+    commit(&s, vec![txn("t1", deliveries)]).await;
+    commit(&s, vec![txn("t2", vec![marked(5, "b")])]).await;
+    let a = AgentSlug::parse("a").unwrap();
+    let b = AgentSlug::parse("b").unwrap();
+    let cursors: Vec<i64> = s
+        .read_inbox(&a, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.cursor)
+        .collect();
+    assert_eq!(cursors.len(), 5);
+    assert_eq!(s.inbox_floor(&a).await.unwrap(), 0);
+    // Two kept per agent: a loses its three oldest, b nothing.
+    s.prune(&Retention::inbox(2, Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_floor(&a).await.unwrap(), cursors[2]);
+    assert_eq!(s.inbox_floor(&b).await.unwrap(), 0);
+    // None kept: the floor is the newest cursor, which stays the latest.
+    s.prune(&Retention::inbox(0, Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_floor(&a).await.unwrap(), cursors[4]);
+    assert_eq!(s.latest_cursor(&a).await.unwrap(), cursors[4]);
+    s.apply(&[WriteOp::DeleteAgent(a.clone())]).await.unwrap();
+    assert_eq!(s.inbox_floor(&a).await.unwrap(), 0);
+}
