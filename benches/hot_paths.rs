@@ -11,7 +11,10 @@ use mosaic_as::{
     api::body,
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
-    inbound::{routing::route, Directory},
+    inbound::{
+        routing::{Pushed, Routed, Router},
+        Directory,
+    },
     matrix::content::markdown_to_html,
     store::{fingerprint::FingerprintKey, sqlite::SqliteStore, MembershipChange},
     tokens::{issued::TokenRequest, scope::Scope, TokenDigest},
@@ -78,6 +81,27 @@ fn directory_with(room: &str, agents: usize) -> Directory {
     dir
 }
 
+/// Routes one transaction's events as the transaction route does.
+fn route(
+    events: &[&RawValue],
+    ns: &Namespaces,
+    dir: &Directory,
+    inbound: &InboundConfig,
+) -> Routed {
+    let router = Router {
+        key: &KEY,
+        ns,
+        directory: dir,
+        inbound,
+        receive_ephemeral: false,
+    };
+    router.route(Pushed {
+        txn_id: "txn-1",
+        events,
+        ..Default::default()
+    })
+}
+
 fn parse(bytes: &[u8]) -> Transaction {
     match body::json::<Transaction>(bytes) {
         Ok(t) => t,
@@ -101,7 +125,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&unjoined));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &[], &KEY, &ns, &empty, &inbound)
+            route(&refs, &ns, &empty, &inbound)
         })
     });
 
@@ -112,7 +136,7 @@ fn bench_transactions(c: &mut Criterion) {
         // The bench measures the delivering path: 5 events, each for both agents.
         let txn = parse(&few);
         let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-        let routed = route("txn-1", &refs, &[], &KEY, &ns, &two, &inbound);
+        let routed = route(&refs, &ns, &two, &inbound);
         assert_eq!(routed.write.deliveries.len(), 5);
         assert!(routed
             .write
@@ -124,7 +148,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&few));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &[], &KEY, &ns, &two, &inbound)
+            route(&refs, &ns, &two, &inbound)
         })
     });
 
@@ -132,7 +156,7 @@ fn bench_transactions(c: &mut Criterion) {
     let parsed = parse(&unjoined);
     let refs: Vec<&RawValue> = parsed.events.iter().map(|e| &**e).collect();
     group.bench_function("route_50_events_no_agents", |b| {
-        b.iter(|| route("txn-1", black_box(&refs), &[], &KEY, &ns, &empty, &inbound))
+        b.iter(|| route(black_box(&refs), &ns, &empty, &inbound))
     });
     group.finish();
 
@@ -145,7 +169,7 @@ fn bench_transactions(c: &mut Criterion) {
         b.iter(|| {
             let txn = parse(black_box(&fan));
             let refs: Vec<&RawValue> = txn.events.iter().map(|e| &**e).collect();
-            route("txn-1", &refs, &[], &KEY, &ns, &hundred, &inbound)
+            route(&refs, &ns, &hundred, &inbound)
         })
     });
     // The routed write is moved into the store layer; dropping it is part of the cost.
@@ -153,7 +177,7 @@ fn bench_transactions(c: &mut Criterion) {
         let txn = parse(&fan);
         b.iter_batched(
             || txn.events.iter().map(|e| &**e).collect::<Vec<&RawValue>>(),
-            |refs| drop(route("txn-1", &refs, &[], &KEY, &ns, &hundred, &inbound)),
+            |refs| drop(route(&refs, &ns, &hundred, &inbound)),
             BatchSize::SmallInput,
         )
     });

@@ -1,15 +1,14 @@
-//! What an inbox says besides room events, against the mock homeserver with transactions
+//! What an inbox says besides its items, against the mock homeserver with transactions
 //! pushed directly: `"gap": true` when retention removed entries a reader's cursor had not
-//! reached (long-poll and SSE), and receipts and typing of others as items of their own
-//! type when `receive_ephemeral` is on.
+//! reached (long-poll and SSE). Receipts and typing items: `e2e_agent_hears.rs`.
 
 pub mod support;
 
 use std::io::Read;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use support::daemon_api::{hs, put_agent, put_txn};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::daemon_api::{put_agent, put_txn};
 use support::events::{member_join, text_event};
 use support::mock_hs::MockHs;
 use support::synapse::http_client as client;
@@ -22,17 +21,9 @@ fn agent_user(agent: &str) -> String {
     format!("@agent-{agent}:{SERVER_NAME}")
 }
 
-/// Pushes one homeserver transaction with room events and ephemeral events; asserts 200.
-fn push(d: &Daemon, txn: &str, events: Vec<Value>, ephemeral: Vec<Value>) {
-    let resp = match ephemeral.is_empty() {
-        true => put_txn(d, txn, events),
-        false => hs(
-            d,
-            Method::PUT,
-            &format!("/_matrix/app/v1/transactions/{txn}"),
-            Some(&json!({ "events": events, "ephemeral": ephemeral })),
-        ),
-    };
+/// Pushes one homeserver transaction; asserts 200.
+fn push(d: &Daemon, txn: &str, events: Vec<Value>) {
+    let resp = put_txn(d, txn, events);
     assert_eq!(resp.status, StatusCode::OK, "transaction {txn}");
 }
 
@@ -47,7 +38,7 @@ fn start(name: &str, options: DaemonOptions, agents: &[&str]) -> (MockHs, Daemon
             &agent_user(agent),
         ));
     }
-    push(&daemon, "joins", joins, vec![]);
+    push(&daemon, "joins", joins);
     (mock, daemon)
 }
 
@@ -81,7 +72,7 @@ fn a_cursor_older_than_what_retention_kept_reads_a_gap() {
     let messages = (0..5)
         .map(|i| text_event(&format!("$m{i}"), ROOM, HUMAN, &format!("message {i}")))
         .collect();
-    push(&d, "messages", messages, vec![]);
+    push(&d, "messages", messages);
     let first = inbox(&d, "reader", "");
     assert_eq!(ids(&first), ["$m0", "$m1", "$m2", "$m3", "$m4"]);
     assert_eq!(first.get("gap"), None, "nothing was removed yet");

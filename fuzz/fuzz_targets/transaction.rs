@@ -1,7 +1,7 @@
 //! A homeserver transaction body, parsed and routed exactly as
 //! `api::appservice::put_transaction` does (`body::json_borrowed` into `Transaction`, then
-//! `extras()` and `routing::route`), then the directory updated as the after-commit step
-//! does. Any body must give an answer (200 or 4xx), never a panic; and what routing hands
+//! its ephemeral events and to-device messages routed by a `routing::Router` with
+//! ephemeral events on), then the directory updated as the after-commit step does. Any body must give an answer (200 or 4xx), never a panic; and what routing hands
 //! the store must be what the store relies on.
 
 #![no_main]
@@ -11,7 +11,10 @@ use mosaic_as::{
     api::{appservice::Transaction, body},
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
-    inbound::{routing, Directory},
+    inbound::{
+        routing::{ephemeral::is_ephemeral, Pushed, Router},
+        Directory,
+    },
     store::{fingerprint::FingerprintKey, Effect, MembershipChange},
 };
 use std::sync::LazyLock;
@@ -55,15 +58,33 @@ fuzz_target!(|data: &[u8]| {
     let Ok(txn) = body::json_borrowed::<Transaction<'_>>(data) else {
         return;
     };
-    let extras = txn.extras();
+    let (ephemeral, to_device) = (txn.ephemeral(), txn.to_device());
     let f = &*FIXTURE;
     let dir = directory();
-    let routed = routing::route("t", &txn.events, &extras, &f.key, &f.ns, &dir, &f.inbound);
+    let router = Router {
+        key: &f.key,
+        ns: &f.ns,
+        directory: &dir,
+        inbound: &f.inbound,
+        receive_ephemeral: true,
+    };
+    let pushed = Pushed {
+        txn_id: "t",
+        events: &txn.events,
+        ephemeral: &ephemeral,
+        to_device: &to_device,
+    };
+    let routed = router.route(pushed);
     let w = &routed.write;
 
     // Every event is routed, skipped or ignored: never counted twice.
-    assert!(routed.skipped.total() <= txn.events.len());
-    assert!(w.deliveries.len() + routed.skipped.total() <= txn.events.len());
+    let items = txn.events.len() + ephemeral.len();
+    assert!(routed.skipped.total() <= items);
+    let events = w.deliveries.iter();
+    let room_events = events
+        .filter(|d| !is_ephemeral(&d.event.event_type))
+        .count();
+    assert!(room_events + routed.skipped.total() <= items);
     for d in &w.deliveries {
         // The store keeps content as an object's JSON text, and ids in NUL-terminated
         // text columns.
@@ -92,12 +113,16 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(&back, e);
     }
     // A homeserver retry of the same body must be recognised as the same transaction.
-    let again = routing::route("t", &txn.events, &extras, &f.key, &f.ns, &dir, &f.inbound);
+    let again = router.route(pushed);
     assert_eq!(again.write.fingerprint, w.fingerprint);
 
-    // The after-commit step: memberships reach the directory.
+    // The after-commit step: memberships and typing reach the directory.
     for m in &w.memberships {
         dir.apply(m);
         assert_eq!(dir.is_joined(&m.room_id, &m.slug), m.joined);
+    }
+    for t in &w.typing {
+        dir.set_typing(t.clone());
+        assert_eq!(dir.typing_in(&t.room_id), t.users);
     }
 });

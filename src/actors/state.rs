@@ -25,7 +25,10 @@ use crate::{
     access::{Access, Rates},
     config::Config,
     ids::{AgentSlug, Namespaces},
-    inbound::{routing::Routed, Directory},
+    inbound::{
+        routing::{Routed, Router},
+        Directory,
+    },
     inbox::Inboxes,
     matrix::HomeserverClient,
     metrics::METRICS,
@@ -136,6 +139,17 @@ impl AppState {
         self.stored_agents
             .store(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// What routes the homeserver's transactions.
+    pub fn router(&self) -> Router<'_> {
+        Router {
+            key: &self.fingerprint_key,
+            ns: &self.ns,
+            directory: &self.directory,
+            inbound: &self.config.inbound,
+            receive_ephemeral: self.config.appservice.receive_ephemeral,
+        }
     }
 
     /// Takes one place under `limits.max_agents` for a new agent.

@@ -11,7 +11,7 @@ use serde_json::{json, value::RawValue};
 use super::{body, error::ApiError};
 use crate::{
     actors::{agent::EnsureRegistered, error::AgentError, AppState, TransactionAck},
-    inbound::routing,
+    inbound::routing::Pushed,
     metrics::METRICS,
 };
 
@@ -19,9 +19,10 @@ use crate::{
 const MAX_TXN_ID_LEN: usize = 255;
 
 /// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw (borrowed from the
-/// body, not copied) so one malformed event cannot fail the batch. Ephemeral events and
-/// to-device messages (stable and MSC2409 names) are read only for the transaction's
-/// fingerprint; other keys (MSC extensions) are ignored. Public, with [`Self::extras`], so
+/// body, not copied) so one malformed event cannot fail the batch. Ephemeral events (stable
+/// and MSC2409 names) are routed when asked for; to-device messages are read only for the
+/// transaction's fingerprint; other keys (MSC extensions) are ignored. Public, with its
+/// accessors, so
 /// that the fuzz target (`fuzz/`) parses a body exactly as this route does.
 #[derive(Deserialize)]
 pub struct Transaction<'a> {
@@ -38,18 +39,16 @@ pub struct Transaction<'a> {
 }
 
 impl<'a> Transaction<'a> {
-    /// Every item that has no event id: ephemeral events and to-device messages.
-    pub fn extras(&self) -> Vec<&'a RawValue> {
-        [
-            &self.ephemeral,
-            &self.ephemeral_unstable,
-            &self.to_device,
-            &self.to_device_unstable,
-        ]
-        .into_iter()
-        .flatten()
-        .copied()
-        .collect()
+    /// Ephemeral events, under their stable and MSC2409 names.
+    pub fn ephemeral(&self) -> Vec<&'a RawValue> {
+        let both = [&self.ephemeral, &self.ephemeral_unstable];
+        both.into_iter().flatten().copied().collect()
+    }
+
+    /// To-device messages, under their stable and MSC2409 names.
+    pub fn to_device(&self) -> Vec<&'a RawValue> {
+        let both = [&self.to_device, &self.to_device_unstable];
+        both.into_iter().flatten().copied().collect()
     }
 }
 
@@ -69,26 +68,22 @@ pub async fn put_transaction(
     let bytes = body::payload(payload, app.config.limits.max_transaction_bytes)?;
     let txn: Transaction<'_> = body::json_borrowed(&bytes)?;
     METRICS.last_transaction_unixtime.set(crate::store::now_s());
-    let extras = txn.extras();
-    let ephemeral = txn.ephemeral.len() + txn.ephemeral_unstable.len();
-    if ephemeral > 0 {
+    let (ephemeral, to_device) = (txn.ephemeral(), txn.to_device());
+    if !ephemeral.is_empty() {
         METRICS
             .events_received
             .with_label_values(&["ephemeral"])
-            .inc_by(ephemeral as u64);
+            .inc_by(ephemeral.len() as u64);
     }
     let events = txn.events.len();
     // Routing reads the shared directory, so it runs here, on this worker thread, and so
     // does the wait for the group commit.
-    let routed = routing::route(
-        &txn_id,
-        &txn.events,
-        &extras,
-        &app.fingerprint_key,
-        &app.ns,
-        &app.directory,
-        &app.config.inbound,
-    );
+    let routed = app.router().route(Pushed {
+        txn_id: &txn_id,
+        events: &txn.events,
+        ephemeral: &ephemeral,
+        to_device: &to_device,
+    });
     let ack = app.record_transaction(routed).await.map_err(|e| {
             METRICS.transactions.with_label_values(&["failed"]).inc();
             tracing::error!(txn_id = %txn_id, error = %e, "transaction not recorded; the homeserver will retry");

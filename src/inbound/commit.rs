@@ -68,6 +68,9 @@ impl CommitHook for AfterCommit {
                     for room in &txn.encrypted_rooms {
                         self.directory.mark_encrypted(room);
                     }
+                    for typing in txn.typing {
+                        self.directory.set_typing(typing);
+                    }
                     for change in txn.memberships {
                         self.directory.apply(&change);
                         if let Some(n) = notices {

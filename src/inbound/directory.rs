@@ -1,15 +1,18 @@
 //! The read-mostly routing directory shared across threads: which hosted agents are
-//! joined to which room, which rooms are encrypted, and each agent's display name (for
-//! mention detection). Read for
+//! joined to which room, which rooms are encrypted, who types where, and each agent's
+//! display name (for mention detection). Read for
 //! every inbound event. Memberships have one writer, [`Directory::apply`], called by the
 //! after-commit step (for what the homeserver reported and for the agents' own joins and
 //! leaves) and at start-up with what the store holds.
 
 use dashmap::{DashMap, DashSet};
-use ruma::{OwnedRoomId, RoomId};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId};
 use smallvec::SmallVec;
 
-use crate::{ids::AgentSlug, store::MembershipChange};
+use crate::{
+    ids::AgentSlug,
+    store::{MembershipChange, RoomTyping},
+};
 
 /// Agents of one room; most rooms hold few agents.
 pub type RoomAgents = SmallVec<[AgentSlug; 4]>;
@@ -22,6 +25,9 @@ pub struct Directory {
     display_names: DashMap<AgentSlug, String>,
     /// Rooms known to be encrypted (recorded in the store first, like memberships).
     encrypted: DashSet<OwnedRoomId>,
+    /// Who types in each room where someone does, as the last recorded transaction said
+    /// (memory only: typing lasts seconds).
+    typing: DashMap<OwnedRoomId, Vec<OwnedUserId>>,
 }
 
 impl Directory {
@@ -60,6 +66,20 @@ impl Directory {
         let mut rooms = self.rooms_of(slug);
         rooms.retain(|r| self.is_encrypted(r));
         rooms
+    }
+
+    /// The users typing in `room`, sorted.
+    pub fn typing_in(&self, room: &RoomId) -> Vec<OwnedUserId> {
+        self.typing.get(room).map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Records who types in a room (a room where nobody does is forgotten).
+    pub fn set_typing(&self, now: RoomTyping) {
+        if now.users.is_empty() {
+            self.typing.remove(&now.room_id);
+        } else {
+            self.typing.insert(now.room_id, now.users);
+        }
     }
 
     /// Forgets a deleted agent: its memberships and display name.

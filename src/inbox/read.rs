@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use super::{slots::Slot, tail::InboxTail};
 use crate::{
     ids::AgentSlug,
+    inbound::routing::ephemeral,
     store::{InboxEntry, InboxEvent, Store, StoreResult},
 };
 
@@ -88,11 +89,13 @@ pub struct Batch {
     pub gap: bool,
 }
 
-/// The members of an inbox item that are the same for every recipient.
+/// The members of an inbox item that are the same for every recipient. Receipts and
+/// typing have no event id of their own (what the store keeps them under is not shown).
 #[derive(Serialize)]
 struct SharedMembers<'a> {
     room_id: &'a str,
-    event_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
     sender: &'a str,
     #[serde(rename = "type")]
     kind: &'a str,
@@ -106,7 +109,7 @@ fn shared_members(ev: &InboxEvent) -> &str {
     ev.json_members.get_or_init(|| {
         let mut json = serde_json::to_string(&SharedMembers {
             room_id: ev.room_id.as_str(),
-            event_id: ev.event_id.as_str(),
+            event_id: (!ephemeral::is_ephemeral(&ev.event_type)).then_some(ev.event_id.as_str()),
             sender: ev.sender.as_str(),
             kind: &ev.event_type,
             content: &ev.content,
@@ -212,6 +215,19 @@ mod tests {
         assert_eq!(b["events"][0]["cursor"], "11");
         assert_eq!(b["events"][0]["mentioned"], false);
         assert_eq!(a["events"][0]["content"], b["events"][0]["content"]);
+    }
+
+    /// Receipts and typing items carry no event id (the one they are stored under is
+    /// not a Matrix event's).
+    #[test]
+    fn ephemeral_items_have_no_event_id() {
+        let mut entry = test_entry(8, false, r#"{"typing":true}"#);
+        Arc::get_mut(&mut entry.event).unwrap().event_type = "m.typing".into();
+        let item: Value = serde_json::from_slice(&answer(&[entry], 8, false)).unwrap();
+        let item = &item["events"][0];
+        assert_eq!(item.get("event_id"), None, "{item}");
+        assert_eq!(item["type"], "m.typing");
+        assert_eq!(item["sender"], "@h:hs");
     }
 
     /// An `m.room.encrypted` item says so; others carry no `encrypted` member.

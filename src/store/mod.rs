@@ -128,6 +128,16 @@ pub struct TransactionWrite {
     pub effects: Vec<Effect>,
     /// Rooms the transaction shows to be encrypted.
     pub encrypted_rooms: Vec<OwnedRoomId>,
+    /// Who types in a room once the transaction's typing events apply (not stored: the
+    /// directory keeps it in memory, to tell who started and who stopped).
+    pub typing: Vec<RoomTyping>,
+}
+
+/// The users typing in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomTyping {
+    pub room_id: OwnedRoomId,
+    pub users: Vec<OwnedUserId>,
 }
 
 /// One write. Every write goes through the group-commit writer, so the store has a single

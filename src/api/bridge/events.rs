@@ -60,8 +60,11 @@ pub(crate) struct InboxPage {
     gap: Option<bool>,
 }
 
-/// One item of an agent's inbox: a room event for the agent, in the order the agent's
-/// rooms received them.
+/// One item of an agent's inbox, in the order the agent's rooms received them: a room
+/// event for the agent, or (with `appservice.receive_ephemeral`) a receipt or typing
+/// change of another user in one of its rooms: `type` `m.receipt` with content
+/// `{"event_id", "receipt_type", "thread_id"?}`, or `m.typing` with `{"typing": bool}`;
+/// `sender` is the user who read or types, and these items have no `event_id`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Describes what `inbox::write_item` writes.
 pub(crate) struct InboxItem {
@@ -74,7 +77,8 @@ pub(crate) struct InboxItem {
     /// content (end-to-end encryption), but knows it was sent.
     encrypted: Option<bool>,
     room_id: String,
-    event_id: String,
+    /// The room event's id (absent for `m.receipt` and `m.typing` items).
+    event_id: Option<String>,
     sender: String,
     r#type: String,
     #[schema(value_type = Object)]

@@ -14,6 +14,7 @@ use ruma::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub mod ephemeral;
 mod mentions;
 mod skip;
 
@@ -124,63 +125,91 @@ pub(super) struct MessageContent {
     mentions: Option<Mentions>,
 }
 
-/// Routes the events of one transaction, and takes its fingerprint from its events and its
-/// `extras` (ephemeral events, to-device messages) while it reads them.
-pub fn route(
-    txn_id: &str,
-    events: &[&RawValue],
-    extras: &[&RawValue],
-    key: &FingerprintKey,
-    ns: &Namespaces,
-    directory: &Directory,
-    inbound: &InboundConfig,
-) -> Routed {
-    let mut routed = Routed {
-        write: TransactionWrite {
-            txn_id: txn_id.to_owned(),
+/// What routing reads besides the transaction: shared, read-only while it runs.
+pub struct Router<'a> {
+    pub key: &'a FingerprintKey,
+    pub ns: &'a Namespaces,
+    pub directory: &'a Directory,
+    pub inbound: &'a InboundConfig,
+    /// `appservice.receive_ephemeral`: receipts and typing become inbox items.
+    pub receive_ephemeral: bool,
+}
+
+/// One pushed transaction, borrowed from its body.
+#[derive(Clone, Copy, Default)]
+pub struct Pushed<'a> {
+    pub txn_id: &'a str,
+    pub events: &'a [&'a RawValue],
+    /// Ephemeral events (typing, receipts, presence).
+    pub ephemeral: &'a [&'a RawValue],
+    /// To-device messages: only part of the fingerprint.
+    pub to_device: &'a [&'a RawValue],
+}
+
+impl Router<'_> {
+    /// Routes the events of one transaction (and, when asked for, its ephemeral events),
+    /// and takes its fingerprint from all it carried while it reads them.
+    pub fn route(&self, txn: Pushed<'_>) -> Routed {
+        let Pushed {
+            txn_id,
+            events,
+            ephemeral,
+            to_device,
+        } = txn;
+        let (ns, directory) = (self.ns, self.directory);
+        let mut routed = Routed {
+            write: TransactionWrite {
+                txn_id: txn_id.to_owned(),
+                ..Default::default()
+            },
             ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut by_type = EventTypeCounts::default();
-    let mut fingerprint = FingerprintBuilder::new(key);
-    for raw in events {
-        let parsed = serde_json::from_str::<RawEnvelope<'_>>(raw.get());
-        match &parsed {
-            Ok(ev) => fingerprint.event_id(&ev.event_id),
-            Err(_) => fingerprint.event_without_id(raw),
-        }
-        let ev = match parsed.as_ref() {
-            Ok(raw_ev) => raw_ev.check(),
-            Err(e) => Err((SkipReason::Malformed, e.to_string())),
         };
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err((reason, error)) => {
-                routed.skipped.note(txn_id, None, reason, &error);
-                continue;
+        let mut by_type = EventTypeCounts::default();
+        let mut fingerprint = FingerprintBuilder::new(self.key);
+        for raw in events {
+            let parsed = serde_json::from_str::<RawEnvelope<'_>>(raw.get());
+            match &parsed {
+                Ok(ev) => fingerprint.event_id(&ev.event_id),
+                Err(_) => fingerprint.event_without_id(raw),
             }
-        };
-        by_type.add(ev.kind);
-        let encrypts = match ev.kind {
-            "m.room.encryption" => ev.state_key == Some(""),
-            kind => kind == "m.room.encrypted",
-        };
-        if encrypts && !routed.write.encrypted_rooms.iter().any(|r| r == ev.room_id) {
-            routed.write.encrypted_rooms.push(ev.room_id.to_owned());
+            let ev = match parsed.as_ref() {
+                Ok(raw_ev) => raw_ev.check(),
+                Err(e) => Err((SkipReason::Malformed, e.to_string())),
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err((reason, error)) => {
+                    routed.skipped.note(txn_id, None, reason, &error);
+                    continue;
+                }
+            };
+            by_type.add(ev.kind);
+            let encrypts = match ev.kind {
+                "m.room.encryption" => ev.state_key == Some(""),
+                kind => kind == "m.room.encrypted",
+            };
+            if encrypts && !routed.write.encrypted_rooms.iter().any(|r| r == ev.room_id) {
+                routed.write.encrypted_rooms.push(ev.room_id.to_owned());
+            }
+            if ev.kind == "m.room.member" {
+                member_event(txn_id, &ev, ns, self.inbound, &mut routed);
+            } else if DELIVERED_TYPES.contains(&ev.kind) {
+                deliver(&ev, ns, directory, &mut routed);
+            }
         }
-        if ev.kind == "m.room.member" {
-            member_event(txn_id, &ev, ns, inbound, &mut routed);
-        } else if DELIVERED_TYPES.contains(&ev.kind) {
-            deliver(&ev, ns, directory, &mut routed);
+        by_type.flush();
+        for extra in ephemeral.iter().chain(to_device) {
+            fingerprint.extra(extra);
         }
+        if self.receive_ephemeral {
+            let mut items = ephemeral::Items::new(ns, directory, &mut routed);
+            for raw in ephemeral {
+                items.route(txn_id, raw);
+            }
+        }
+        routed.write.fingerprint = fingerprint.finish();
+        routed
     }
-    by_type.flush();
-    for extra in extras {
-        fingerprint.extra(extra);
-    }
-    routed.write.fingerprint = fingerprint.finish();
-    routed
 }
 
 /// Per-transaction event counts by type label, added to the metric once per label.
@@ -289,7 +318,11 @@ fn member_event(
 /// The agents joined to `room` once the membership changes met so far in this transaction
 /// apply. The directory itself changes only when the transaction is recorded, so a
 /// transaction that is a duplicate (or fails to record) changes nothing.
-fn agents_in(directory: &Directory, room: &RoomId, changes: &[MembershipChange]) -> RoomAgents {
+pub(super) fn agents_in(
+    directory: &Directory,
+    room: &RoomId,
+    changes: &[MembershipChange],
+) -> RoomAgents {
     let mut agents = directory.agents_in(room);
     for c in changes.iter().filter(|c| c.room_id == room) {
         if !c.joined {

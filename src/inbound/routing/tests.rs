@@ -42,9 +42,29 @@ fn message(id: &str, sender: &str, content: serde_json::Value) -> Box<RawValue> 
     )
 }
 
+fn router<'a>(
+    key: &'a FingerprintKey,
+    ns: &'a Namespaces,
+    directory: &'a Directory,
+    inbound: &'a InboundConfig,
+) -> Router<'a> {
+    Router {
+        key,
+        ns,
+        directory,
+        inbound,
+        receive_ephemeral: true,
+    }
+}
+
 fn run(events: &[Box<RawValue>], dir: &Directory, inbound: &InboundConfig) -> Routed {
     let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
-    route("t", &refs, &[], &key(), &ns(), dir, inbound)
+    let (key, ns) = (key(), ns());
+    router(&key, &ns, dir, inbound).route(Pushed {
+        txn_id: "t",
+        events: &refs,
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -183,17 +203,16 @@ fn the_fingerprint_reads_event_ids_not_bytes() {
     let typing = raw(json!({"type": "m.typing", "room_id": "!r", "content": {"user_ids": []}}));
     let fp = |events: &[Box<RawValue>], extras: &[&RawValue]| {
         let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
-        route(
-            "1",
-            &refs,
-            extras,
-            &key(),
-            &ns(),
-            &dir,
-            &InboundConfig::default(),
-        )
-        .write
-        .fingerprint
+        let (key, ns, inbound) = (key(), ns(), InboundConfig::default());
+        router(&key, &ns, &dir, &inbound)
+            .route(Pushed {
+                txn_id: "1",
+                events: &refs,
+                ephemeral: extras,
+                ..Default::default()
+            })
+            .write
+            .fingerprint
     };
     let first = fp(&[aged("$a", 1), aged("$b", 2), broken(3)], &[&typing]);
     let retry = fp(&[broken(900), aged("$b", 900), aged("$a", 901)], &[]);

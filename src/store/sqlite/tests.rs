@@ -95,8 +95,7 @@ pub(super) fn txn(id: &str, deliveries: Vec<EventDelivery>) -> TransactionWrite 
         fingerprint: fingerprint.finish(),
         deliveries,
         memberships: vec![],
-        effects: vec![],
-        encrypted_rooms: vec![],
+        ..Default::default()
     }
 }
 

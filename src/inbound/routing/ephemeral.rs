@@ -1,0 +1,356 @@
+//! Receipts and typing of others as inbox items (with `appservice.receive_ephemeral`).
+//! Each becomes one item per user and fact, sent by that user to the room's agents other
+//! than itself:
+//! - `m.receipt`: `{"event_id", "receipt_type", "thread_id"?}` at the receipt's time; a
+//!   receipt is a fact, so its item id is derived from it and a repeated receipt is not
+//!   delivered twice. Private receipts (`m.read.private`) are never passed on.
+//! - `m.typing`: `{"typing": true|false}` when a user starts or stops typing. The homeserver
+//!   sends the whole set of typing users each time; the directory remembers the last set
+//!   of each room (in memory: after a restart, a user who was typing and stops
+//!   is not reported), and the items are the difference.
+//!
+//! An ephemeral event has no id; items get one starting with `$` (the inbox stores every
+//! item under an event id) that the bridge API does not show. Presence and unknown types
+//! are ignored; a malformed typing or receipt event is skipped and counted.
+
+use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
+
+use ruma::{OwnedEventId, OwnedUserId, RoomId, UserId};
+use serde::Deserialize;
+use serde_json::{json, value::RawValue};
+use sha2::{Digest, Sha256};
+
+use super::{agents_in, Routed, SkipReason};
+use crate::{
+    ids::Namespaces,
+    inbound::directory::Directory,
+    store::{EventDelivery, InboxEvent, RoomTyping},
+};
+
+/// Inbox item type of a receipt.
+pub const RECEIPT: &str = "m.receipt";
+/// Inbox item type of a typing change.
+pub const TYPING: &str = "m.typing";
+/// Receipts only their own user may see.
+const PRIVATE_RECEIPT: &str = "m.read.private";
+
+#[derive(Deserialize)]
+struct RawEphemeral<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    room_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct TypingContent {
+    user_ids: Vec<OwnedUserId>,
+}
+
+/// `{event id: {receipt type: {user: receipt}}}`.
+type ReceiptContent = BTreeMap<OwnedEventId, BTreeMap<String, BTreeMap<OwnedUserId, Receipt>>>;
+
+#[derive(Deserialize)]
+struct Receipt {
+    #[serde(default)]
+    ts: Option<serde_json::Value>,
+    #[serde(default)]
+    thread_id: Option<String>,
+}
+
+/// Turns a transaction's ephemeral events into deliveries and typing sets.
+pub(super) struct Items<'a> {
+    ns: &'a Namespaces,
+    directory: &'a Directory,
+    routed: &'a mut Routed,
+    now_ms: i64,
+}
+
+impl<'a> Items<'a> {
+    pub fn new(ns: &'a Namespaces, directory: &'a Directory, routed: &'a mut Routed) -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Self {
+            ns,
+            directory,
+            routed,
+            now_ms,
+        }
+    }
+
+    /// Routes one ephemeral event.
+    pub fn route(&mut self, txn_id: &str, raw: &RawValue) {
+        let Ok(ev) = serde_json::from_str::<RawEphemeral<'_>>(raw.get()) else {
+            // Not something this daemon reads (presence has no room): only fingerprinted.
+            return;
+        };
+        if ev.kind != TYPING && ev.kind != RECEIPT {
+            return;
+        }
+        let room = ev.room_id.as_deref().map(<&RoomId>::try_from);
+        let Some(Ok(room)) = room else {
+            let error = format!("{} without a valid room id", ev.kind);
+            self.routed
+                .skipped
+                .note(txn_id, None, SkipReason::InvalidId, &error);
+            return;
+        };
+        let outcome = match &*ev.kind {
+            TYPING => serde_json::from_str(ev.content.get()).map(|c| self.typing(room, c)),
+            _ => serde_json::from_str(ev.content.get()).map(|c| self.receipts(room, c)),
+        };
+        if let Err(e) = outcome {
+            let error = format!("{}: {e}", ev.kind);
+            self.routed
+                .skipped
+                .note(txn_id, None, SkipReason::BadContent, &error);
+        }
+    }
+
+    fn typing(&mut self, room: &RoomId, content: TypingContent) {
+        let typing = &mut self.routed.write.typing;
+        let mut now = content.user_ids;
+        now.sort();
+        now.dedup();
+        let earlier = typing.iter().position(|t| t.room_id == room);
+        let before = match earlier {
+            Some(i) => typing.remove(i).users,
+            None => self.directory.typing_in(room),
+        };
+        let started = now.iter().filter(|u| !before.contains(u));
+        let stopped = before.iter().filter(|u| !now.contains(u));
+        let changes: Vec<(OwnedUserId, bool)> = started
+            .map(|u| (u.clone(), true))
+            .chain(stopped.map(|u| (u.clone(), false)))
+            .collect();
+        typing.push(RoomTyping {
+            room_id: room.to_owned(),
+            users: now,
+        });
+        for (user, is_typing) in changes {
+            let id = format!("${}", uuid::Uuid::new_v4().simple());
+            let content = json!({ "typing": is_typing });
+            self.deliver(id, room, &user, TYPING, &content, self.now_ms);
+        }
+    }
+
+    fn receipts(&mut self, room: &RoomId, content: ReceiptContent) {
+        for (event, by_type) in content {
+            for (receipt_type, by_user) in by_type {
+                if receipt_type == PRIVATE_RECEIPT {
+                    continue;
+                }
+                for (user, receipt) in by_user {
+                    let thread = receipt.thread_id;
+                    let fact = [room.as_str(), user.as_str(), &receipt_type, event.as_str()];
+                    let id = fact_id(&fact, thread.as_deref());
+                    let mut content = json!({ "event_id": event, "receipt_type": receipt_type });
+                    if let Some(thread) = thread {
+                        content["thread_id"] = thread.into();
+                    }
+                    let ts = receipt.ts.as_ref().and_then(serde_json::Value::as_i64);
+                    self.deliver(id, room, &user, RECEIPT, &content, ts.unwrap_or(0));
+                }
+            }
+        }
+    }
+
+    /// One item from `sender` to the room's agents but `sender` (none: nothing).
+    fn deliver(
+        &mut self,
+        id: String,
+        room: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        content: &serde_json::Value,
+        ts: i64,
+    ) {
+        let write = &mut self.routed.write;
+        let mut agents = agents_in(self.directory, room, &write.memberships);
+        let own = self.ns.agent_slug(sender);
+        agents.retain(|a| Some(&*a) != own.as_ref());
+        if agents.is_empty() {
+            return;
+        }
+        let Ok(event_id) = OwnedEventId::try_from(id) else {
+            return;
+        };
+        let content = serde_json::value::to_raw_value(content).expect("JSON values serialise");
+        write.deliveries.push(EventDelivery {
+            event: Arc::new(InboxEvent {
+                event_id,
+                room_id: room.to_owned(),
+                sender: sender.to_owned(),
+                event_type: kind.to_owned(),
+                content,
+                origin_server_ts: ts,
+                json_members: Default::default(),
+            }),
+            recipients: agents.into_iter().map(|a| (a, false)).collect(),
+        });
+    }
+}
+
+/// The id of the item stating `fact`: the same fact, the same id.
+fn fact_id(fact: &[&str], thread: Option<&str>) -> String {
+    let mut hash = Sha256::new();
+    for part in fact.iter().copied().chain(thread) {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    format!("${}", hex::encode(hash.finalize()))
+}
+
+/// Whether an inbox item of this type is an ephemeral one (its id is not shown).
+pub fn is_ephemeral(kind: &str) -> bool {
+    kind == TYPING || kind == RECEIPT
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::{
+        config::InboundConfig,
+        ids::AgentSlug,
+        inbound::routing::{Pushed, Router},
+        store::{fingerprint::FingerprintKey, MembershipChange},
+    };
+
+    /// Agent `a` in `!r`; routes `ephemeral` with ephemeral events on or off.
+    struct Fixture {
+        dir: Directory,
+        ns: Namespaces,
+        key: FingerprintKey,
+        inbound: InboundConfig,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = Directory::default();
+            dir.apply(&MembershipChange {
+                slug: AgentSlug::parse("a").unwrap(),
+                room_id: "!r".try_into().unwrap(),
+                joined: true,
+            });
+            Self {
+                dir,
+                ns: Namespaces::new("hs".try_into().unwrap(), "agent-", "mosaic-", "bot"),
+                key: FingerprintKey::derive("test"),
+                inbound: InboundConfig::default(),
+            }
+        }
+
+        fn route(&self, ephemeral: &[Value], on: bool) -> Routed {
+            let raws: Vec<Box<RawValue>> = ephemeral
+                .iter()
+                .map(|v| serde_json::value::to_raw_value(v).unwrap())
+                .collect();
+            let refs: Vec<&RawValue> = raws.iter().map(|b| &**b).collect();
+            let router = Router {
+                key: &self.key,
+                ns: &self.ns,
+                directory: &self.dir,
+                inbound: &self.inbound,
+                receive_ephemeral: on,
+            };
+            router.route(Pushed {
+                txn_id: "t",
+                ephemeral: &refs,
+                ..Default::default()
+            })
+        }
+
+        /// Routes, then applies the typing sets as the after-commit step does; the items
+        /// as `(sender, content, recipients)`.
+        fn items(&self, ephemeral: &[Value]) -> Vec<(String, Value, Vec<String>)> {
+            let routed = self.route(ephemeral, true);
+            for t in routed.write.typing {
+                self.dir.set_typing(t);
+            }
+            let deliveries = routed.write.deliveries.into_iter();
+            deliveries
+                .map(|d| {
+                    let content = serde_json::from_str(d.event.content.get()).unwrap();
+                    let to = d.recipients.iter().map(|(s, _)| s.to_string()).collect();
+                    (d.event.sender.to_string(), content, to)
+                })
+                .collect()
+        }
+    }
+
+    fn typing(users: &[&str]) -> Value {
+        json!({"type": "m.typing", "room_id": "!r", "content": {"user_ids": users}})
+    }
+
+    /// Who started and who stopped, from the sets the homeserver sends; an agent hears
+    /// of others, never of itself; nothing without `receive_ephemeral`.
+    #[test]
+    fn typing_items_are_the_changes_of_others() {
+        let f = Fixture::new();
+        assert!(f
+            .route(&[typing(&["@h:hs"])], false)
+            .write
+            .deliveries
+            .is_empty());
+        let started = f.items(&[typing(&["@h:hs"])]);
+        let want = ("@h:hs".into(), json!({"typing": true}), vec!["a".into()]);
+        assert_eq!(started, [want]);
+        assert!(f.items(&[typing(&["@h:hs"])]).is_empty(), "no change");
+        // The agent itself starts: nobody else to tell.
+        assert!(f.items(&[typing(&["@h:hs", "@agent-a:hs"])]).is_empty());
+        // Two sets in one transaction: each compared with the one before.
+        let both = f.items(&[typing(&["@agent-a:hs"]), typing(&["@g:hs"])]);
+        let senders: Vec<(&str, bool)> = both
+            .iter()
+            .map(|(s, c, _)| (s.as_str(), c["typing"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(senders, [("@h:hs", false), ("@g:hs", true)]);
+        assert_eq!(f.dir.typing_in("!r".try_into().unwrap()), ["@g:hs"]);
+    }
+
+    /// Public receipts of others, one item per user and event, with the thread; private
+    /// receipts and the agent's own are not passed on; the same receipt keeps its id.
+    #[test]
+    fn receipts_of_others_are_items_with_a_stable_id() {
+        let f = Fixture::new();
+        let receipt = json!({"type": "m.receipt", "room_id": "!r", "content": {
+            "$e": {
+                "m.read": {"@h:hs": {"ts": 5, "thread_id": "$root"}, "@agent-a:hs": {"ts": 6}},
+                "m.read.private": {"@g:hs": {"ts": 7}},
+            }
+        }});
+        let items = f.items(std::slice::from_ref(&receipt));
+        let content = json!({"event_id": "$e", "receipt_type": "m.read", "thread_id": "$root"});
+        assert_eq!(items, [("@h:hs".into(), content, vec!["a".into()])]);
+        let id = |r: &Routed| r.write.deliveries[0].event.event_id.clone();
+        let first = f.route(std::slice::from_ref(&receipt), true);
+        assert_eq!(first.write.deliveries[0].event.origin_server_ts, 5);
+        assert_eq!(id(&first), id(&f.route(&[receipt], true)));
+    }
+
+    /// Malformed typing or receipts are skipped and counted; presence and events without
+    /// a type this daemon reads are ignored.
+    #[test]
+    fn malformed_ephemeral_events_are_skipped() {
+        let f = Fixture::new();
+        let routed = f.route(
+            &[
+                json!({"type": "m.typing", "room_id": "!r", "content": {"user_ids": "@h:hs"}}),
+                json!({"type": "m.receipt", "room_id": "not a room", "content": {}}),
+                json!({"type": "m.receipt", "room_id": "!r", "content": {"$e": 1}}),
+                json!({"type": "m.presence", "sender": "@h:hs", "content": {}}),
+                json!(["not", "an", "event"]),
+            ],
+            true,
+        );
+        assert_eq!(routed.skipped.of(SkipReason::BadContent), 2);
+        assert_eq!(routed.skipped.of(SkipReason::InvalidId), 1);
+        assert!(routed.write.deliveries.is_empty());
+        assert!(routed.write.typing.is_empty());
+    }
+}
