@@ -146,9 +146,14 @@ async fn restore_directory(app: &Arc<AppState>) -> Result<(), StoreError> {
     for room in &encrypted {
         app.directory.mark_encrypted(room);
     }
+    let upgrades = app.store.room_upgrades().await?;
+    for upgrade in &upgrades {
+        app.directory.record_upgrade(upgrade);
+    }
     tracing::info!(
         memberships = n,
         encrypted_rooms = encrypted.len(),
+        upgraded_rooms = upgrades.len(),
         "routing directory restored"
     );
     Ok(())

@@ -1,13 +1,13 @@
-//! A room read as an agent sees it, against a real Synapse (issue 18, item 6): history from
-//! before the agent joined where the room's history visibility allows it, paginated with
-//! the homeserver's tokens; the current state and the joined members; and nothing from a
-//! room the agent is not in.
+//! A room as an agent sees it, against a real Synapse: history from before the agent
+//! joined where the room's history visibility allows it, paginated with the homeserver's
+//! tokens; the current state and the joined members; nothing from a room the agent is not
+//! in; and a room upgrade, which the agent follows into the new room.
 
 pub mod support;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::stack_api::WAIT;
+use support::stack_api::{agent_state, seen, send, WAIT};
 use support::Stack;
 
 fn get(stack: &Stack, path: &str) -> (StatusCode, Value) {
@@ -101,6 +101,57 @@ fn an_agent_reads_history_state_and_members_of_its_room_and_nothing_of_others() 
         &format!("/bridge/v1/rooms/{room}/state?agent=nobody-here"),
     );
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+}
+
+/// A human upgrades a room the agent is in: the agent joins the new room by itself, its
+/// new messages to the old room's id go to the new one (and the answer says where), the
+/// new room's messages reach its inbox, and its state lists the new room.
+#[test]
+fn an_agent_follows_a_room_upgrade() {
+    let stack = Stack::shared();
+    let agent = support::unique("mover");
+    let user = stack.agent_user(&agent);
+    let alice = stack.human("alice");
+    let old = alice.create_room(json!({"preset": "public_chat", "name": "Before"}));
+    alice.invite(&old, &user);
+    support::wait_until(WAIT, "the agent joins", || {
+        (alice.membership(&old, &user).as_deref() == Some("join")).then_some(())
+    });
+    let body = json!({"new_version": "12"});
+    let upgraded = alice.call_ok(Method::POST, &["rooms", &old, "upgrade"], &[], Some(&body));
+    let new = upgraded["replacement_room"].as_str().unwrap().to_owned();
+    support::wait_until(WAIT, "the agent follows into the new room", || {
+        (alice.membership(&new, &user).as_deref() == Some("join")).then_some(())
+    });
+
+    let (status, answer) = stack.daemon.bridge_post(
+        "/bridge/v1/messages",
+        &json!({"agent": agent, "room_id": old, "body": "still here, in the new room"}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["room_id"], new.as_str(), "{answer}");
+    let event_id = answer["event_id"].as_str().unwrap();
+    assert_eq!(
+        seen(&alice, &new, event_id)["content"]["body"],
+        "still here, in the new room"
+    );
+
+    let hello = alice.send_text(&new, "welcome to the new room");
+    let inbox = stack.wait_inbox(&agent, &[hello], WAIT);
+    assert!(
+        inbox
+            .iter()
+            .any(|e| e["type"] == "m.room.tombstone" && e["room_id"] == old.as_str()),
+        "the agent was told of the upgrade"
+    );
+    let rooms = agent_state(stack, &agent)["joined_rooms"].clone();
+    assert!(
+        rooms.as_array().unwrap().iter().any(|r| r == new.as_str()),
+        "{rooms}"
+    );
+    // Sent straight to the new room: no `room_id` in the answer.
+    let direct = send(stack, &new, &agent, json!({"body": "direct"}));
+    seen(&alice, &new, &direct);
 }
 
 /// Percent-encodes a pagination token for a query string.

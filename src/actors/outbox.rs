@@ -1,5 +1,5 @@
 //! The effects outbox: what recorded transactions ask for (agents accepting invites,
-//! sender-bot joins, refused invites rejected) is stored in the transaction's own commit
+//! sender-bot joins, refused invites rejected, agents following a room upgrade) is stored in the transaction's own commit
 //! and carried out here until done, with backoff, also after a restart. An effect the
 //! homeserver refuses for good (a 4xx other than 429), or one still failing after
 //! [`MAX_ATTEMPTS`], is given up and counted as failed.
@@ -63,6 +63,8 @@ impl Outbox {
 
 /// A refused invite of an agent that joined meanwhile: nothing to do.
 const ALREADY_JOINED: &str = "already joined; refused invite ignored";
+/// An upgrade to follow by an agent no longer in the old room: nothing to do.
+const NOT_IN_OLD_ROOM: &str = "no longer in the upgraded room; not following";
 
 /// How one attempt ended.
 enum Attempt {
@@ -110,7 +112,7 @@ async fn carry_out(app: Arc<AppState>, pending: PendingEffect) {
         Attempt::Done(what) => {
             count(
                 kind,
-                if *what == ALREADY_JOINED {
+                if *what == ALREADY_JOINED || *what == NOT_IN_OLD_ROOM {
                     "ignored"
                 } else {
                     "done"
@@ -167,6 +169,7 @@ fn kind(effect: &Effect) -> &'static str {
     match effect {
         Effect::AcceptInvite { .. } => "accept_invite",
         Effect::BotJoin { .. } => "bot_join",
+        Effect::FollowUpgrade { .. } => "follow_upgrade",
         Effect::RejectInvite { .. } => "reject_invite",
     }
 }
@@ -213,6 +216,7 @@ async fn attempt(app: &AppState, effect: &Effect) -> Attempt {
             let join = JoinRoom {
                 room: room.clone(),
                 joining: Joining::ByItself,
+                via: None,
             };
             match addr.send(join).await {
                 Ok(Ok(())) => Attempt::Done("agent joined"),
@@ -220,7 +224,32 @@ async fn attempt(app: &AppState, effect: &Effect) -> Attempt {
                 Err(e) => from_agent(e.into()),
             }
         }
-        Effect::BotJoin { room } => match app.hs.join(app.ns.sender(), room).await {
+        Effect::FollowUpgrade {
+            slug,
+            from,
+            room,
+            via,
+        } => {
+            // An agent that left the old room meanwhile stays out of the new one.
+            if !app.directory.is_joined(from, slug) {
+                return Attempt::Done(NOT_IN_OLD_ROOM);
+            }
+            let addr = match app.agent(slug, Creation::Never).await {
+                Ok(addr) => addr,
+                Err(e) => return from_agent(e),
+            };
+            let join = JoinRoom {
+                room: room.clone(),
+                joining: Joining::ByItself,
+                via: Some(via.clone()),
+            };
+            match addr.send(join).await {
+                Ok(Ok(())) => Attempt::Done("agent followed the room upgrade"),
+                Ok(Err(e)) => from_agent(e),
+                Err(e) => from_agent(e.into()),
+            }
+        }
+        Effect::BotJoin { room } => match app.hs.join(app.ns.sender(), room, None).await {
             Ok(()) => Attempt::Done("sender bot joined"),
             Err(e) => from_homeserver(&e),
         },

@@ -68,6 +68,9 @@ impl CommitHook for AfterCommit {
                     for room in &txn.encrypted_rooms {
                         self.directory.mark_encrypted(room);
                     }
+                    for upgrade in &txn.upgrades {
+                        self.directory.record_upgrade(upgrade);
+                    }
                     for typing in txn.typing {
                         self.directory.set_typing(typing);
                     }

@@ -1,5 +1,5 @@
 //! The read-mostly routing directory shared across threads: which hosted agents are
-//! joined to which room, which rooms are encrypted, who types where, and each agent's
+//! joined to which room, which rooms are encrypted or upgraded, who types where, and each agent's
 //! display name (for mention detection). Read for
 //! every inbound event. Memberships have one writer, [`Directory::apply`], called by the
 //! after-commit step (for what the homeserver reported and for the agents' own joins and
@@ -11,8 +11,11 @@ use smallvec::SmallVec;
 
 use crate::{
     ids::AgentSlug,
-    store::{MembershipChange, RoomTyping},
+    store::{MembershipChange, RoomTyping, RoomUpgrade},
 };
+
+/// Most upgrades followed from one room to its newest replacement.
+const MAX_UPGRADES_FOLLOWED: usize = 16;
 
 /// Agents of one room; most rooms hold few agents.
 pub type RoomAgents = SmallVec<[AgentSlug; 4]>;
@@ -25,6 +28,8 @@ pub struct Directory {
     display_names: DashMap<AgentSlug, String>,
     /// Rooms known to be encrypted (recorded in the store first, like memberships).
     encrypted: DashSet<OwnedRoomId>,
+    /// Rooms replaced by an upgrade, with their replacement (recorded in the store first).
+    upgrades: DashMap<OwnedRoomId, OwnedRoomId>,
     /// Who types in each room where someone does, as the last recorded transaction said
     /// (memory only: typing lasts seconds).
     typing: DashMap<OwnedRoomId, Vec<OwnedUserId>>,
@@ -66,6 +71,27 @@ impl Directory {
         let mut rooms = self.rooms_of(slug);
         rooms.retain(|r| self.is_encrypted(r));
         rooms
+    }
+
+    /// Notes that `room` was replaced by `replacement`.
+    pub fn record_upgrade(&self, upgrade: &RoomUpgrade) {
+        let (room, replacement) = (&upgrade.room_id, &upgrade.replacement);
+        self.upgrades.insert(room.clone(), replacement.clone());
+    }
+
+    /// The newest room that replaced `room` through upgrades (following a chain of them),
+    /// when there is one.
+    pub fn replacement_of(&self, room: &RoomId) -> Option<OwnedRoomId> {
+        let mut newest: Option<OwnedRoomId> = None;
+        // A chain of upgrades is short; a cycle (only a homeserver's mistake) ends here.
+        for _ in 0..MAX_UPGRADES_FOLLOWED {
+            let from = newest.as_deref().unwrap_or(room);
+            match self.upgrades.get(from) {
+                Some(next) if *next != *room => newest = Some(next.clone()),
+                _ => break,
+            }
+        }
+        newest
     }
 
     /// The users typing in `room`, sorted.
@@ -186,5 +212,31 @@ mod tests {
         assert!(!d.is_joined(room, &a));
         assert!(d.apply(&change("b", false)));
         assert!(d.agents_in(room).is_empty());
+    }
+
+    /// Upgrades are followed to the newest room; a cycle ends, and a room never replaces
+    /// itself.
+    #[test]
+    fn the_newest_replacement_is_found_through_a_chain() {
+        let dir = Directory::default();
+        let up = |from: &str, to: &str| {
+            dir.record_upgrade(&RoomUpgrade {
+                room_id: from.try_into().unwrap(),
+                replacement: to.try_into().unwrap(),
+            });
+        };
+        let room = |r: &str| -> OwnedRoomId { r.try_into().unwrap() };
+        assert_eq!(dir.replacement_of(&room("!a")), None);
+        up("!a", "!b");
+        up("!b", "!c");
+        assert_eq!(dir.replacement_of(&room("!a")), Some(room("!c")));
+        assert_eq!(dir.replacement_of(&room("!b")), Some(room("!c")));
+        assert_eq!(dir.replacement_of(&room("!c")), None);
+        up("!c", "!a");
+        assert_eq!(dir.replacement_of(&room("!a")), Some(room("!c")));
+        up("!x", "!y");
+        up("!y", "!z");
+        up("!z", "!y");
+        assert!(dir.replacement_of(&room("!x")).is_some(), "a cycle ends");
     }
 }

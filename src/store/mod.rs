@@ -12,7 +12,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
+use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedServerName, OwnedUserId};
 use serde_json::value::RawValue;
 
 use self::fingerprint::TxnFingerprint;
@@ -107,6 +107,14 @@ pub enum Effect {
     AcceptInvite { slug: AgentSlug, room: OwnedRoomId },
     /// The sender bot was invited: it joins.
     BotJoin { room: OwnedRoomId },
+    /// `room` replaced `from` (an upgrade), where the agent is: it joins `room`, through
+    /// `via` (the server of the user who upgraded).
+    FollowUpgrade {
+        slug: AgentSlug,
+        from: OwnedRoomId,
+        room: OwnedRoomId,
+        via: OwnedServerName,
+    },
     /// An agent or the sender bot (`user`) was invited by someone `inbound.invite_allow`
     /// does not name: the invite is rejected at the homeserver.
     RejectInvite {
@@ -128,9 +136,18 @@ pub struct TransactionWrite {
     pub effects: Vec<Effect>,
     /// Rooms the transaction shows to be encrypted.
     pub encrypted_rooms: Vec<OwnedRoomId>,
+    /// Rooms the transaction shows to be replaced by an upgrade.
+    pub upgrades: Vec<RoomUpgrade>,
     /// Who types in a room once the transaction's typing events apply (not stored: the
     /// directory keeps it in memory, to tell who started and who stopped).
     pub typing: Vec<RoomTyping>,
+}
+
+/// A room replaced by another (`m.room.tombstone`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomUpgrade {
+    pub room_id: OwnedRoomId,
+    pub replacement: OwnedRoomId,
 }
 
 /// The users typing in a room.
@@ -298,6 +315,8 @@ pub trait Store: Commits {
     async fn memberships(&self) -> StoreResult<Vec<(AgentSlug, OwnedRoomId)>>;
     /// Every room known to be encrypted.
     async fn encrypted_rooms(&self) -> StoreResult<Vec<OwnedRoomId>>;
+    /// Every room known to be replaced by an upgrade.
+    async fn room_upgrades(&self) -> StoreResult<Vec<RoomUpgrade>>;
 
     /// The earlier send with this client key.
     async fn sent_event(&self, key: &SentKey) -> StoreResult<Option<SentRecord>>;

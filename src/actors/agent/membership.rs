@@ -2,10 +2,10 @@
 //! membership facts learnt from the homeserver. The facts themselves live in the
 //! directory; the actor only reacts to them.
 use actix::prelude::*;
-use ruma::OwnedRoomId;
+use ruma::{OwnedRoomId, OwnedServerName};
 
 use super::{
-    ready::{ready, Joining},
+    ready::{ready, Joining, RoomEntry},
     AgentActor,
 };
 use crate::actors::error::AgentResult;
@@ -18,6 +18,8 @@ pub struct JoinRoom {
     /// Accepted invites join by themselves (a refusal means the invite is gone);
     /// provisioning may have the sender bot invite.
     pub joining: Joining,
+    /// A server to join through (see [`RoomEntry::via`]).
+    pub via: Option<OwnedServerName>,
 }
 
 impl Handler<JoinRoom> for AgentActor {
@@ -27,8 +29,11 @@ impl Handler<JoinRoom> for AgentActor {
         let record = self.record();
         let user = self.user_id();
         let work = async move {
-            let room = Some((&*msg.room, msg.joining));
-            ready(&app, &record, &user, room).await
+            let entry = RoomEntry {
+                via: msg.via.as_deref(),
+                ..RoomEntry::new(&msg.room, msg.joining)
+            };
+            ready(&app, &record, &user, Some(entry)).await
         };
         Box::pin(work.into_actor(self).map(|res, act, _| {
             res?;

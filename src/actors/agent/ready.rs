@@ -4,7 +4,7 @@
 //! owner of membership facts); a join is recorded in the store, and the after-commit step
 //! gives it to the directory before the join's write returns.
 
-use ruma::{RoomId, UserId};
+use ruma::{RoomId, ServerName, UserId};
 
 use crate::{
     actors::{error::AgentResult, AppState},
@@ -25,20 +25,40 @@ pub enum Joining {
     SenderBotInvites,
 }
 
+/// A room an operation needs the agent in, and how it gets there.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomEntry<'a> {
+    pub room: &'a RoomId,
+    pub joining: Joining,
+    /// A server to join through, when the homeserver may not be in the room yet (a room
+    /// that replaced another, on the server that upgraded it).
+    pub via: Option<&'a ServerName>,
+}
+
+impl<'a> RoomEntry<'a> {
+    pub fn new(room: &'a RoomId, joining: Joining) -> Self {
+        Self {
+            room,
+            joining,
+            via: None,
+        }
+    }
+}
+
 /// Makes the agent ready: registered, and joined to `room` when one is given. On success
 /// the agent is registered (the caller records that in the actor).
 pub(super) async fn ready(
     app: &AppState,
     record: &AgentRecord,
     user: &UserId,
-    room: Option<(&RoomId, Joining)>,
+    room: Option<RoomEntry<'_>>,
 ) -> AgentResult<()> {
     if !record.registered {
         register(app, record).await?;
     }
     match room {
-        Some((room, joining)) if !app.directory.is_joined(room, &record.slug) => {
-            join(app, record, user, room, joining).await
+        Some(entry) if !app.directory.is_joined(entry.room, &record.slug) => {
+            join(app, record, user, entry).await
         }
         _ => Ok(()),
     }
@@ -65,11 +85,11 @@ async fn join(
     app: &AppState,
     record: &AgentRecord,
     user: &UserId,
-    room: &RoomId,
-    joining: Joining,
+    entry: RoomEntry<'_>,
 ) -> AgentResult<()> {
+    let RoomEntry { room, joining, via } = entry;
     let slug = &record.slug;
-    match app.hs.join(user, room).await {
+    match app.hs.join(user, room, via).await {
         Ok(()) => {}
         Err(e) if e.status() == Some(403) && joining == Joining::SenderBotInvites => {
             tracing::debug!(agent = %slug, room = %room, "join refused; inviting through the sender bot");
@@ -79,7 +99,7 @@ async fn join(
                     e
                 },
             )?;
-            app.hs.join(user, room).await?;
+            app.hs.join(user, room, via).await?;
         }
         Err(e) => return Err(e.into()),
     }

@@ -228,7 +228,7 @@ async fn deliver(
             }
             false => None,
         };
-        let into_room = (!act.leaves()).then_some((&*room, joining));
+        let into_room = (!act.leaves()).then(|| super::ready::RoomEntry::new(&room, joining));
         super::ready::ready(&app, &record, &user, into_room).await?;
         registered = true;
         // Known once the agent is in the room (joining learns it).

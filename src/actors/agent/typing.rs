@@ -98,7 +98,8 @@ impl Handler<SetTyping> for AgentActor {
         let key = room.clone();
         let joining = msg.joining;
         let work = async move {
-            super::ready::ready(&app, &record, &user, Some((&room, joining))).await?;
+            let entry = super::ready::RoomEntry::new(&room, joining);
+            super::ready::ready(&app, &record, &user, Some(entry)).await?;
             app.hs
                 .typing(&user, &room, true, timeout, app.config.hs_deadline())
                 .await?;

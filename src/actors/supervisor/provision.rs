@@ -164,6 +164,7 @@ pub async fn provision(
         let join = JoinRoom {
             room: room_id.clone(),
             joining: Joining::SenderBotInvites,
+            via: None,
         };
         let joined = app.ask(slug, join).await.and_then(|r| r);
         if let Err(e) = joined {

@@ -5,7 +5,7 @@
 //! `txn_id` with the same rules as messages.
 
 use actix_web::{web, HttpResponse};
-use ruma::{OwnedEventId, OwnedRoomId};
+use ruma::{OwnedEventId, OwnedRoomId, RoomId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -74,6 +74,15 @@ pub async fn act(
     Ok(app.ask(agent, act).await??)
 }
 
+/// The room new content of `agent` for `room` goes to when `room` was upgraded: its newest
+/// replacement, once the agent is in it (until then, the room named).
+pub fn upgraded_room(app: &AppState, agent: &AgentSlug, room: &RoomId) -> Option<OwnedRoomId> {
+    let replacement = app.directory.replacement_of(room)?;
+    app.directory
+        .is_joined(&replacement, agent)
+        .then_some(replacement)
+}
+
 /// The event an act made.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct EventAnswer {
@@ -82,6 +91,11 @@ pub(crate) struct EventAnswer {
     /// The request's `txn_id`, when it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     txn_id: Option<String>,
+    /// Present when the message went to the room that replaced the one named (the room
+    /// was upgraded, and the agent followed it there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::matrix::schema::RoomId>)]
+    room_id: Option<OwnedRoomId>,
 }
 
 impl EventAnswer {
@@ -89,7 +103,16 @@ impl EventAnswer {
         Ok(Self {
             event_id: sent.event_id.ok_or(ApiError::Internal)?,
             txn_id: sent.txn_id,
+            room_id: None,
         })
+    }
+
+    /// The answer of a message sent to `room`, the replacement of the room named.
+    pub fn moved_to(self, room: Option<OwnedRoomId>) -> Self {
+        Self {
+            room_id: room,
+            ..self
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::acts::{act, check_txn_id, EventAnswer};
+use super::acts::{act, check_txn_id, upgraded_room, EventAnswer};
 use crate::{
     actors::AppState,
     api::{
@@ -136,6 +136,8 @@ pub async fn send_message(
     } else {
         None
     };
+    // A new message that refers to no event of the room named follows the room's upgrade.
+    let related = req.edit_of.is_some() || req.reply_to.is_some() || req.thread_root.is_some();
     let message = RoomAct::Message(OutgoingMessage {
         body: req.body,
         msgtype: req.msgtype,
@@ -147,15 +149,11 @@ pub async fn send_message(
         media,
     });
     let clear = req.allow_unencrypted;
-    let sent = act(
-        &app,
-        &grant,
-        &req.agent,
-        req.room_id,
-        message,
-        req.txn_id,
-        clear,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?))
+    let moved = match related {
+        true => None,
+        false => upgraded_room(&app, &req.agent, &req.room_id),
+    };
+    let room = moved.clone().unwrap_or(req.room_id);
+    let sent = act(&app, &grant, &req.agent, room, message, req.txn_id, clear).await?;
+    Ok(HttpResponse::Ok().json(EventAnswer::of(sent)?.moved_to(moved)))
 }

@@ -7,7 +7,7 @@ use ruma::OwnedRoomId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{require_homeserver, Empty};
+use super::{acts::upgraded_room, require_homeserver, Empty};
 use crate::{
     actors::{agent::SetTyping, error::AgentError, AppState, Creation},
     api::{
@@ -61,8 +61,9 @@ pub async fn set_typing(
         }
     }
     require_homeserver(&app)?;
+    let moved = upgraded_room(&app, &req.agent, &req.room_id);
     let typing = SetTyping {
-        room: req.room_id,
+        room: moved.unwrap_or(req.room_id),
         typing: req.typing,
         duration: req.timeout_ms.map(Duration::from_millis),
         joining: grant.joining(&req.agent),

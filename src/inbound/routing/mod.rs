@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 pub mod ephemeral;
 mod mentions;
 mod skip;
+mod tombstone;
 
 use self::mentions::Mentioned;
 pub use self::skip::{SkipReason, Skipped};
@@ -43,6 +44,8 @@ const DELIVERED_TYPES: &[&str] = &[
     // Delivered (marked `encrypted`) rather than dropped: an agent that cannot decrypt
     // still knows that it was spoken to.
     "m.room.encrypted",
+    // The agents also follow it into the new room (`tombstone`).
+    "m.room.tombstone",
 ];
 
 /// A routed transaction: what to write (with what to do once it is recorded).
@@ -193,7 +196,12 @@ impl Router<'_> {
             }
             if ev.kind == "m.room.member" {
                 member_event(txn_id, &ev, ns, self.inbound, &mut routed);
-            } else if DELIVERED_TYPES.contains(&ev.kind) {
+                continue;
+            }
+            if ev.kind == tombstone::TOMBSTONE {
+                tombstone::tombstone(txn_id, &ev, directory, &mut routed);
+            }
+            if DELIVERED_TYPES.contains(&ev.kind) {
                 deliver(&ev, ns, directory, &mut routed);
             }
         }

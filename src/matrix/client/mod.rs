@@ -11,7 +11,7 @@ use std::{
 };
 
 use http::{header::HeaderValue, Method, Uri};
-use ruma::{OwnedEventId, RoomId, UserId};
+use ruma::{OwnedEventId, RoomId, ServerName, UserId};
 use secrecy::ExposeSecret;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
@@ -257,9 +257,19 @@ impl HomeserverClient {
         }
     }
 
-    /// Joins `room` as `user`.
-    pub async fn join(&self, user: &UserId, room: &RoomId) -> Result<(), HomeserverError> {
-        let url = self.url(&["v3", "join", room.as_str()], Some(user));
+    /// Joins `room` as `user`, through `via` when given (needed when this homeserver is
+    /// not in the room yet: a room id names no server).
+    pub async fn join(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        via: Option<&ServerName>,
+    ) -> Result<(), HomeserverError> {
+        let segments = ["v3", "join", room.as_str()];
+        let url = match via {
+            Some(server) => self.url_with(&segments, Some(user), &[("via", server.as_str())]),
+            None => self.url(&segments, Some(user)),
+        };
         self.call::<RoomIdAnswer>(
             "join",
             Method::POST,

@@ -75,6 +75,9 @@ const INSERT_SENT: &str = "INSERT INTO sent \
     WHERE true ON CONFLICT DO NOTHING";
 const INSERT_EFFECTS: &str = "INSERT INTO effects (effect, attempts, not_before, created_at) \
     SELECT j.value->>0, 0, n.now, n.now FROM (SELECT ? AS now) n, json_each(?) j";
+const UPSERT_UPGRADES: &str = "INSERT INTO room_upgrades (room_id, replacement, seen_at) \
+    SELECT value->>0, value->>1, ? FROM json_each(?) WHERE true \
+    ON CONFLICT (room_id) DO UPDATE SET replacement = excluded.replacement";
 const INSERT_ENCRYPTED: &str = "INSERT INTO encrypted_rooms (room_id, seen_at) \
     SELECT value->>0, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
 /// What goes with a deleted agent, one statement per table (the floor after the inbox,
@@ -157,6 +160,7 @@ pub(super) async fn write_batch(
     let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
     let mut effect_rows: Vec<(String,)> = Vec::new();
     let mut encrypted: LastWrite<&str, ()> = LastWrite::default();
+    let mut upgrades: LastWrite<&str, &str> = LastWrite::default();
     let mut deleted: Vec<&str> = Vec::new();
     for op in batch {
         let outcome = match op {
@@ -186,6 +190,9 @@ pub(super) async fn write_batch(
                 }
                 for room in &t.encrypted_rooms {
                     encrypted.set(room.as_str(), ());
+                }
+                for u in &t.upgrades {
+                    upgrades.set(u.room_id.as_str(), u.replacement.as_str());
                 }
                 let mut per_event = Vec::with_capacity(t.deliveries.len());
                 for d in &t.deliveries {
@@ -308,6 +315,7 @@ pub(super) async fn write_batch(
     w.rows(UPSERT_ROOMS, Some(now), &rooms)?;
     let encrypted: Vec<_> = encrypted.0.iter().map(|(room, ())| (*room,)).collect();
     w.rows(INSERT_ENCRYPTED, Some(now), &encrypted)?;
+    w.rows(UPSERT_UPGRADES, Some(now), &upgrades.0)?;
     w.sql.push_str("COMMIT");
     sqlx::query_with(&w.sql, w.args).execute(&mut *conn).await?;
     Ok(outcomes)

@@ -25,8 +25,8 @@ use tokio::sync::Mutex;
 use self::wal_sync::WalSync;
 use super::{
     now_s, AgentRecord, Commits, InboxEntry, InboxEvent, PendingEffect, ProvisionKey,
-    RequestDigest, Retention, SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp,
-    WriteOutcome,
+    RequestDigest, Retention, RoomUpgrade, SentKey, SentRecord, Store, StoreError, StoreResult,
+    WriteOp, WriteOutcome,
 };
 use crate::{
     config::SyncMode,
@@ -227,6 +227,23 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn room_upgrades(&self) -> StoreResult<Vec<RoomUpgrade>> {
+        let rows = sqlx::query("SELECT room_id, replacement FROM room_upgrades")
+            .fetch_all(&self.pool)
+            .await?;
+        let room = |id: String| {
+            OwnedRoomId::try_from(id).map_err(|e| StoreError::Corrupt(format!("room id: {e}")))
+        };
+        rows.into_iter()
+            .map(|r| {
+                Ok(RoomUpgrade {
+                    room_id: room(r.get(0))?,
+                    replacement: room(r.get(1))?,
+                })
+            })
+            .collect()
+    }
+
     async fn encrypted_rooms(&self) -> StoreResult<Vec<OwnedRoomId>> {
         let rooms: Vec<String> = sqlx::query_scalar("SELECT room_id FROM encrypted_rooms")
             .fetch_all(&self.pool)
@@ -387,6 +404,8 @@ mod tests;
 mod tests_dedupe;
 #[cfg(test)]
 mod tests_retention;
+#[cfg(test)]
+mod tests_rooms;
 #[cfg(test)]
 mod tests_tokens;
 #[cfg(test)]

@@ -362,20 +362,3 @@ async fn commits_are_synced_as_configured() {
         s.make_durable().await.unwrap();
     }
 }
-
-#[tokio::test]
-async fn encrypted_rooms_are_kept_once_from_transactions_and_joins() {
-    let (_dir, s) = store().await;
-    let mut t = txn("t-enc", vec![]);
-    t.encrypted_rooms = vec!["!a".try_into().unwrap(), "!b".try_into().unwrap()];
-    commit(&s, vec![t]).await;
-    s.apply(&[
-        WriteOp::RoomEncrypted("!b".try_into().unwrap()),
-        WriteOp::RoomEncrypted("!c".try_into().unwrap()),
-    ])
-    .await
-    .unwrap();
-    let mut rooms = s.encrypted_rooms().await.unwrap();
-    rooms.sort();
-    assert_eq!(rooms, ["!a", "!b", "!c"]);
-}
