@@ -265,11 +265,8 @@ impl HomeserverClient {
         room: &RoomId,
         via: Option<&ServerName>,
     ) -> Result<(), HomeserverError> {
-        let segments = ["v3", "join", room.as_str()];
-        let url = match via {
-            Some(server) => self.url_with(&segments, Some(user), &[("via", server.as_str())]),
-            None => self.url(&segments, Some(user)),
-        };
+        let via: Vec<_> = via.iter().map(|s| ("via", s.as_str())).collect();
+        let url = self.url_with(&["v3", "join", room.as_str()], Some(user), &via);
         self.call::<RoomIdAnswer>(
             "join",
             Method::POST,

@@ -14,8 +14,7 @@
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
-use serde_json::value::RawValue;
+use ruma::{OwnedEventId, OwnedRoomId};
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     ConnectOptions, Row, SqlitePool,
@@ -24,9 +23,8 @@ use tokio::sync::Mutex;
 
 use self::wal_sync::WalSync;
 use super::{
-    now_s, AgentRecord, Commits, InboxEntry, InboxEvent, PendingEffect, ProvisionKey,
-    RequestDigest, Retention, RoomUpgrade, SentKey, SentRecord, Store, StoreError, StoreResult,
-    WriteOp, WriteOutcome,
+    now_s, AgentRecord, Commits, InboxEntry, PendingEffect, ProvisionKey, RequestDigest, Retention,
+    RoomUpgrade, SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
 };
 use crate::{
     config::SyncMode,
@@ -284,61 +282,15 @@ impl Store for SqliteStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<InboxEntry>> {
-        let rows = sqlx::query(
-            "SELECT i.seq, e.room_id, e.event_id, e.sender, e.event_type, e.content, e.origin_server_ts, i.mentioned \
-             FROM inbox i JOIN events e ON e.id = i.event_ref \
-             WHERE i.slug = ? AND i.seq > ? ORDER BY i.seq LIMIT ?",
-        )
-        .bind(slug.as_str())
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-                    StoreError::Corrupt(format!("inbox {what}: {e}"))
-                };
-                let event = InboxEvent {
-                    room_id: OwnedRoomId::try_from(r.get::<String, _>(1))
-                        .map_err(|e| corrupt("room id", &e))?,
-                    event_id: OwnedEventId::try_from(r.get::<String, _>(2))
-                        .map_err(|e| corrupt("event id", &e))?,
-                    sender: OwnedUserId::try_from(r.get::<String, _>(3))
-                        .map_err(|e| corrupt("sender", &e))?,
-                    event_type: r.get(4),
-                    content: RawValue::from_string(r.get(5))
-                        .map_err(|e| corrupt("event content", &e))?,
-                    origin_server_ts: r.get(6),
-                    json_members: Default::default(),
-                };
-                Ok(InboxEntry {
-                    cursor: r.get(0),
-                    mentioned: r.get::<bool, _>(7),
-                    event: Arc::new(event),
-                })
-            })
-            .collect()
+        inbox::read_inbox(&self.pool, slug, after, limit).await
     }
 
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64> {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(c) FROM (SELECT MAX(seq) AS c FROM inbox WHERE slug = ?1 \
-             UNION ALL SELECT pruned_through FROM inbox_floors WHERE slug = ?1)",
-        )
-        .bind(slug.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(seq.unwrap_or(0))
+        inbox::latest_cursor(&self.pool, slug).await
     }
 
     async fn inbox_floor(&self, slug: &AgentSlug) -> StoreResult<i64> {
-        let floor: Option<i64> =
-            sqlx::query_scalar("SELECT pruned_through FROM inbox_floors WHERE slug = ?")
-                .bind(slug.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(floor.unwrap_or(0))
+        inbox::inbox_floor(&self.pool, slug).await
     }
 
     async fn prune(&self, keep: &Retention) -> StoreResult<u64> {
@@ -396,6 +348,7 @@ impl Store for SqliteStore {
 mod batch;
 mod checkpoint;
 mod effects;
+mod inbox;
 mod keys;
 mod retention;
 #[cfg(test)]

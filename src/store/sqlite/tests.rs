@@ -8,6 +8,7 @@ use crate::store::{
     fingerprint::{FingerprintBuilder, FingerprintKey},
     EventDelivery, InboxEvent, MembershipChange, RoomRecord, TransactionOutcome, TransactionWrite,
 };
+use serde_json::value::RawValue;
 
 pub(super) async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::tests::{commit, txn};
 use super::*;
 use crate::store::{EventDelivery, InboxEvent};
+use serde_json::value::RawValue;
 
 const MARKER: &str = "retained-secret-7f3a";
 

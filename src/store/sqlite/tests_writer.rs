@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::tests::{commit, delivery, recorded, reused, sent_key, slug, store, txn};
 use super::*;
 use crate::store::{AgentRecord, RequestDigest, TransactionOutcome};
+use serde_json::value::RawValue;
 
 #[tokio::test]
 async fn a_big_batch_is_written_whole() {
