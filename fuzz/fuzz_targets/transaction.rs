@@ -12,7 +12,7 @@ use mosaic_as::{
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
     inbound::{
-        routing::{ephemeral::is_ephemeral, Pushed, Router},
+        routing::{Pushed, Router},
         Directory,
     },
     store::{fingerprint::FingerprintKey, Effect, MembershipChange},
@@ -81,9 +81,7 @@ fuzz_target!(|data: &[u8]| {
     let items = txn.events.len() + ephemeral.len();
     assert!(routed.skipped.total() <= items);
     let events = w.deliveries.iter();
-    let room_events = events
-        .filter(|d| !is_ephemeral(&d.event.event_type))
-        .count();
+    let room_events = events.filter(|d| !d.event.is_ephemeral()).count();
     assert!(room_events + routed.skipped.total() <= items);
     for d in &w.deliveries {
         // The store keeps content as an object's JSON text, and ids in NUL-terminated

@@ -13,7 +13,6 @@ use serde_json::value::RawValue;
 use super::{slots::Slot, tail::InboxTail};
 use crate::{
     ids::AgentSlug,
-    inbound::routing::ephemeral,
     store::{InboxEntry, InboxEvent, Store, StoreResult},
 };
 
@@ -109,7 +108,7 @@ fn shared_members(ev: &InboxEvent) -> &str {
     ev.json_members.get_or_init(|| {
         let mut json = serde_json::to_string(&SharedMembers {
             room_id: ev.room_id.as_str(),
-            event_id: (!ephemeral::is_ephemeral(&ev.event_type)).then_some(ev.event_id.as_str()),
+            event_id: (!ev.is_ephemeral()).then_some(ev.event_id.as_str()),
             sender: ev.sender.as_str(),
             kind: &ev.event_type,
             content: &ev.content,

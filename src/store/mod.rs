@@ -75,6 +75,20 @@ pub struct InboxEvent {
     pub json_members: OnceLock<Box<str>>,
 }
 
+/// Inbox item type of a read receipt.
+pub const RECEIPT_ITEM: &str = "m.receipt";
+/// Inbox item type of a typing change.
+pub const TYPING_ITEM: &str = "m.typing";
+
+impl InboxEvent {
+    /// Whether the item is a receipt or typing change: an ephemeral event, stored under an
+    /// id of the daemon's own that the bridge API does not show. (Room events of these
+    /// types are never delivered.)
+    pub fn is_ephemeral(&self) -> bool {
+        self.event_type == RECEIPT_ITEM || self.event_type == TYPING_ITEM
+    }
+}
+
 /// One entry of one agent's inbox.
 #[derive(Debug, Clone)]
 pub struct InboxEntry {

@@ -24,13 +24,11 @@ use super::{agents_in, Routed, SkipReason};
 use crate::{
     ids::Namespaces,
     inbound::directory::Directory,
-    store::{EventDelivery, InboxEvent, RoomTyping},
+    store::{
+        EventDelivery, InboxEvent, RoomTyping, RECEIPT_ITEM as RECEIPT, TYPING_ITEM as TYPING,
+    },
 };
 
-/// Inbox item type of a receipt.
-pub const RECEIPT: &str = "m.receipt";
-/// Inbox item type of a typing change.
-pub const TYPING: &str = "m.typing";
 /// Receipts only their own user may see.
 const PRIVATE_RECEIPT: &str = "m.read.private";
 
@@ -202,11 +200,6 @@ fn fact_id(fact: &[&str], thread: Option<&str>) -> String {
         hash.update([0]);
     }
     format!("${}", hex::encode(hash.finalize()))
-}
-
-/// Whether an inbox item of this type is an ephemeral one (its id is not shown).
-pub fn is_ephemeral(kind: &str) -> bool {
-    kind == TYPING || kind == RECEIPT
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use ruma::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-pub mod ephemeral;
+mod ephemeral;
 mod mentions;
 mod skip;
 mod tombstone;
