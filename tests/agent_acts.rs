@@ -150,7 +150,7 @@ fn bad_acts_are_refused_and_nothing_is_sent() {
 }
 
 #[test]
-fn reactions_and_redactions_retried_after_a_restart_happen_once() {
+fn reactions_redactions_and_custom_events_retried_after_a_restart_happen_once() {
     let (mock, mut daemon) =
         support::mock_hs::MockHs::with_daemon("acts-restart", support::DaemonOptions::default());
     let room = "!restarted:hs.local";
@@ -164,11 +164,19 @@ fn reactions_and_redactions_retried_after_a_restart_happen_once() {
     };
     let reacted = post(&daemon, "reactions", &reaction);
     let redacted = post(&daemon, "redactions", &redaction);
+    let custom = json!({"agent": "a", "room_id": room, "type": "org.example.task",
+                        "content": {"title": "ship"}, "txn_id": "k3"});
+    let customised = post(&daemon, "events", &custom);
     daemon.restart();
     daemon.wait_ready(std::time::Duration::from_secs(20));
     assert_eq!(post(&daemon, "reactions", &reaction), reacted);
     assert_eq!(post(&daemon, "redactions", &redaction), redacted);
-    assert_eq!(mock.count(Endpoint::Send), 1, "one reaction sent");
+    assert_eq!(post(&daemon, "events", &custom), customised);
+    assert_eq!(
+        mock.count(Endpoint::Send),
+        2,
+        "one reaction and one custom event sent"
+    );
     assert_eq!(mock.count(Endpoint::Redact), 1, "one redaction sent");
     // The keys name their first requests, also after the restart.
     let mut other = reaction.clone();

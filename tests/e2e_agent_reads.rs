@@ -104,7 +104,8 @@ fn an_agent_reads_history_state_and_members_of_its_room_and_nothing_of_others() 
 }
 
 /// A human upgrades a room the agent is in: the agent joins the new room by itself, its
-/// new messages to the old room's id go to the new one (and the answer says where), the
+/// new messages to the old room's id go to the new one (and the answer says where; the old
+/// room's power levels would refuse them), the
 /// new room's messages reach its inbox, and its state lists the new room.
 #[test]
 fn an_agent_follows_a_room_upgrade() {

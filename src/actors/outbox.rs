@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use ruma::{RoomId, ServerName};
 use tokio::sync::{Mutex, Notify};
 
 use super::{
@@ -21,6 +22,7 @@ use super::{
     AppState, Creation,
 };
 use crate::{
+    ids::AgentSlug,
     matrix::HomeserverError,
     metrics::METRICS,
     store::{now_s, Effect, PendingEffect},
@@ -205,24 +207,37 @@ fn from_agent(e: AgentError) -> Attempt {
     }
 }
 
+/// The agent joins `room` by itself (through `via` when given): `None` once it has, else
+/// how the attempt failed.
+async fn agent_joins(
+    app: &AppState,
+    slug: &AgentSlug,
+    creation: Creation,
+    room: &RoomId,
+    via: Option<&ServerName>,
+) -> Option<Attempt> {
+    let addr = match app.agent(slug, creation).await {
+        Ok(addr) => addr,
+        Err(e) => return Some(from_agent(e)),
+    };
+    let join = JoinRoom {
+        room: room.to_owned(),
+        joining: Joining::ByItself,
+        via: via.map(ToOwned::to_owned),
+    };
+    match addr.send(join).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(from_agent(e)),
+        Err(e) => Some(from_agent(e.into())),
+    }
+}
+
 async fn attempt(app: &AppState, effect: &Effect) -> Attempt {
     match effect {
+        // An invited agent comes into being only under limits.max_agents.
         Effect::AcceptInvite { slug, room } => {
-            // An invited agent comes into being only under limits.max_agents.
-            let addr = match app.agent(slug, Creation::Allowed).await {
-                Ok(addr) => addr,
-                Err(e) => return from_agent(e),
-            };
-            let join = JoinRoom {
-                room: room.clone(),
-                joining: Joining::ByItself,
-                via: None,
-            };
-            match addr.send(join).await {
-                Ok(Ok(())) => Attempt::Done("agent joined"),
-                Ok(Err(e)) => from_agent(e),
-                Err(e) => from_agent(e.into()),
-            }
+            let joined = agent_joins(app, slug, Creation::Allowed, room, None).await;
+            joined.unwrap_or(Attempt::Done("agent joined"))
         }
         Effect::FollowUpgrade {
             slug,
@@ -234,20 +249,8 @@ async fn attempt(app: &AppState, effect: &Effect) -> Attempt {
             if !app.directory.is_joined(from, slug) {
                 return Attempt::Done(NOT_IN_OLD_ROOM);
             }
-            let addr = match app.agent(slug, Creation::Never).await {
-                Ok(addr) => addr,
-                Err(e) => return from_agent(e),
-            };
-            let join = JoinRoom {
-                room: room.clone(),
-                joining: Joining::ByItself,
-                via: Some(via.clone()),
-            };
-            match addr.send(join).await {
-                Ok(Ok(())) => Attempt::Done("agent followed the room upgrade"),
-                Ok(Err(e)) => from_agent(e),
-                Err(e) => from_agent(e.into()),
-            }
+            let joined = agent_joins(app, slug, Creation::Never, room, Some(via)).await;
+            joined.unwrap_or(Attempt::Done("agent followed the room upgrade"))
         }
         Effect::BotJoin { room } => match app.hs.join(app.ns.sender(), room, None).await {
             Ok(()) => Attempt::Done("sender bot joined"),

@@ -74,13 +74,11 @@ pub async fn act(
     Ok(app.ask(agent, act).await??)
 }
 
-/// The room new content of `agent` for `room` goes to when `room` was upgraded: its newest
-/// replacement, once the agent is in it (until then, the room named).
-pub fn upgraded_room(app: &AppState, agent: &AgentSlug, room: &RoomId) -> Option<OwnedRoomId> {
-    let replacement = app.directory.replacement_of(room)?;
-    app.directory
-        .is_joined(&replacement, agent)
-        .then_some(replacement)
+/// The room new content for `room` goes to when `room` was upgraded: its newest
+/// replacement (an upgraded room's power levels no longer let agents speak there; an agent
+/// not yet in the replacement joins it as for any room).
+pub fn upgraded_room(app: &AppState, room: &RoomId) -> Option<OwnedRoomId> {
+    app.directory.replacement_of(room)
 }
 
 /// The event an act made.
@@ -92,7 +90,7 @@ pub(crate) struct EventAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     txn_id: Option<String>,
     /// Present when the message went to the room that replaced the one named (the room
-    /// was upgraded, and the agent followed it there).
+    /// was upgraded).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::matrix::schema::RoomId>)]
     room_id: Option<OwnedRoomId>,

@@ -151,7 +151,7 @@ pub async fn send_message(
     let clear = req.allow_unencrypted;
     let moved = match related {
         true => None,
-        false => upgraded_room(&app, &req.agent, &req.room_id),
+        false => upgraded_room(&app, &req.room_id),
     };
     let room = moved.clone().unwrap_or(req.room_id);
     let sent = act(&app, &grant, &req.agent, room, message, req.txn_id, clear).await?;

@@ -61,7 +61,7 @@ pub async fn set_typing(
         }
     }
     require_homeserver(&app)?;
-    let moved = upgraded_room(&app, &req.agent, &req.room_id);
+    let moved = upgraded_room(&app, &req.room_id);
     let typing = SetTyping {
         room: moved.unwrap_or(req.room_id),
         typing: req.typing,

@@ -1,6 +1,6 @@
 //! Room upgrades: an `m.room.tombstone` (state key `""`) in a room with agents names the
-//! room that replaces it. The transaction records the upgrade (the directory sends the
-//! agents' new messages there once they are in it) and, for each agent in the old room,
+//! room that replaces it. The transaction records the upgrade (the directory then sends
+//! new messages for the old room to the new one) and, for each agent in the old room,
 //! the effect of joining the new one through the server of the user who upgraded.
 
 use ruma::OwnedRoomId;
