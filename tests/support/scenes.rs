@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use super::{wait_until, Human, Stack};
 
 impl Stack {
-    /// A room created by a new human who invites `agents`; answers once all have joined.
+    /// A room created by a new human who invites `agents`; answers once all have joined,
+    /// as the human sees it and as the daemon has recorded it (the homeserver shows a join
+    /// a moment before the daemon's join call returns and records it).
     pub fn room_with_agents(&self, agents: &[&str], timeout: Duration) -> (Human, String) {
         let alice = self.human("alice");
         let room = alice.create_room(json!({"preset": "private_chat", "name": "Agents"}));
@@ -21,6 +23,15 @@ impl Stack {
             wait_until(timeout, &format!("{user} joins"), || {
                 (alice.membership(&room, &user).as_deref() == Some("join")).then_some(())
             });
+            wait_until(
+                timeout,
+                &format!("the daemon records {user}'s join"),
+                || {
+                    let path = format!("/bridge/v1/agents/{agent}");
+                    let (_, state) = self.daemon.bridge_get(&path);
+                    super::json_list_contains(&state["joined_rooms"], &room).then_some(())
+                },
+            );
         }
         (alice, room)
     }
