@@ -1,8 +1,10 @@
 //! Durable state behind a small trait: handled transactions, agents and their memberships,
 //! inboxes, the idempotent-send map, provisioned rooms, issued bridge tokens. [`sqlite`] is the embedded default;
-//! [`writer`] batches inbound transactions into group commits.
+//! [`writer`] batches inbound transactions into group commits; what a batch of writes does
+//! is decided once, for any backend, by `plan`.
 
 pub mod fingerprint;
+mod plan;
 pub mod sqlite;
 mod transaction;
 pub mod writer;
