@@ -10,6 +10,8 @@ pub mod fingerprint;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod tests;
 mod transaction;
 pub mod writer;
 

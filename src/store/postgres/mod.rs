@@ -83,6 +83,12 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// The pool, for tests that look at rows directly.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 /// A text column kept as BYTEA (see the migration), read back.
@@ -240,4 +246,6 @@ mod inbox;
 mod keys;
 mod reads;
 mod retention;
+#[cfg(test)]
+mod tests;
 mod tokens;
