@@ -1,6 +1,6 @@
 //! The PostgreSQL store (sqlx): a pool of connections for reads and writes alike, the
 //! schema of `migrations/postgres` applied at open (under sqlx's migration lock, so several
-//! daemons may start at once).
+//! daemons may start at once). The database itself must exist.
 //!
 //! A group commit ([`batch`]) is one database transaction of a few statements, its rows
 //! passed as arrays (`UNNEST`) to statements whose text never changes. Unlike the SQLite
@@ -24,7 +24,7 @@ use std::{str::FromStr, time::Duration};
 use async_trait::async_trait;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
-    Executor, PgPool,
+    Connection, Executor, PgConnection, PgPool,
 };
 
 use super::{
@@ -59,6 +59,14 @@ impl PgStore {
         if sync == SyncMode::Normal {
             options = options.options([("synchronous_commit", "off")]);
         }
+        // One connection first, for the migrations: a server that cannot be reached, or
+        // refuses the role or the database, says so here (the pool would only say that it
+        // timed out waiting for a connection).
+        let mut first = PgConnection::connect_with(&options).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut first)
+            .await?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(1)
@@ -80,7 +88,6 @@ impl PgStore {
             })
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
 

@@ -41,7 +41,8 @@ async fn sessions_commit_as_durably_as_configured() {
     full.make_durable().await.unwrap();
 }
 
-/// A store that cannot connect says why without the URL (it may hold a password).
+/// A store that cannot connect says why at once, without the URL (it may hold a
+/// password).
 #[tokio::test]
 async fn a_failed_open_does_not_show_the_password() {
     let err = PgStore::open("postgres://someone:hunter2@127.0.0.1:1/x", SyncMode::Full)
@@ -50,6 +51,10 @@ async fn a_failed_open_does_not_show_the_password() {
         .expect("nothing listens on port 1");
     let text = format!("{err} {err:?}");
     assert!(!text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains("refused"),
+        "the reason, not a pool timeout: {text}"
+    );
 }
 
 /// Two daemons on one database receive the same transactions at the same moment: each
