@@ -9,8 +9,9 @@
 //!   decision under a call's deadline), the homeserver's readiness, message content, what
 //!   an agent does in a room as Matrix requests, reads and uploads as an agent, the
 //!   registration file.
-//! - [`store`]: the durable state trait, the SQLite backend, the group-commit writer, and
-//!   the fingerprint that tells a homeserver retry from a reused transaction id.
+//! - [`store`]: the durable state trait, its SQLite and PostgreSQL backends (one plan of
+//!   what a batch of writes does, shared by both), the group-commit writer, and the
+//!   fingerprint that tells a homeserver retry from a reused transaction id.
 //! - [`inbound`]: what the homeserver pushes: routing, the membership directory, and the
 //!   one after-commit step that applies a committed transaction's consequences.
 //! - [`inbox`]: agents' inboxes as readers see them: in-memory tails, long-poll and SSE

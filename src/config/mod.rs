@@ -113,7 +113,8 @@ pub struct AppserviceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://path/to/file.db` (the embedded store, the only one built in so far).
+    /// `sqlite://path/to/file.db` (the embedded store), or `postgres://user@host/database`
+    /// (`postgresql://` too; PostgreSQL's URL options apply).
     #[serde(default = "defaults::store_url")]
     pub url: String,
     /// When a commit counts as done: `full` (on disk, fsync, before the homeserver is

@@ -63,14 +63,24 @@ fn empty_bridge_tokens_disable_the_bridge() {
 #[test]
 fn a_store_url_without_backend_is_refused() {
     let env = [(ENV_AS_TOKEN, A), (ENV_HS_TOKEN, H), (ENV_BRIDGE_TOKENS, B)];
-    for url in ["postgres://u:secret@db/mosaic", "mysql://db", "/no/scheme"] {
+    for url in [
+        "mysql://u:secret@db/mosaic",
+        "/no/scheme",
+        "u:secret@db/mosaic",
+    ] {
         let f = write(&format!("{GOOD}[store]\nurl = \"{url}\"\n"));
         let err = Config::load(f.path(), &env).unwrap_err().to_string();
         assert!(err.contains("store.url"), "{err}");
         assert!(!err.contains("secret"), "{err}");
     }
-    let f = write(&format!("{GOOD}[store]\nurl = \"sqlite://x.db\"\n"));
-    assert!(Config::load(f.path(), &env).is_ok());
+    for url in [
+        "sqlite://x.db",
+        "postgres://u:secret@db/mosaic",
+        "postgresql://db/mosaic",
+    ] {
+        let f = write(&format!("{GOOD}[store]\nurl = \"{url}\"\n"));
+        assert!(Config::load(f.path(), &env).is_ok(), "{url}");
+    }
 }
 
 #[test]

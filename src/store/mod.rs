@@ -1,9 +1,17 @@
 //! Durable state behind a small trait: handled transactions, agents and their memberships,
-//! inboxes, the idempotent-send map, provisioned rooms, issued bridge tokens. [`sqlite`] is the embedded default;
+//! inboxes, the idempotent-send map, provisioned rooms, issued bridge tokens. Two backends,
+//! chosen by `store.url`: [`sqlite`] (`sqlite:`), the embedded default, and [`postgres`]
+//! (`postgres://` or `postgresql://`), a server several daemons could share. Both decide
+//! what a batch of writes does through one plan (`plan`), so they give the same outcomes;
 //! [`writer`] batches inbound transactions into group commits.
 
+mod backend;
 pub mod fingerprint;
+mod plan;
+pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod tests;
 mod transaction;
 pub mod writer;
 
@@ -16,9 +24,9 @@ use async_trait::async_trait;
 use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 
+pub use self::backend::{check_url, open};
 pub use self::transaction::{Effect, MembershipChange, RoomTyping, RoomUpgrade, TransactionWrite};
 use crate::{
-    config::SyncMode,
     ids::AgentSlug,
     tokens::{
         issued::{TokenId, TokenRecord},
@@ -342,32 +350,6 @@ impl Retention {
             keys_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
-}
-
-/// Whether this build has a backend for `url`; the error names the scheme only (a URL may
-/// carry a password). `check-config` and [`open`] both ask here.
-pub fn check_url(url: &str) -> Result<(), StoreError> {
-    if url.starts_with("sqlite:") {
-        return Ok(());
-    }
-    let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
-    Err(StoreError::Unsupported(format!(
-        "scheme {scheme:?}: only sqlite: is built in so far"
-    )))
-}
-
-/// Opens the store named by `url` (creating and migrating it when needed), its commits as
-/// durable as `sync` asks.
-pub async fn open(url: &str, sync: SyncMode) -> StoreResult<Arc<dyn Store>> {
-    check_url(url)?;
-    if sync == SyncMode::Normal {
-        tracing::warn!(
-            "store.sync = \"normal\": commits are not flushed to disk before they are \
-             acknowledged; a power or node loss can lose transactions the homeserver was told \
-             were recorded (it will not send them again)"
-        );
-    }
-    Ok(Arc::new(sqlite::SqliteStore::open_with(url, sync).await?))
 }
 
 /// Seconds since the Unix epoch.

@@ -1,6 +1,7 @@
 //! The group-commit write path of the SQLite store: one dedicated connection, a whole
 //! batch of writes in two round trips (look-ups, then one insert per table and the commit),
-//! rows passed as JSON arrays to statements whose text never changes.
+//! rows passed as JSON arrays to statements whose text never changes. What each write
+//! does is the shared [`Plan`]'s decision.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,8 +11,7 @@ use sqlx::{
 };
 
 use super::super::{
-    fingerprint::{TxnFingerprint, TxnVerdict},
-    AgentRecord, RoomRecord, StoreError, StoreResult, TransactionOutcome, WriteOp, WriteOutcome,
+    fingerprint::TxnFingerprint, plan::Plan, StoreError, StoreResult, WriteOp, WriteOutcome,
 };
 
 /// The only writing connection, and whether a transaction may have been left open on it
@@ -95,17 +95,9 @@ const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created
 
 /// Writes one group commit with two round trips to sqlx's worker thread (each statement
 /// sent costs one): [`BEGIN_AND_LOOK_UP`], then one insert per table that has rows and
-/// `COMMIT`. The outcome of each write is what applying the writes one by one, in batch
-/// order, would give:
-/// - a txn id already stored, or met earlier in the batch, with the same fingerprint is a
-///   `Duplicate` and writes nothing (not even its memberships); with another fingerprint it
-///   is recorded like a new one, flagged `id_reused` (see [`TxnFingerprint::verdict`]);
-/// - an event id already stored, or met earlier in the batch (also earlier in the same
-///   transaction), is `None` and reaches no inbox;
-/// - new events get the next ids, inbox rows the next cursors, both in batch order, so
-///   cursors grow in commit order for every agent;
-/// - an agent, room or membership ends as its last write in the batch leaves it, a send
-///   key keeps its first event id.
+/// `COMMIT`. The outcome of each write is decided by the shared [`Plan`] (see its rules);
+/// new events get the next ids, inbox rows the next cursors, both in batch order, so
+/// cursors grow in commit order for every agent.
 ///
 /// Picking ids here is sound because this connection is the only writer and `IMMEDIATE`
 /// holds the write lock from the look-ups to the commit. On error the transaction may be
@@ -146,151 +138,56 @@ pub(super) async fn write_batch(
             }
         }
     }
+    let plan = Plan::new(batch, &known_txns, |id| known_events.contains(id))?;
 
-    // Plan every row, in batch order.
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut txn_seen: HashMap<&str, &TxnFingerprint> = HashMap::new();
-    let mut event_seen: HashSet<&str> = HashSet::new();
-    let mut txn_rows: LastWrite<&str, (String, Option<String>)> = LastWrite::default();
-    let mut event_rows: Vec<EventRow> = Vec::new();
+    // Every candidate is new here (the look-up saw every stored event id): ids and
+    // cursors in batch order.
+    let mut event_rows: Vec<EventRow> = Vec::with_capacity(plan.events.len());
     let mut inbox_rows: Vec<(i64, &str, i64, bool)> = Vec::new();
-    let mut memberships: LastWrite<(&str, &str), bool> = LastWrite::default();
-    let mut agents: LastWrite<&str, &AgentRecord> = LastWrite::default();
-    let mut sent: LastWrite<(&str, &str, &str), (String, &str)> = LastWrite::default();
-    let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
-    let mut effect_rows: Vec<(String,)> = Vec::new();
-    let mut encrypted: LastWrite<&str, ()> = LastWrite::default();
-    let mut upgrades: LastWrite<&str, &str> = LastWrite::default();
-    let mut deleted: Vec<&str> = Vec::new();
-    for op in batch {
-        let outcome = match op {
-            WriteOp::Transaction(t) => {
-                // What this id last stood for: earlier in this batch, else in the store.
-                let recorded = match txn_seen.get(t.txn_id.as_str()) {
-                    Some(fp) => Some(Some(*fp)),
-                    None => known_txns.get(&t.txn_id).map(Option::as_ref),
-                };
-                let id_reused = match t.fingerprint.verdict(recorded) {
-                    TxnVerdict::Retry => {
-                        outcomes.push(WriteOutcome::Transaction(TransactionOutcome::Duplicate));
-                        continue;
-                    }
-                    TxnVerdict::New => false,
-                    TxnVerdict::IdReused => true,
-                };
-                txn_seen.insert(&t.txn_id, &t.fingerprint);
-                txn_rows.set(&t.txn_id, t.fingerprint.to_hex());
-                for e in &t.effects {
-                    let text = serde_json::to_string(e)
-                        .map_err(|e| StoreError::Corrupt(format!("effect encoding: {e}")))?;
-                    effect_rows.push((text,));
-                }
-                for m in &t.memberships {
-                    memberships.set((m.slug.as_str(), m.room_id.as_str()), m.joined);
-                }
-                for room in &t.encrypted_rooms {
-                    encrypted.set(room.as_str(), ());
-                }
-                for u in &t.upgrades {
-                    upgrades.set(u.room_id.as_str(), u.replacement.as_str());
-                }
-                let mut per_event = Vec::with_capacity(t.deliveries.len());
-                for d in &t.deliveries {
-                    let ev = &d.event;
-                    let id = ev.event_id.as_str();
-                    if known_events.contains(id) || !event_seen.insert(id) {
-                        per_event.push(None);
-                        continue;
-                    }
-                    next_id += 1;
-                    event_rows.push((
-                        next_id,
-                        id,
-                        ev.room_id.as_str(),
-                        ev.sender.as_str(),
-                        &ev.event_type,
-                        ev.content.get(),
-                        ev.origin_server_ts,
-                    ));
-                    let cursors = d
-                        .recipients
-                        .iter()
-                        .map(|(slug, mentioned)| {
-                            next_seq += 1;
-                            inbox_rows.push((next_seq, slug.as_str(), next_id, *mentioned));
-                            next_seq
-                        })
-                        .collect();
-                    per_event.push(Some(cursors));
-                }
-                WriteOutcome::Transaction(TransactionOutcome::Recorded {
-                    cursors: per_event,
-                    id_reused,
-                })
-            }
-            WriteOp::Agent(a) => {
-                agents.set(a.slug.as_str(), a);
-                WriteOutcome::Done
-            }
-            WriteOp::Membership(m) => {
-                memberships.set((m.slug.as_str(), m.room_id.as_str()), m.joined);
-                WriteOutcome::Done
-            }
-            WriteOp::Sent {
-                key,
-                request,
-                event_id,
-            } => {
-                sent.set_first(
-                    (key.slug.as_str(), key.room_id.as_str(), &key.client_txn),
-                    (request.to_hex(), event_id.as_str()),
-                );
-                WriteOutcome::Done
-            }
-            WriteOp::Room(r) => {
-                rooms.set(r.room_id.as_str(), r);
-                WriteOutcome::Done
-            }
-            WriteOp::RoomEncrypted(room) => {
-                encrypted.set(room.as_str(), ());
-                WriteOutcome::Done
-            }
-            WriteOp::DeleteAgent(slug) => {
-                deleted.push(slug.as_str());
-                WriteOutcome::Done
-            }
-        };
-        outcomes.push(outcome);
+    let mut written = Vec::with_capacity(plan.events.len());
+    for d in &plan.events {
+        let ev = &d.event;
+        next_id += 1;
+        event_rows.push((
+            next_id,
+            ev.event_id.as_str(),
+            ev.room_id.as_str(),
+            ev.sender.as_str(),
+            &ev.event_type,
+            ev.content.get(),
+            ev.origin_server_ts,
+        ));
+        let cursors = d
+            .recipients
+            .iter()
+            .map(|(slug, mentioned)| {
+                next_seq += 1;
+                inbox_rows.push((next_seq, slug.as_str(), next_id, *mentioned));
+                next_seq
+            })
+            .collect();
+        written.push(Some(cursors));
     }
 
     // Write every row and commit: one round trip.
     let mut w = Statements::default();
     for statement in DELETE_AGENTS {
-        w.rows(statement, None, &deleted)?;
+        w.rows(statement, None, &plan.deleted)?;
     }
-    let txn_rows: Vec<_> = txn_rows
-        .0
+    let txn_rows: Vec<_> = plan
+        .txns
         .iter()
-        .map(|(id, (ev, ex))| (id, ev, ex))
+        .map(|t| (t.txn_id, &t.events_digest, &t.extras_digest))
         .collect();
     w.rows(UPSERT_TXNS, Some(now), &txn_rows)?;
     w.rows(INSERT_EVENTS, Some(now), &event_rows)?;
     w.rows(INSERT_INBOX, Some(now), &inbox_rows)?;
-    let (joins, leaves): (Vec<_>, Vec<_>) = memberships.0.iter().partition(|(_, joined)| *joined);
-    w.rows(
-        INSERT_JOINS,
-        None,
-        &joins.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-    )?;
-    w.rows(
-        DELETE_LEAVES,
-        None,
-        &leaves.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-    )?;
-    let agents: Vec<_> = agents
-        .0
+    w.rows(INSERT_JOINS, None, &plan.joins)?;
+    w.rows(DELETE_LEAVES, None, &plan.leaves)?;
+    let agents: Vec<_> = plan
+        .agents
         .iter()
-        .map(|(_, a)| {
+        .map(|a| {
             (
                 a.slug.as_str(),
                 a.registered,
@@ -300,25 +197,34 @@ pub(super) async fn write_batch(
         })
         .collect();
     w.rows(UPSERT_AGENTS, Some(now), &agents)?;
-    let sent: Vec<_> = sent
-        .0
+    let sent: Vec<_> = plan
+        .sent
         .iter()
-        .map(|((s, r, c), (d, e))| (s, r, c, d, e))
+        .map(|s| {
+            (
+                s.slug,
+                s.room_id,
+                s.client_txn,
+                &s.request_digest,
+                s.event_id,
+            )
+        })
         .collect();
     w.rows(INSERT_SENT, Some(now), &sent)?;
-    w.rows(INSERT_EFFECTS, Some(now), &effect_rows)?;
-    let rooms: Vec<_> = rooms
-        .0
+    let effects: Vec<_> = plan.effects.iter().map(|e| (e,)).collect();
+    w.rows(INSERT_EFFECTS, Some(now), &effects)?;
+    let rooms: Vec<_> = plan
+        .rooms
         .iter()
-        .map(|(_, r)| (r.room_id.as_str(), &r.alias, &r.space_id))
+        .map(|r| (r.room_id.as_str(), &r.alias, &r.space_id))
         .collect();
     w.rows(UPSERT_ROOMS, Some(now), &rooms)?;
-    let encrypted: Vec<_> = encrypted.0.iter().map(|(room, ())| (*room,)).collect();
+    let encrypted: Vec<_> = plan.encrypted.iter().map(|room| (*room,)).collect();
     w.rows(INSERT_ENCRYPTED, Some(now), &encrypted)?;
-    w.rows(UPSERT_UPGRADES, Some(now), &upgrades.0)?;
+    w.rows(UPSERT_UPGRADES, Some(now), &plan.upgrades)?;
     w.sql.push_str("COMMIT");
     sqlx::query_with(&w.sql, w.args).execute(&mut *conn).await?;
-    Ok(outcomes)
+    plan.outcomes(written)
 }
 
 /// `(id, event_id, room_id, sender, type, content, origin_server_ts)`
@@ -355,31 +261,5 @@ impl Statements {
         }
         self.args.add(json(rows)?).map_err(encode)?;
         Ok(())
-    }
-}
-
-/// One value per key, in the order keys first appeared: the last value set, or with
-/// [`LastWrite::set_first`] the first.
-struct LastWrite<K, V>(Vec<(K, V)>, HashMap<K, usize>);
-
-impl<K, V> Default for LastWrite<K, V> {
-    fn default() -> Self {
-        Self(Vec::new(), HashMap::new())
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Copy, V> LastWrite<K, V> {
-    fn set(&mut self, key: K, value: V) {
-        match self.1.get(&key) {
-            Some(&i) => self.0[i].1 = value,
-            None => self.set_first(key, value),
-        }
-    }
-
-    fn set_first(&mut self, key: K, value: V) {
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.1.entry(key) {
-            slot.insert(self.0.len());
-            self.0.push((key, value));
-        }
     }
 }

@@ -99,6 +99,12 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The read pool, for tests that look at rows directly.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// The writing connection, for a rare write of its own (tokens, keys, effects):
     /// whatever an earlier write left open is rolled back first. The caller makes the
     /// write durable with [`Self::durable`].
@@ -353,16 +359,6 @@ mod keys;
 mod retention;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_dedupe;
-#[cfg(test)]
-mod tests_retention;
-#[cfg(test)]
-mod tests_rooms;
-#[cfg(test)]
-mod tests_tokens;
-#[cfg(test)]
-mod tests_writer;
 mod tokens;
 mod wal_sync;
 

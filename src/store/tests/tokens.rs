@@ -1,12 +1,21 @@
-//! Tests of issued tokens and ranged agent listing in the SQLite store.
+//! Issued tokens, and agents listed by pattern range.
 
 use serde_json::json;
 
-use super::{tests::store, *};
+use super::{open, slug, Backend};
 use crate::{
-    store::AgentRecord,
-    tokens::{issued::TokenRequest, pattern::AgentPattern},
+    store::{now_s, AgentRecord, WriteOp},
+    tokens::{
+        issued::{TokenRecord, TokenRequest},
+        pattern::AgentPattern,
+    },
 };
+
+on_every_backend!(
+    tokens_round_trip_and_delete_once,
+    the_same_digest_is_never_stored_twice,
+    agents_are_listed_within_a_pattern_range,
+);
 
 fn issue(name: &str, agents: &[&str]) -> TokenRecord {
     let req: TokenRequest = serde_json::from_value(json!({
@@ -17,9 +26,8 @@ fn issue(name: &str, agents: &[&str]) -> TokenRecord {
     req.issue(now_s()).unwrap().0
 }
 
-#[tokio::test]
-async fn tokens_round_trip_and_delete_once() {
-    let (_dir, s) = store().await;
+async fn tokens_round_trip_and_delete_once(backend: Backend) {
+    let s = open(backend).await;
     let a = issue("a", &["planner-*", "solo"]);
     let b = issue("b", &["*"]);
     s.put_token(&a).await.unwrap();
@@ -39,9 +47,8 @@ async fn tokens_round_trip_and_delete_once() {
     assert_eq!(left[0].id, b.id);
 }
 
-#[tokio::test]
-async fn the_same_digest_is_never_stored_twice() {
-    let (_dir, s) = store().await;
+async fn the_same_digest_is_never_stored_twice(backend: Backend) {
+    let s = open(backend).await;
     let a = issue("a", &["x"]);
     s.put_token(&a).await.unwrap();
     let mut copy = issue("copy", &["x"]);
@@ -50,14 +57,13 @@ async fn the_same_digest_is_never_stored_twice() {
     assert_eq!(s.tokens().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn agents_are_listed_within_a_pattern_range() {
-    let (_dir, s) = store().await;
+async fn agents_are_listed_within_a_pattern_range(backend: Backend) {
+    let s = open(backend).await;
     let ops: Vec<_> = ["pl", "pl-a", "pl-b", "pl_", "plz", "other"]
         .iter()
-        .map(|slug| {
+        .map(|name| {
             WriteOp::Agent(AgentRecord {
-                slug: AgentSlug::parse(slug).unwrap(),
+                slug: slug(name),
                 registered: true,
                 display_name: None,
                 avatar_url: None,
@@ -67,7 +73,7 @@ async fn agents_are_listed_within_a_pattern_range() {
     s.apply(&ops).await.unwrap();
     let list = |pattern: &str, after: Option<&str>, limit| {
         let range = AgentPattern::parse(pattern).unwrap().range();
-        let after = after.map(|a| AgentSlug::parse(a).unwrap());
+        let after = after.map(slug);
         let s = &s;
         async move {
             s.agents(after.as_ref(), &range, limit)

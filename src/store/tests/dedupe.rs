@@ -1,15 +1,21 @@
-//! Tests of how the SQLite store recognises a transaction it handled before: by id and
-//! content (homeservers reuse ids), and how long it remembers them.
+//! How the store recognises a transaction it handled before: by id and content
+//! (homeservers reuse ids), and how long it remembers them.
 
-use super::tests::{commit, delivery, recorded, reused, slug, store, txn};
 use std::time::Duration;
 
-use super::*;
-use crate::store::{MembershipChange, TransactionOutcome};
+use super::{commit, delivery, open, recorded, reused, slug, txn, Backend};
+use crate::store::{MembershipChange, Retention, TransactionOutcome};
 
-#[tokio::test]
-async fn a_reused_id_with_other_events_is_a_new_transaction() {
-    let (_dir, s) = store().await;
+on_every_backend!(
+    a_reused_id_with_other_events_is_a_new_transaction,
+    a_reused_id_applies_its_memberships,
+    a_row_recorded_without_fingerprint_never_counts_as_a_retry,
+    reuse_within_one_batch_is_recognised_too,
+    retention_bounds_the_handled_transactions,
+);
+
+async fn a_reused_id_with_other_events_is_a_new_transaction(backend: Backend) {
+    let s = open(backend).await;
     let before = txn("1", vec![delivery("$before", &["a"])]);
     assert!(!reused(&commit(&s, vec![before.clone()]).await[0]));
     // The homeserver restarted and numbers from 1 again: other events under id 1.
@@ -33,9 +39,8 @@ async fn a_reused_id_with_other_events_is_a_new_transaction() {
     assert_eq!(ids, ["$before", "$after"]);
 }
 
-#[tokio::test]
-async fn a_reused_id_applies_its_memberships() {
-    let (_dir, s) = store().await;
+async fn a_reused_id_applies_its_memberships(backend: Backend) {
+    let s = open(backend).await;
     let join = |event: &str, joined| {
         let mut t = txn("7", vec![delivery(event, &["a"])]);
         t.memberships.push(MembershipChange {
@@ -52,13 +57,12 @@ async fn a_reused_id_applies_its_memberships() {
     assert!(s.memberships().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_row_recorded_without_fingerprint_never_counts_as_a_retry() {
-    let (_dir, s) = store().await;
-    sqlx::query("INSERT INTO transactions (txn_id, handled_at) VALUES ('1', 0)")
-        .execute(&s.pool)
-        .await
-        .unwrap();
+async fn a_row_recorded_without_fingerprint_never_counts_as_a_retry(backend: Backend) {
+    let s = open(backend).await;
+    // A row as written before fingerprints were kept (the literal is text in SQLite, the
+    // same bytes in PostgreSQL's BYTEA).
+    s.execute("INSERT INTO transactions (txn_id, handled_at) VALUES ('1', 0)")
+        .await;
     let out = commit(&s, vec![txn("1", vec![delivery("$e", &["a"])])]).await;
     assert!(reused(&out[0]));
     assert_eq!(recorded(&out[0]), [Some(vec![1])]);
@@ -67,9 +71,8 @@ async fn a_row_recorded_without_fingerprint_never_counts_as_a_retry() {
     assert_eq!(out, [TransactionOutcome::Duplicate]);
 }
 
-#[tokio::test]
-async fn reuse_within_one_batch_is_recognised_too() {
-    let (_dir, s) = store().await;
+async fn reuse_within_one_batch_is_recognised_too(backend: Backend) {
+    let s = open(backend).await;
     let out = commit(
         &s,
         vec![
@@ -85,44 +88,39 @@ async fn reuse_within_one_batch_is_recognised_too() {
 }
 
 /// Handled transactions stay bounded: by age, and by count (the newest kept).
-#[tokio::test]
-async fn retention_bounds_the_handled_transactions() {
-    let (_dir, s) = store().await;
+async fn retention_bounds_the_handled_transactions(backend: Backend) {
+    let s = open(backend).await;
     let now = crate::store::now_s();
     // 10 old rows (two days ago), 5 older than the count keeps, 3 recent.
-    for (i, at) in (0..10)
+    let rows: Vec<String> = (0..10)
         .map(|i| (i, now - 2 * 86400))
         .chain((10..15).map(|i| (i, now - 600 + i)))
         .chain((15..18).map(|i| (i, now - 10 + i)))
-    {
-        sqlx::query(
-            "INSERT INTO transactions (txn_id, handled_at, events_digest) VALUES (?, ?, '00')",
-        )
-        .bind(format!("t{i}"))
-        .bind(at)
-        .execute(&s.pool)
-        .await
-        .unwrap();
-    }
-    let left = || async {
-        sqlx::query_scalar::<_, String>(
-            "SELECT txn_id FROM transactions ORDER BY handled_at, txn_id",
-        )
-        .fetch_all(&s.pool)
-        .await
-        .unwrap()
+        .map(|(i, at)| format!("('t{i}', {at}, '00')"))
+        .collect();
+    s.execute(&format!(
+        "INSERT INTO transactions (txn_id, handled_at, events_digest) VALUES {}",
+        rows.join(", ")
+    ))
+    .await;
+    let ids = match backend {
+        Backend::Sqlite => "SELECT txn_id FROM transactions ORDER BY handled_at, txn_id",
+        Backend::Postgres => {
+            "SELECT convert_from(txn_id, 'UTF8') FROM transactions ORDER BY handled_at, txn_id"
+        }
     };
     // By age (the default count keeps far more): the two-day-old rows go.
     s.prune(&Retention::inbox(10, Duration::from_secs(3600)))
         .await
         .unwrap();
-    assert_eq!(left().await.len(), 8);
-    assert!(left().await.iter().all(|t| t.as_str() >= "t10"));
+    let left = s.texts(ids).await;
+    assert_eq!(left.len(), 8);
+    assert!(left.iter().all(|t| t.as_str() >= "t10"));
     // By count: the newest three stay.
     let keep = Retention {
         txn_rows: 3,
         ..Retention::inbox(10, Duration::from_secs(3600))
     };
     s.prune(&keep).await.unwrap();
-    assert_eq!(left().await, ["t15", "t16", "t17"]);
+    assert_eq!(s.texts(ids).await, ["t15", "t16", "t17"]);
 }
