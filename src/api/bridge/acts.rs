@@ -5,7 +5,7 @@
 //! `txn_id` with the same rules as messages.
 
 use actix_web::{web, HttpResponse};
-use ruma::{OwnedEventId, OwnedRoomId, RoomId};
+use ruma::{OwnedEventId, OwnedRoomId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -72,13 +72,6 @@ pub async fn act(
         allow_unencrypted: clear,
     };
     Ok(app.ask(agent, act).await??)
-}
-
-/// The room new content for `room` goes to when `room` was upgraded: its newest
-/// replacement (an upgraded room's power levels no longer let agents speak there; an agent
-/// not yet in the replacement joins it as for any room).
-pub fn upgraded_room(app: &AppState, room: &RoomId) -> Option<OwnedRoomId> {
-    app.directory.replacement_of(room)
 }
 
 /// The event an act made.

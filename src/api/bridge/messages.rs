@@ -5,7 +5,7 @@ use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::acts::{act, check_txn_id, upgraded_room, EventAnswer};
+use super::acts::{act, check_txn_id, EventAnswer};
 use crate::{
     actors::AppState,
     api::{
@@ -136,7 +136,9 @@ pub async fn send_message(
     } else {
         None
     };
-    // A new message that refers to no event of the room named follows the room's upgrade.
+    // A new message that refers to no event of the room named goes to the room's newest
+    // replacement when it was upgraded (its power levels no longer let agents speak; an
+    // agent not yet in the replacement joins it as for any room).
     let related = req.edit_of.is_some() || req.reply_to.is_some() || req.thread_root.is_some();
     let message = RoomAct::Message(OutgoingMessage {
         body: req.body,
@@ -151,7 +153,7 @@ pub async fn send_message(
     let clear = req.allow_unencrypted;
     let moved = match related {
         true => None,
-        false => upgraded_room(&app, &req.room_id),
+        false => app.directory.replacement_of(&req.room_id),
     };
     let room = moved.clone().unwrap_or(req.room_id);
     let sent = act(&app, &grant, &req.agent, room, message, req.txn_id, clear).await?;

@@ -7,7 +7,7 @@ use ruma::OwnedRoomId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{acts::upgraded_room, require_homeserver, Empty};
+use super::{require_homeserver, Empty};
 use crate::{
     actors::{agent::SetTyping, error::AgentError, AppState, Creation},
     api::{
@@ -61,7 +61,7 @@ pub async fn set_typing(
         }
     }
     require_homeserver(&app)?;
-    let moved = upgraded_room(&app, &req.room_id);
+    let moved = app.directory.replacement_of(&req.room_id);
     let typing = SetTyping {
         room: moved.unwrap_or(req.room_id),
         typing: req.typing,
