@@ -10,6 +10,7 @@ pub mod fingerprint;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
+mod stored;
 #[cfg(test)]
 pub(crate) mod tests;
 mod transaction;
@@ -25,6 +26,7 @@ use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 
 pub use self::backend::{check_url, open};
+pub(crate) use self::stored::{StoredEntry, StoredToken};
 pub use self::transaction::{Effect, MembershipChange, RoomTyping, RoomUpgrade, TransactionWrite};
 use crate::{
     ids::AgentSlug,

@@ -1,16 +1,12 @@
 //! Reading an agent's inbox from the store: entries after a cursor (with their events),
 //! the newest cursor it has had, and the floor retention left.
 
-use std::sync::Arc;
-
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
-use serde_json::value::RawValue;
 use sqlx::{PgPool, Row};
 
 use super::{limit, utf8};
 use crate::{
     ids::AgentSlug,
-    store::{InboxEntry, InboxEvent, StoreError, StoreResult},
+    store::{InboxEntry, StoreResult, StoredEntry},
 };
 
 pub(super) async fn read_inbox(
@@ -32,27 +28,17 @@ pub(super) async fn read_inbox(
     .await?;
     rows.into_iter()
         .map(|r| {
-            let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-                StoreError::Corrupt(format!("inbox {what}: {e}"))
-            };
-            let event = InboxEvent {
-                room_id: OwnedRoomId::try_from(r.get::<String, _>(1))
-                    .map_err(|e| corrupt("room id", &e))?,
-                event_id: OwnedEventId::try_from(utf8(r.get(2), "inbox event id")?)
-                    .map_err(|e| corrupt("event id", &e))?,
-                sender: OwnedUserId::try_from(r.get::<String, _>(3))
-                    .map_err(|e| corrupt("sender", &e))?,
-                event_type: utf8(r.get(4), "inbox event type")?,
-                content: RawValue::from_string(r.get(5))
-                    .map_err(|e| corrupt("event content", &e))?,
-                origin_server_ts: r.get(6),
-                json_members: Default::default(),
-            };
-            Ok(InboxEntry {
+            StoredEntry {
                 cursor: r.get(0),
                 mentioned: r.get(7),
-                event: Arc::new(event),
-            })
+                room_id: r.get(1),
+                event_id: utf8(r.get(2), "inbox event id")?,
+                sender: r.get(3),
+                event_type: utf8(r.get(4), "inbox event type")?,
+                content: r.get(5),
+                origin_server_ts: r.get(6),
+            }
+            .check()
         })
         .collect()
 }

@@ -3,12 +3,10 @@
 
 use sqlx::{PgPool, Row};
 
-use super::{StoreError, StoreResult};
-use crate::tokens::{
-    issued::{TokenId, TokenRecord},
-    pattern::AgentPattern,
-    scope::Scopes,
-    TokenDigest,
+use super::StoreResult;
+use crate::{
+    store::StoredToken,
+    tokens::issued::{TokenId, TokenRecord},
 };
 
 pub(super) async fn all(pool: &PgPool) -> StoreResult<Vec<TokenRecord>> {
@@ -20,29 +18,17 @@ pub(super) async fn all(pool: &PgPool) -> StoreResult<Vec<TokenRecord>> {
     .await?;
     rows.into_iter()
         .map(|r| {
-            let id: String = r.get(0);
-            let corrupt = |what: &str| StoreError::Corrupt(format!("token {id}: {what}"));
-            let digest: Vec<u8> = r.get(2);
-            let scopes: String = r.get(3);
-            let agents: String = r.get(4);
-            let agents: Vec<String> =
-                serde_json::from_str(&agents).map_err(|_| corrupt("agents"))?;
-            let rate: Option<i64> = r.get(5);
-            Ok(TokenRecord {
-                id: TokenId::parse(&id).ok_or_else(|| corrupt("id"))?,
+            StoredToken {
+                id: r.get(0),
                 name: r.get(1),
-                digest: TokenDigest::from_bytes(&digest).ok_or_else(|| corrupt("digest"))?,
-                scopes: Scopes::from_text(&scopes).ok_or_else(|| corrupt("scopes"))?,
-                agents: agents
-                    .iter()
-                    .map(|p| AgentPattern::parse(p).map_err(|_| corrupt("agents")))
-                    .collect::<Result<_, _>>()?,
-                rate_per_s: rate
-                    .map(|r| u32::try_from(r).map_err(|_| corrupt("rate")))
-                    .transpose()?,
+                digest: r.get(2),
+                scopes: r.get(3),
+                agents: r.get(4),
+                rate_per_s: r.get(5),
                 created_at: r.get(6),
                 expires_at: r.get(7),
-            })
+            }
+            .check()
         })
         .collect()
 }
