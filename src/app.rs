@@ -65,6 +65,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     app.agents.start_arbiters(workers);
     restore_directory(&app).await?;
     app.load_stored().await?;
+    // Retention runs once before the first request, so no reader sees entries that
+    // the configured limits already exclude (and a reader behind them learns of the gap).
+    apply_retention(&app).await;
 
     let supervisor_arbiter = Arbiter::new();
     let supervisor = app.start_supervisor(&supervisor_arbiter.handle());
@@ -184,22 +187,27 @@ async fn ping_loop(app: Arc<AppState>) {
     }
 }
 
-/// Applies retention (inboxes, handled transactions) and refreshes the inbox depth gauge.
+/// Applies retention every [`RETENTION_EVERY`] (the first run happens before start-up ends).
 async fn retention_loop(app: Arc<AppState>) {
+    loop {
+        actix_rt::time::sleep(RETENTION_EVERY).await;
+        apply_retention(&app).await;
+    }
+}
+
+/// Applies retention (inboxes, handled transactions) and refreshes the inbox depth gauge.
+async fn apply_retention(app: &AppState) {
     let inbox = &app.config.inbox;
     let keep = Retention {
         keys_age: app.config.store.idempotency_keep,
         ..Retention::inbox(inbox.retention_count, inbox.retention_age)
     };
-    loop {
-        match app.store.prune(&keep).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "inbox retention applied"),
-            Err(e) => tracing::warn!(error = %e, "inbox retention failed"),
-        }
-        if let Ok(depth) = app.store.inbox_depth().await {
-            METRICS.inbox_depth.set(depth);
-        }
-        actix_rt::time::sleep(RETENTION_EVERY).await;
+    match app.store.prune(&keep).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "inbox retention applied"),
+        Err(e) => tracing::warn!(error = %e, "inbox retention failed"),
+    }
+    if let Ok(depth) = app.store.inbox_depth().await {
+        METRICS.inbox_depth.set(depth);
     }
 }
