@@ -1,6 +1,7 @@
 //! Assembles and runs the daemon: store, group-commit writer, services, arbiter pool,
-//! supervisor, HTTP server, the homeserver ping loop and the retention job; then shuts
-//! down in order when the injected `shutdown` future completes.
+//! supervisor, HTTP server, the homeserver ping loop and the retention job, and (on a
+//! shared PostgreSQL store) this replica's lease, leader election and commit notices; then
+//! shuts down in order when the injected `shutdown` future completes.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -10,15 +11,16 @@ use actix_web::{middleware::from_fn, web, App, HttpServer};
 use crate::{
     actors::{
         outbox,
+        replicated::ReplicaNotices,
         supervisor::{registry::AgentRegistry, PrepareShutdown},
         ActorNotices, AppState, StateParts,
     },
-    api,
+    api, cluster,
     config::Config,
     inbound::{AfterCommit, Directory},
     inbox::Inboxes,
     metrics::METRICS,
-    store::{self, writer::CommitWriter, MembershipChange, Retention, StoreError},
+    store::{self, writer::CommitWriter, Retention, StoreError},
 };
 
 /// Transactions waiting for the group-commit writer.
@@ -48,7 +50,12 @@ pub enum AppError {
 /// Runs the daemon until `shutdown` completes. Must run inside an actix system.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     let listen = config.appservice.listen;
-    let store = store::open(&config.store.url, config.store.sync).await?;
+    let store = store::open(
+        &config.store.url,
+        config.secrets.store_password.as_ref(),
+        config.store.sync,
+    )
+    .await?;
     let parts = StateParts {
         inboxes: Arc::new(Inboxes::new(store.clone(), config.limits.streams_per_agent)),
         directory: Arc::new(Directory::default()),
@@ -63,11 +70,15 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let app = AppState::new(config, parts, writer);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     app.agents.start_arbiters(workers);
-    restore_directory(&app).await?;
+    app.load_directory().await?;
     app.load_stored().await?;
     // Retention runs once before the first request, so no reader sees entries that
     // the configured limits already exclude (and a reader behind them learns of the gap).
     apply_retention(&app).await;
+
+    let cluster_tasks = app
+        .cluster
+        .spawn_tasks(Arc::new(ReplicaNotices { app: app.clone() }));
 
     let supervisor_arbiter = Arbiter::new();
     let supervisor = app.start_supervisor(&supervisor_arbiter.handle());
@@ -120,6 +131,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     ping.abort();
     retention.abort();
     outbox.abort();
+    cluster::lease::release(&app.cluster).await;
+    for task in cluster_tasks {
+        task.abort();
+    }
     app.agents.stop_arbiters();
     supervisor_arbiter.stop();
     match server_task.await {
@@ -131,43 +146,18 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     }
 }
 
-/// Rebuilds the routing directory from the store.
-async fn restore_directory(app: &Arc<AppState>) -> Result<(), StoreError> {
-    let memberships = app.store.memberships().await?;
-    let n = memberships.len();
-    for (slug, room_id) in memberships {
-        app.directory.apply(&MembershipChange {
-            slug,
-            room_id,
-            joined: true,
-        });
-    }
-    for (slug, name) in app.store.display_names().await? {
-        app.directory.set_display_name(&slug, Some(&name));
-    }
-    let encrypted = app.store.encrypted_rooms().await?;
-    for room in &encrypted {
-        app.directory.mark_encrypted(room);
-    }
-    let upgrades = app.store.room_upgrades().await?;
-    for upgrade in &upgrades {
-        app.directory.record_upgrade(upgrade);
-    }
-    tracing::info!(
-        memberships = n,
-        encrypted_rooms = encrypted.len(),
-        upgraded_rooms = upgrades.len(),
-        "routing directory restored"
-    );
-    Ok(())
-}
-
 /// Pings the homeserver at start-up (which also makes it redeliver queued transactions)
 /// and then periodically, logging every change of state.
 async fn ping_loop(app: Arc<AppState>) {
     let mut was_ok: Option<bool> = None;
     loop {
-        let result = app.hs.check().await;
+        // The leader pings (which makes the homeserver redeliver what it queued); the
+        // others only ask whether the homeserver answers.
+        let result = if app.cluster.is_leader() {
+            app.hs.check().await
+        } else {
+            app.hs.check_versions().await
+        };
         let ok = result.is_ok();
         if was_ok != Some(ok) {
             match &result {
@@ -183,7 +173,11 @@ async fn ping_loop(app: Arc<AppState>) {
             }
         }
         was_ok = Some(ok);
-        actix_rt::time::sleep(if ok { PING_UP } else { PING_DOWN }).await;
+        let pause = actix_rt::time::sleep(if ok { PING_UP } else { PING_DOWN });
+        tokio::select! {
+            () = pause => {}
+            () = app.cluster.leadership_changed() => {}
+        }
     }
 }
 
@@ -191,7 +185,9 @@ async fn ping_loop(app: Arc<AppState>) {
 async fn retention_loop(app: Arc<AppState>) {
     loop {
         actix_rt::time::sleep(RETENTION_EVERY).await;
-        apply_retention(&app).await;
+        if app.cluster.is_leader() {
+            apply_retention(&app).await;
+        }
     }
 }
 

@@ -37,6 +37,7 @@ pub mod actors;
 pub mod api;
 pub mod app;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod ids;
 pub mod inbound;

@@ -95,6 +95,22 @@ impl Access {
         Ok(n)
     }
 
+    /// Makes the issued tokens those the store holds now (another replica issued or
+    /// revoked some): new ones admitted, revoked ones refused. Those still held keep their
+    /// rate limiter.
+    pub async fn reload(&self) -> StoreResult<()> {
+        let tokens = self.store.tokens().await?;
+        let ids: std::collections::HashSet<TokenId> = tokens.iter().map(|t| t.id.clone()).collect();
+        self.by_digest
+            .retain(|_, p| p.id.as_ref().is_none_or(|id| ids.contains(id)));
+        for t in tokens {
+            if !self.by_digest.contains_key(&t.digest.key()) {
+                self.admit(t);
+            }
+        }
+        Ok(())
+    }
+
     fn admit(&self, t: TokenRecord) {
         let default = if t.scopes.is_admin() {
             self.rates.admin

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod error;
 pub mod outbox;
+pub mod replicated;
 mod state;
 pub mod supervisor;
 

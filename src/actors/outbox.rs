@@ -77,9 +77,14 @@ enum Attempt {
     Failed(String),
 }
 
-/// Carries out due effects until the process ends.
+/// Carries out due effects until the process ends (on the leader, when several replicas
+/// share the store: effects have no lease of their own, so one replica carries them out).
 pub async fn run(app: Arc<AppState>) {
     loop {
+        if !app.cluster.is_leader() {
+            let _ = tokio::time::timeout(IDLE, app.cluster.leadership_changed()).await;
+            continue;
+        }
         match app.store.due_effects(now_s(), BATCH).await {
             Ok(due) => {
                 for pending in due {

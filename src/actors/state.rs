@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     access::{Access, Rates},
+    cluster::Cluster,
     config::Config,
     ids::{AgentSlug, Namespaces},
     inbound::{
@@ -58,6 +59,8 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     /// The secret key of transaction fingerprints (derived from the hs_token).
     pub fingerprint_key: FingerprintKey,
+    /// This replica among those sharing the store (alone with SQLite).
+    pub cluster: Arc<Cluster>,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
     supervisor: OnceLock<Addr<Supervisor>>,
     /// Agents in the store, counted at start-up and as new ones are let in (approximate
@@ -112,7 +115,12 @@ impl AppState {
         };
         let access = Access::new(store.clone(), &secrets.bridge_tokens, rates);
         let fingerprint_key = FingerprintKey::derive(secrets.hs_token.expose_secret());
+        let cluster = match store.shared() {
+            Some(shared) => Cluster::shared(shared.pool().clone(), &config),
+            None => Cluster::single(),
+        };
         Arc::new(Self {
+            cluster,
             tokens,
             access,
             outbox: Arc::default(),
@@ -139,6 +147,38 @@ impl AppState {
         self.stored_agents
             .store(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Loads the routing directory from the store: memberships (replacing what it held),
+    /// display names, encrypted and upgraded rooms.
+    pub async fn load_directory(&self) -> Result<(), StoreError> {
+        let memberships = self.store.memberships().await?;
+        self.directory.replace_memberships(&memberships);
+        for (slug, name) in self.store.display_names().await? {
+            self.directory.set_display_name(&slug, Some(&name));
+        }
+        let encrypted = self.store.encrypted_rooms().await?;
+        for room in &encrypted {
+            self.directory.mark_encrypted(room);
+        }
+        let upgrades = self.store.room_upgrades().await?;
+        for upgrade in &upgrades {
+            self.directory.record_upgrade(upgrade);
+        }
+        tracing::info!(
+            memberships = memberships.len(),
+            encrypted_rooms = encrypted.len(),
+            upgraded_rooms = upgrades.len(),
+            "routing directory loaded"
+        );
+        Ok(())
+    }
+
+    /// Reloads what other replicas' commit notices keep current (they may have been
+    /// missed): the directory and the issued tokens.
+    pub async fn reload_shared(&self) -> Result<(), StoreError> {
+        self.load_directory().await?;
+        self.access.reload().await
     }
 
     /// What routes the homeserver's transactions.

@@ -8,6 +8,7 @@ pub mod body;
 pub mod bridge;
 pub mod context;
 pub mod error;
+pub mod forward;
 pub mod grant;
 pub mod hangup;
 pub mod openapi;
@@ -338,6 +339,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_transaction_bytes: usize) {
     )
     .service(
         scope(Scope::Bridge)
+            // Inside authentication: only authenticated calls are forwarded.
+            .wrap(from_fn(forward::to_owner))
             .wrap(from_fn(auth::require_bridge_token))
             .default_service(web::to(unrecognized)),
     );

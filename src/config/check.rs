@@ -8,7 +8,7 @@ use url::Url;
 
 use super::{
     Env, FileConfig, Secrets, ENV_AS_TOKEN, ENV_BRIDGE_TOKENS, ENV_HS_TOKEN, ENV_METRICS_TOKEN,
-    MIN_TOKEN_LEN,
+    ENV_STORE_PASSWORD, MIN_TOKEN_LEN,
 };
 use crate::{
     ids::{longest_agent_id, longest_alias, MAX_ALIAS_NAME_LEN, MAX_ID_BYTES, MAX_SLUG_LEN},
@@ -87,7 +87,13 @@ pub(super) fn read_secrets(env: &dyn Env, problems: &mut Vec<String>) -> Option<
             }
         }
     }
+    // Not a token: any non-empty value (a URL carries it percent-encoded).
+    let store_password = env
+        .var(ENV_STORE_PASSWORD)
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from);
     Some(Secrets {
+        store_password,
         as_token: as_token?,
         hs_token: hs_token?,
         bridge_tokens: bridge_tokens?,
@@ -107,6 +113,12 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     };
     url("homeserver.url", &f.homeserver.url);
     url("appservice.url", &f.appservice.url);
+    if let Some(advertised) = &f.ha.advertise_url {
+        url("ha.advertise_url", advertised);
+    }
+    if f.ha.takeover < Duration::from_secs(3) {
+        problems.push("ha.takeover_s: must be at least 3".into());
+    }
     let hs = &f.homeserver.url;
     if hs.query().is_some()
         || hs.fragment().is_some()

@@ -74,6 +74,9 @@ pub fn yes() -> bool {
 pub fn retention_count() -> u32 {
     10_000
 }
+pub fn takeover() -> Duration {
+    Duration::from_secs(10)
+}
 pub fn retention_age() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }

@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use super::{check, Config, ConfigError, Env, FileConfig, InboundConfig, ENV_METRICS_TOKEN};
+use super::{
+    check, Config, ConfigError, Env, FileConfig, InboundConfig, ENV_ADVERTISE_URL,
+    ENV_METRICS_TOKEN,
+};
 
 impl Config {
     /// Reads the file at `path` and the secrets from `env`, and validates both.
@@ -57,6 +60,13 @@ impl Config {
             }
         };
         let secrets = check::read_secrets(env, &mut problems);
+        let mut file = file;
+        if let (Some(file), Some(url)) = (&mut file, env.var(ENV_ADVERTISE_URL)) {
+            match url::Url::parse(&url) {
+                Ok(url) => file.ha.advertise_url = Some(url),
+                Err(e) => problems.push(format!("{ENV_ADVERTISE_URL}: {e}")),
+            }
+        }
         if let Some(file) = &file {
             check::check_file(file, &mut problems);
             let metrics_token = secrets.as_ref().map(|s| s.metrics_token.is_some());
@@ -82,6 +92,7 @@ impl Config {
                 inbox: f.inbox,
                 metrics: f.metrics,
                 log: f.log,
+                ha: f.ha,
                 secrets,
             }),
             _ => Err(ConfigError { problems }),

@@ -27,6 +27,10 @@ pub const ENV_BRIDGE_TOKENS: &str = "MOSAIC_BRIDGE_TOKENS";
 pub const ENV_METRICS_TOKEN: &str = "MOSAIC_METRICS_TOKEN";
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG: &str = "MOSAIC_AS_CONFIG";
+/// Environment variable: the PostgreSQL store's password (put into `store.url`).
+pub const ENV_STORE_PASSWORD: &str = "MOSAIC_STORE_PASSWORD";
+/// Environment variable: overrides `ha.advertise_url` (set from the pod's address).
+pub const ENV_ADVERTISE_URL: &str = "MOSAIC_ADVERTISE_URL";
 /// Environment variable that switches log output to JSON.
 pub const ENV_LOG_FORMAT: &str = "MOSAIC_AS_LOG_FORMAT";
 /// Config file used when neither `--config` nor `MOSAIC_AS_CONFIG` is given.
@@ -45,6 +49,7 @@ pub struct Config {
     pub inbox: InboxConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub ha: HaConfig,
     pub secrets: Secrets,
 }
 
@@ -57,6 +62,8 @@ pub struct Secrets {
     pub bridge_tokens: Vec<SecretString>,
     /// The token `/metrics` requires; `None`: `/metrics` is open.
     pub metrics_token: Option<SecretString>,
+    /// The PostgreSQL store's password (`MOSAIC_STORE_PASSWORD`), when it needs one.
+    pub store_password: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -68,6 +75,10 @@ impl std::fmt::Debug for Secrets {
             .field(
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "store_password",
+                &self.store_password.as_ref().map(|_| "[redacted]"),
             )
             .finish()
     }
@@ -249,6 +260,22 @@ pub struct InboxConfig {
     pub retention_age: Duration,
 }
 
+/// `[ha]`: several replicas on one PostgreSQL database (ignored with SQLite: one replica).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    /// A dead replica's agents are taken over within this (`takeover_s`); its lease is
+    /// renewed every third of it.
+    #[serde(rename = "takeover_s", with = "seconds")]
+    #[serde(default = "defaults::takeover")]
+    pub takeover: Duration,
+    /// Where the other replicas reach this one (`MOSAIC_ADVERTISE_URL` overrides it);
+    /// default: `http://` and `appservice.listen` (loopback when it listens on every
+    /// address).
+    #[serde(default)]
+    pub advertise_url: Option<Url>,
+}
+
 /// `[metrics]`: the Prometheus endpoint.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -291,6 +318,11 @@ impl Default for InboxConfig {
         toml::from_str("").expect("inbox defaults")
     }
 }
+impl Default for HaConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("ha defaults")
+    }
+}
 impl Default for StoreConfig {
     fn default() -> Self {
         toml::from_str("").expect("store defaults")
@@ -315,6 +347,8 @@ struct FileConfig {
     metrics: MetricsConfig,
     #[serde(default)]
     log: LogConfig,
+    #[serde(default)]
+    ha: HaConfig,
 }
 
 /// Every problem found while loading; `Display` prints one line per problem.

@@ -120,6 +120,27 @@ impl Directory {
         self.display_names.remove(slug);
     }
 
+    /// Makes the memberships exactly `now` (a full list from the store): joins what is
+    /// missing, leaves what is no longer there.
+    pub fn replace_memberships(&self, now: &[(AgentSlug, OwnedRoomId)]) {
+        let wanted: std::collections::HashSet<(&AgentSlug, &RoomId)> =
+            now.iter().map(|(s, r)| (s, r.as_ref())).collect();
+        let mut stale = Vec::new();
+        for entry in &self.agent_rooms {
+            for room in entry.value() {
+                if !wanted.contains(&(entry.key(), room.as_ref())) {
+                    stale.push((entry.key().clone(), room.clone()));
+                }
+            }
+        }
+        for (slug, room_id) in stale {
+            self.leave(&room_id, &slug);
+        }
+        for (slug, room) in now {
+            self.join(room, slug);
+        }
+    }
+
     /// Records a membership; returns whether it changed anything.
     pub fn apply(&self, change: &MembershipChange) -> bool {
         if change.joined {

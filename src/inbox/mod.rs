@@ -41,15 +41,20 @@ pub struct Inboxes {
     tails: DashMap<AgentSlug, Arc<InboxTail>>,
     slots: Arc<StreamSlots>,
     streams_per_agent: usize,
+    /// Other replicas write to the store too: the tails never hold all of an inbox, so
+    /// readers always read the store and use the tails only to be woken.
+    shared: bool,
 }
 
 impl Inboxes {
     pub fn new(store: Arc<dyn Store>, streams_per_agent: usize) -> Self {
+        let shared = store.shared().is_some();
         Self {
             store,
             tails: DashMap::new(),
             slots: Arc::default(),
             streams_per_agent,
+            shared,
         }
     }
 
@@ -78,8 +83,24 @@ impl Inboxes {
             store: self.store.clone(),
             tail,
             slug: slug.clone(),
+            shared: self.shared,
             _slot: slot,
         })
+    }
+
+    /// Wakes the readers of `slug` on this replica (another replica committed to its
+    /// inbox: with [`shared`](Self::shared) stores, readers read the store).
+    pub fn wake(&self, slug: &AgentSlug) {
+        if let Some(tail) = self.tails.get(slug) {
+            tail.wake();
+        }
+    }
+
+    /// Wakes every reader on this replica (after notices may have been missed).
+    pub fn wake_all(&self) {
+        for tail in &self.tails {
+            tail.wake();
+        }
     }
 
     /// Forgets a deleted agent's tail (its rows are gone from the store).

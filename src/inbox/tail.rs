@@ -118,6 +118,11 @@ impl InboxTail {
         )
     }
 
+    /// Wakes the readers without an entry (one was committed elsewhere).
+    pub fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+
     /// A future that completes at the next push or anchor. Create it (and `enable` it)
     /// before checking for entries, so that no wake-up is missed in between.
     pub fn notified(&self) -> Notified<'_> {

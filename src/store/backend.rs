@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
 use super::{postgres, sqlite, Store, StoreError, StoreResult};
 use crate::config::SyncMode;
 
@@ -42,8 +44,12 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
 }
 
 /// Opens the store named by `url` (creating and migrating it when needed), its commits as
-/// durable as `sync` asks.
-pub async fn open(url: &str, sync: SyncMode) -> StoreResult<Arc<dyn Store>> {
+/// durable as `sync` asks; `password` (PostgreSQL only) replaces the URL's.
+pub async fn open(
+    url: &str,
+    password: Option<&SecretString>,
+    sync: SyncMode,
+) -> StoreResult<Arc<dyn Store>> {
     let backend = backend_of(url)?;
     if sync == SyncMode::Normal {
         tracing::warn!(
@@ -54,7 +60,7 @@ pub async fn open(url: &str, sync: SyncMode) -> StoreResult<Arc<dyn Store>> {
     }
     Ok(match backend {
         Backend::Sqlite => Arc::new(sqlite::SqliteStore::open_with(url, sync).await?),
-        Backend::Postgres => Arc::new(postgres::PgStore::open(url, sync).await?),
+        Backend::Postgres => Arc::new(postgres::PgStore::open(url, password, sync).await?),
     })
 }
 

@@ -7,6 +7,7 @@
 
 mod backend;
 pub mod fingerprint;
+pub mod notice;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
@@ -255,6 +256,12 @@ pub trait Commits: Send + Sync + 'static {
 pub trait Store: Commits {
     /// Cheap round trip, for `/ready`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The database several replicas can share (PostgreSQL), for the cluster's leases,
+    /// leader lock and commit notices; `None` for a store only one process opens.
+    fn shared(&self) -> Option<&postgres::PgStore> {
+        None
+    }
 
     async fn agent(&self, slug: &AgentSlug) -> StoreResult<Option<AgentRecord>>;
     /// Agents of `range` in slug order, after `after` (exclusive), at most `limit`.

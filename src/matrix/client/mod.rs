@@ -99,6 +99,25 @@ impl HomeserverClient {
         result
     }
 
+    /// Asks the homeserver for its versions (no token, no side effect) and records the
+    /// outcome for `/ready` as a ping's: how a replica that is not the leader, which alone
+    /// pings, learns whether the homeserver is there.
+    pub async fn check_versions(&self) -> Result<(), HomeserverError> {
+        let url = self.url(&["versions"], None);
+        let result = self
+            .call::<Value>(
+                "versions",
+                Method::GET,
+                url,
+                None::<&()>,
+                Duration::from_secs(15),
+            )
+            .await
+            .map(drop);
+        self.inner.readiness.ping_answered(&result);
+        result
+    }
+
     /// Why the homeserver is not ready, or `None` when the last ping succeeded.
     pub fn ping_problem(&self) -> Option<String> {
         self.inner.readiness.ping_problem()

@@ -22,6 +22,7 @@
 use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     Connection, Executor, PgConnection, PgPool,
@@ -49,13 +50,23 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PgStore {
     pool: PgPool,
+    /// This process among the database's writers (random), as its commit notices name it.
+    origin: u64,
 }
 
 impl PgStore {
-    /// Connects to the database named by `url` (`postgres://` or `postgresql://`), with
+    /// Connects to the database named by `url` (`postgres://` or `postgresql://`, with
+    /// `password` when given), with
     /// commits as durable as `sync` asks, and brings its schema up to date.
-    pub async fn open(url: &str, sync: SyncMode) -> StoreResult<Self> {
+    pub async fn open(
+        url: &str,
+        password: Option<&SecretString>,
+        sync: SyncMode,
+    ) -> StoreResult<Self> {
         let mut options = PgConnectOptions::from_str(url)?;
+        if let Some(password) = password {
+            options = options.password(password.expose_secret());
+        }
         if sync == SyncMode::Normal {
             options = options.options([("synchronous_commit", "off")]);
         }
@@ -88,13 +99,20 @@ impl PgStore {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            origin: rand::random(),
+        })
     }
 
-    /// The pool, for tests that look at rows directly.
-    #[cfg(test)]
+    /// The pool (the cluster's leases and listener use the same database).
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// This process among the database's writers, as its commit notices name it.
+    pub fn origin(&self) -> u64 {
+        self.origin
     }
 }
 
@@ -119,7 +137,7 @@ fn limit(n: u32) -> i64 {
 #[async_trait]
 impl Commits for PgStore {
     async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>> {
-        batch::apply(&self.pool, batch, now_s()).await
+        batch::apply(&self.pool, batch, now_s(), self.origin).await
     }
 
     /// Nothing to do: a commit of [`Commits::apply`] has returned only once it is as
@@ -134,6 +152,10 @@ impl Commits for PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn shared(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -238,15 +260,16 @@ impl Store for PgStore {
     }
 
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        tokens::insert(&self.pool, token).await
+        tokens::insert(&self.pool, token, self.origin).await
     }
 
     async fn delete_token(&self, id: &TokenId) -> StoreResult<bool> {
-        tokens::delete(&self.pool, id).await
+        tokens::delete(&self.pool, id, self.origin).await
     }
 }
 
 mod batch;
+pub use self::batch::NOTICE_CHANNEL;
 mod effects;
 mod facts;
 mod inbox;

@@ -22,9 +22,11 @@ async fn synchronous_commit(s: &PgStore) -> String {
 #[tokio::test]
 async fn sessions_commit_as_durably_as_configured() {
     let db = TestDatabase::create().await;
-    let normal = PgStore::open(&db.url, SyncMode::Normal).await.unwrap();
+    let normal = PgStore::open(&db.url, None, SyncMode::Normal)
+        .await
+        .unwrap();
     assert_eq!(synchronous_commit(&normal).await, "off");
-    let full = PgStore::open(&db.url, SyncMode::Full).await.unwrap();
+    let full = PgStore::open(&db.url, None, SyncMode::Full).await.unwrap();
     assert_eq!(synchronous_commit(&full).await, "on");
     let database: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(&full.pool)
@@ -36,7 +38,7 @@ async fn sessions_commit_as_durably_as_configured() {
     .execute(&full.pool)
     .await
     .unwrap();
-    let full = PgStore::open(&db.url, SyncMode::Full).await.unwrap();
+    let full = PgStore::open(&db.url, None, SyncMode::Full).await.unwrap();
     assert_eq!(synchronous_commit(&full).await, "on");
     full.make_durable().await.unwrap();
 }
@@ -45,10 +47,14 @@ async fn sessions_commit_as_durably_as_configured() {
 /// password).
 #[tokio::test]
 async fn a_failed_open_does_not_show_the_password() {
-    let err = PgStore::open("postgres://someone:hunter2@127.0.0.1:1/x", SyncMode::Full)
-        .await
-        .err()
-        .expect("nothing listens on port 1");
+    let err = PgStore::open(
+        "postgres://someone:hunter2@127.0.0.1:1/x",
+        None,
+        SyncMode::Full,
+    )
+    .await
+    .err()
+    .expect("nothing listens on port 1");
     let text = format!("{err} {err:?}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(
@@ -63,8 +69,16 @@ async fn a_failed_open_does_not_show_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_writing_one_database_record_each_transaction_once() {
     let db = TestDatabase::create().await;
-    let first = Arc::new(PgStore::open(&db.url, SyncMode::Normal).await.unwrap());
-    let second = Arc::new(PgStore::open(&db.url, SyncMode::Normal).await.unwrap());
+    let first = Arc::new(
+        PgStore::open(&db.url, None, SyncMode::Normal)
+            .await
+            .unwrap(),
+    );
+    let second = Arc::new(
+        PgStore::open(&db.url, None, SyncMode::Normal)
+            .await
+            .unwrap(),
+    );
     const ROUNDS: usize = 40;
     // Each round: the same transaction to both stores, and one event shared with the
     // next round's transaction (another txn id), so event ids race as well.

@@ -1,11 +1,12 @@
 //! Issued bridge tokens in PostgreSQL: read and written on the pool (a token is issued or
-//! revoked rarely; no group commit is needed).
+//! revoked rarely; no group commit is needed). Issuing and revoking publish a commit
+//! notice in their transaction, so every replica reloads its token table.
 
 use sqlx::{PgPool, Row};
 
-use super::StoreResult;
+use super::{batch::notify, StoreResult};
 use crate::{
-    store::StoredToken,
+    store::{notice::CommitNotice, StoredToken},
     tokens::issued::{TokenId, TokenRecord},
 };
 
@@ -33,7 +34,8 @@ pub(super) async fn all(pool: &PgPool) -> StoreResult<Vec<TokenRecord>> {
         .collect()
 }
 
-pub(super) async fn insert(pool: &PgPool, t: &TokenRecord) -> StoreResult<()> {
+pub(super) async fn insert(pool: &PgPool, t: &TokenRecord, origin: u64) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
     let agents: Vec<String> = t.agents.iter().map(ToString::to_string).collect();
     sqlx::query(
         "INSERT INTO bridge_tokens \
@@ -48,15 +50,20 @@ pub(super) async fn insert(pool: &PgPool, t: &TokenRecord) -> StoreResult<()> {
     .bind(t.rate_per_s.map(i64::from))
     .bind(t.created_at)
     .bind(t.expires_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    notify(&mut tx, &CommitNotice::tokens(origin)).await?;
+    tx.commit().await?;
     Ok(())
 }
 
-pub(super) async fn delete(pool: &PgPool, id: &TokenId) -> StoreResult<bool> {
+pub(super) async fn delete(pool: &PgPool, id: &TokenId, origin: u64) -> StoreResult<bool> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query("DELETE FROM bridge_tokens WHERE id = $1")
         .bind(id.as_str())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    notify(&mut tx, &CommitNotice::tokens(origin)).await?;
+    tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }

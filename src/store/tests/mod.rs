@@ -111,7 +111,7 @@ pub(crate) async fn open_with(backend: Backend, sync: SyncMode) -> TestStore {
         }
         Backend::Postgres => {
             let database = database::TestDatabase::create().await;
-            let store = PgStore::open(&database.url, sync).await.unwrap();
+            let store = PgStore::open(&database.url, None, sync).await.unwrap();
             TestStore {
                 raw: Raw::Postgres(store.pool().clone()),
                 store: Arc::new(store),
