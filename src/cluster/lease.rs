@@ -19,23 +19,10 @@ const SWEEP: &str = "DELETE FROM replicas WHERE expires_at < now() - interval '1
 pub async fn run(cluster: Arc<Cluster>) {
     let Some(s) = &cluster.shared else { return };
     let every = s.takeover / 3;
-    // The margin for clocks running at different speeds and for the answer's delay.
-    let margin = s.takeover / 5;
-    let millis = s.takeover.as_millis() as i64;
     let mut was_valid = false;
     loop {
-        let asked = s.epoch.elapsed();
-        let renewed = sqlx::query(RENEW)
-            .bind(&s.id)
-            .bind(s.url.as_str())
-            .bind(millis)
-            .execute(&s.pool)
-            .await;
-        match renewed {
-            Ok(_) => {
-                let until = asked + s.takeover - margin;
-                s.valid_until_ms
-                    .store(until.as_millis() as u64, Ordering::Release);
+        match renew(&cluster).await {
+            Ok(()) => {
                 if !was_valid {
                     tracing::info!(replica = %s.id, url = %s.url, "replica lease held");
                 }
@@ -58,6 +45,27 @@ pub async fn run(cluster: Arc<Cluster>) {
         })
         .await;
     }
+}
+
+/// Renews the lease once; on success this replica may act for its agents until a margin
+/// before the lease ends, counted from before the renewal was asked.
+pub(super) async fn renew(cluster: &Cluster) -> Result<(), sqlx::Error> {
+    let Some(s) = &cluster.shared else {
+        return Ok(());
+    };
+    // The margin for clocks running at different speeds and for the answer's delay.
+    let margin = s.takeover / 5;
+    let asked = s.epoch.elapsed();
+    sqlx::query(RENEW)
+        .bind(&s.id)
+        .bind(s.url.as_str())
+        .bind(s.takeover.as_millis() as i64)
+        .execute(&s.pool)
+        .await?;
+    let until = asked + s.takeover - margin;
+    s.valid_until_ms
+        .store(until.as_millis() as u64, Ordering::Release);
+    Ok(())
 }
 
 /// Gives the lease up (at shutdown, after the agents' queues drained): the others take its

@@ -73,7 +73,7 @@ impl Cluster {
         })
     }
 
-    /// One replica of several sharing `pool`.
+    /// One replica of several sharing `pool`, as `config` says.
     pub fn shared(pool: PgPool, config: &Config) -> Arc<Self> {
         let url = config.ha.advertise_url.clone().unwrap_or_else(|| {
             let listen = config.appservice.listen;
@@ -85,12 +85,17 @@ impl Cluster {
             let addr = std::net::SocketAddr::new(ip, listen.port());
             Url::parse(&format!("http://{addr}")).expect("an address forms a URL")
         });
+        Self::replica(pool, url, config.ha.takeover)
+    }
+
+    /// One replica of several sharing `pool`, reached at `url`, its lease `takeover` long.
+    pub fn replica(pool: PgPool, url: Url, takeover: Duration) -> Arc<Self> {
         Arc::new(Self {
             shared: Some(Shared {
                 pool,
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 url,
-                takeover: config.ha.takeover,
+                takeover,
                 valid_until_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
                 owners: owners::OwnerCache::default(),
@@ -160,13 +165,9 @@ impl Cluster {
     pub async fn owner_of(&self, slug: &crate::ids::AgentSlug) -> Result<Owner, ClusterError> {
         match &self.shared {
             None => Ok(Owner::Local),
-            Some(s) => {
-                let owner = s.owners.owner_of(&s.pool, &s.id, slug).await?;
-                if owner == Owner::Local && !self.lease_is_valid() {
-                    return Err(ClusterError::LeaseLost);
-                }
-                Ok(owner)
-            }
+            // Without a current lease it may neither claim an agent nor act as one.
+            Some(_) if !self.lease_is_valid() => Err(ClusterError::LeaseLost),
+            Some(s) => Ok(s.owners.owner_of(&s.pool, &s.id, slug).await?),
         }
     }
 
@@ -177,3 +178,6 @@ impl Cluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
