@@ -76,6 +76,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     // the configured limits already exclude (and a reader behind them learns of the gap).
     apply_retention(&app).await;
 
+    // The first lease before the first request (an agent's acts need it).
+    if let Err(e) = cluster::lease::renew(&app.cluster).await {
+        tracing::warn!(error = %e, "cannot take this replica's lease yet; retrying");
+    }
     let cluster_tasks = app
         .cluster
         .spawn_tasks(Arc::new(ReplicaNotices { app: app.clone() }));

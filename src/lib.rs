@@ -18,6 +18,9 @@
 //!   readers, stream slots.
 //! - [`access`]: who calls the bridge: every bridge token by digest, with its scopes,
 //!   agent patterns, expiry and rate limit; the one place requests are authorised.
+//! - [`cluster`]: several replicas on one PostgreSQL database: this replica's lease, each
+//!   agent's owner (with an epoch as fencing token), the leader lock, and the listener of
+//!   other replicas' commit notices.
 //! - [`actors`]: the supervisor (with the registry of live agents and provisioning) and one
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations), the one mapping
@@ -28,9 +31,9 @@
 //!   [`whole_number`]: request fields that JSON may spell `5` or `5.0`.
 //!
 //! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, and
-//! `actors` → `access` → `store`, with `config`, `ids`, `tokens`, `matrix`, `metrics` and
+//! `actors` → `access` → `store`, `actors` → `cluster` → `store`, with `config`, `ids`, `tokens`, `matrix`, `metrics` and
 //! `whole_number` below; a lower module reaches a higher one only through a trait it
-//! declares (`inbound::AgentNotices`, `inbox::HangUp`).
+//! declares (`inbound::AgentNotices`, `inbox::HangUp`, `cluster::listen::Replicated`).
 
 pub mod access;
 pub mod actors;

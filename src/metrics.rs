@@ -48,6 +48,11 @@ pub struct Metrics {
     pub last_transaction_unixtime: IntGauge,
     /// Store group-commit batch sizes (transactions per commit).
     pub commit_batch: Histogram,
+    /// 1 while this replica is the leader (always, alone).
+    pub replica_leader: IntGauge,
+    /// Bridge calls sent on to the agent's owner replica, by outcome (`answered`,
+    /// `unreachable`, `failed`).
+    pub forwarded: IntCounterVec,
 }
 
 impl Metrics {
@@ -133,6 +138,19 @@ impl Metrics {
                     .buckets(exponential_buckets(1.0, 2.0, 10).unwrap()),
             )
             .unwrap(),
+            replica_leader: IntGauge::new(
+                "replica_leader",
+                "1 while this replica runs the jobs that run once",
+            )
+            .unwrap(),
+            forwarded: IntCounterVec::new(
+                Opts::new(
+                    "forwarded_requests_total",
+                    "Bridge calls sent on to the replica that owns the agent",
+                ),
+                &["outcome"],
+            )
+            .unwrap(),
             registry,
         };
         let r = &m.registry;
@@ -140,6 +158,8 @@ impl Metrics {
         r.register(Box::new(m.invites.clone())).unwrap();
         r.register(Box::new(m.effects.clone())).unwrap();
         r.register(Box::new(m.effects_pending.clone())).unwrap();
+        r.register(Box::new(m.replica_leader.clone())).unwrap();
+        r.register(Box::new(m.forwarded.clone())).unwrap();
         r.register(Box::new(m.events_received.clone())).unwrap();
         r.register(Box::new(m.inbox_deliveries.clone())).unwrap();
         r.register(Box::new(m.events_duplicate.clone())).unwrap();

@@ -25,6 +25,7 @@ use crate::{
     actors::AppState,
     cluster::{ClusterError, Owner},
     ids::AgentSlug,
+    metrics::METRICS,
 };
 
 /// Set on a forwarded call: its receiver runs it or refuses it, never forwards it again.
@@ -42,7 +43,8 @@ enum AgentIn {
     Path,
 }
 
-/// The calls that act as an agent: what they do is ordered by the agent's actor.
+/// The calls that act as an agent (what they do is ordered by the agent's actor), and the
+/// agent's state.
 fn acts_as_agent(method: &Method, path: &str) -> Option<AgentIn> {
     let rest = path.strip_prefix("/bridge/v1/")?;
     match (method, rest.split('/').collect::<Vec<_>>().as_slice()) {
@@ -51,7 +53,8 @@ fn acts_as_agent(method: &Method, path: &str) -> Option<AgentIn> {
             ["messages" | "reactions" | "redactions" | "receipts" | "events" | "typing"],
         )
         | (&Method::POST, ["rooms", _, "leave"]) => Some(AgentIn::Body),
-        (&Method::PUT | &Method::DELETE, ["agents", _]) => Some(AgentIn::Path),
+        // The agent's state (its queues, typing) is the owner's to tell.
+        (&Method::GET | &Method::PUT | &Method::DELETE, ["agents", _]) => Some(AgentIn::Path),
         _ => None,
     }
 }
@@ -115,7 +118,14 @@ async fn where_to_run(
             Duration::from_secs(1),
         ));
     }
-    match send(app, &url, req, body).await {
+    let sent = send(app, &url, req, body).await;
+    let outcome = match &sent {
+        Ok(_) => "answered",
+        Err(Sent::Never(_)) => "unreachable",
+        Err(Sent::Unknown(_)) => "failed",
+    };
+    METRICS.forwarded.with_label_values(&[outcome]).inc();
+    match sent {
         Ok(answer) => Ok(Some(answer)),
         Err(Sent::Never(e)) => {
             tracing::warn!(agent = %slug, owner = %url, error = %e, "the agent's owner did not answer");
@@ -233,7 +243,8 @@ mod tests {
             ),
             (Method::PUT, "/bridge/v1/agents/a", Some(AgentIn::Path)),
             (Method::DELETE, "/bridge/v1/agents/a", Some(AgentIn::Path)),
-            (Method::GET, "/bridge/v1/agents/a", None),
+            (Method::GET, "/bridge/v1/agents/a", Some(AgentIn::Path)),
+            (Method::GET, "/bridge/v1/agents", None),
             (Method::GET, "/bridge/v1/agents/a/events", None),
             (Method::GET, "/bridge/v1/rooms/!r/messages", None),
             (Method::POST, "/bridge/v1/provision/rooms", None),

@@ -18,6 +18,12 @@ pub async fn ready(app: web::Data<AppState>) -> HttpResponse {
         tracing::warn!(error = %e, "readiness: the store does not answer");
         problems.insert("store".into(), json!("not answering (see the log)"));
     }
+    if !app.cluster.lease_is_valid() {
+        problems.insert(
+            "replica".into(),
+            json!("this replica's lease is not current (it cannot renew it in the store)"),
+        );
+    }
     if !app.hs.is_reachable() {
         problems.insert("homeserver".into(), json!("unreachable"));
     } else if app.hs.ping_problem().is_some() {

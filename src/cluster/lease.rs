@@ -49,7 +49,7 @@ pub async fn run(cluster: Arc<Cluster>) {
 
 /// Renews the lease once; on success this replica may act for its agents until a margin
 /// before the lease ends, counted from before the renewal was asked.
-pub(super) async fn renew(cluster: &Cluster) -> Result<(), sqlx::Error> {
+pub async fn renew(cluster: &Cluster) -> Result<(), sqlx::Error> {
     let Some(s) = &cluster.shared else {
         return Ok(());
     };

@@ -66,6 +66,7 @@ struct Shared {
 impl Cluster {
     /// The only replica: it leads and owns every agent.
     pub fn single() -> Arc<Self> {
+        crate::metrics::METRICS.replica_leader.set(1);
         Arc::new(Self {
             shared: None,
             leader: AtomicBool::new(true),
@@ -116,6 +117,7 @@ impl Cluster {
     }
 
     fn set_leader(&self, leads: bool) {
+        crate::metrics::METRICS.replica_leader.set(i64::from(leads));
         if self.leader.swap(leads, Ordering::AcqRel) != leads {
             self.leadership.notify_waiters();
             if leads {
