@@ -62,7 +62,9 @@ if ! make_venv; then
 fi
 
 say "installing $SPEC (this takes a minute)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$SPEC" >&2 \
+# On a terminal pip shows what it downloads and installs; elsewhere (tests, CI) it is quiet.
+if [ -t 2 ]; then verbosity=--progress-bar=on; else verbosity=--quiet; fi
+"$VENV/bin/python" -m pip install "$verbosity" --disable-pip-version-check "$SPEC" >&2 \
     || die "pip install $SPEC failed (is PyPI reachable?)"
 
 installed || die "pip finished but 'import $MODULE' still fails in $VENV"
