@@ -30,6 +30,10 @@ pub enum AgentError {
     /// A plain message or reaction into an encrypted room, without `allow_unencrypted`.
     #[error("room {0} is encrypted: agents cannot encrypt yet, so this would go out in the clear; send with \"allow_unencrypted\": true to do so anyway")]
     EncryptedRoom(ruma::OwnedRoomId),
+    /// This replica's lease is not current: it may not act for agents (another replica
+    /// may be taking them over).
+    #[error("this replica cannot act for agents now (its lease is not current)")]
+    LeaseLost,
     /// Creating the agent would pass `limits.max_agents`.
     #[error("at most {max} agents are hosted (limits.max_agents)")]
     LimitReached { max: usize },

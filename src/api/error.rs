@@ -216,6 +216,10 @@ impl From<AgentError> for ApiError {
                 error: "agent is shutting down".into(),
                 retry_after: Some(Duration::from_secs(1)),
             },
+            e @ AgentError::LeaseLost => ApiError::Unavailable {
+                error: e.to_string(),
+                retry_after: Some(Duration::from_secs(1)),
+            },
             AgentError::Unknown(slug) => ApiError::NotFound(format!("unknown agent {slug}")),
             e @ AgentError::LimitReached { .. } => ApiError::ResourceLimit(e.to_string()),
             e @ AgentError::IdempotencyConflict(_) => ApiError::IdempotencyConflict(e.to_string()),

@@ -56,6 +56,11 @@ pub async fn renew(cluster: &Cluster) -> Result<(), sqlx::Error> {
     // The margin for clocks running at different speeds and for the answer's delay.
     let margin = s.takeover / 5;
     let asked = s.epoch.elapsed();
+    if !cluster.lease_is_valid() {
+        // The lease lapsed (a pause, a partition): others may have taken its agents over
+        // meanwhile, so the renewed lease brings none back; each is asked for again.
+        s.owners.forget_local();
+    }
     sqlx::query(RENEW)
         .bind(&s.id)
         .bind(s.url.as_str())

@@ -174,6 +174,12 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
     }
     if let Err(e) = crate::store::check_url(&f.store.url) {
         problems.push(format!("store.url: {e}"));
+    } else if Url::parse(&f.store.url).is_ok_and(|u| u.password().is_some()) {
+        // Not echoed: it holds a password.
+        problems.push(format!(
+            "store.url: holds a password; set {ENV_STORE_PASSWORD} instead (the config \
+             file holds no credentials)"
+        ));
     }
     let l = &f.limits;
     let positive = [

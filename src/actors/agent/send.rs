@@ -235,6 +235,11 @@ async fn deliver(
         if act.encryptable() && !allow_unencrypted && app.directory.is_encrypted(&room) {
             return Err(AgentError::EncryptedRoom(room));
         }
+        // The fencing rule, checked again just before the act goes out: a replica whose
+        // lease lapsed while the act waited in the queue or joined the room stops here.
+        if !app.cluster.lease_is_valid() {
+            return Err(AgentError::LeaseLost);
+        }
         let request = keyed.as_ref().map(|(_, r)| r);
         let matrix_txn = matrix_txn_id(&slug, &txn_id, request);
         let event_id = act
