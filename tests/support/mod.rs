@@ -33,6 +33,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod mock_hs;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod scenes;
 pub mod stack;
@@ -46,6 +47,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use daemon::{Daemon, DaemonOptions};
 pub use human::{wait_until, Human};
 pub use ports::free_port;
+pub use postgres::{PgDatabase, TestStore};
 pub use stack::{Stack, SERVER_NAME};
 pub use synapse::Synapse;
 
