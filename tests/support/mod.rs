@@ -39,6 +39,7 @@ pub mod scenes;
 pub mod stack;
 pub mod stack_api;
 pub mod synapse;
+pub mod tcp_proxy;
 pub mod tls_hs;
 pub mod tokens;
 
