@@ -124,22 +124,7 @@ impl Daemon {
     ) -> Daemon {
         fs::create_dir_all(dir).expect("create daemon dir");
         let port = free_port();
-        let store = match &options.store {
-            TestStore::FromEnv => TestStore::from_env(),
-            other => other.clone(),
-        };
-        let (store_url, database) = match store {
-            TestStore::Postgres => {
-                let database = Arc::new(PgDatabase::create());
-                (database.url.clone(), Some(database))
-            }
-            TestStore::Shared { database, url } => (url, Some(database)),
-            TestStore::Url(url) => (url, None),
-            TestStore::Sqlite | TestStore::FromEnv => (
-                format!("sqlite://{}", dir.join("mosaic.db").display()),
-                None,
-            ),
-        };
+        let (store_url, database) = options.store.resolve(dir);
         let daemon = Daemon {
             name: name.to_owned(),
             dir: dir.to_path_buf(),

@@ -59,6 +59,27 @@ impl TestStore {
         matches!(TestStore::from_env(), TestStore::Postgres)
     }
 
+    /// The store URL of a daemon in `dir`, and the database behind it when the harness made
+    /// one (created here for [`TestStore::Postgres`]).
+    pub fn resolve(&self, dir: &std::path::Path) -> (String, Option<Arc<PgDatabase>>) {
+        let store = match self {
+            TestStore::FromEnv => TestStore::from_env(),
+            other => other.clone(),
+        };
+        match store {
+            TestStore::Postgres => {
+                let database = Arc::new(PgDatabase::create());
+                (database.url.clone(), Some(database))
+            }
+            TestStore::Shared { database, url } => (url, Some(database)),
+            TestStore::Url(url) => (url, None),
+            TestStore::Sqlite | TestStore::FromEnv => (
+                format!("sqlite://{}", dir.join("mosaic.db").display()),
+                None,
+            ),
+        }
+    }
+
     /// `database` at its own URL.
     pub fn database(database: Arc<PgDatabase>) -> TestStore {
         let url = database.url.clone();
