@@ -229,6 +229,21 @@ fn sweep_stale(admin_url: &str) {
     }
 }
 
+/// Whether the server at `admin_url` has a database `name`.
+pub fn exists(admin_url: &str, name: &str) -> bool {
+    let (url, name) = (admin_url.to_owned(), name.to_owned());
+    block_on(async move {
+        let mut conn = PgConnection::connect(&url).await?;
+        let found = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_optional(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok(found.is_some())
+    })
+    .expect("ask the test server for its databases")
+}
+
 /// Runs `statements` one by one on a connection of its own to `url`.
 fn admin(url: &str, statements: &[String]) -> Result<(), String> {
     let (url, statements) = (url.to_owned(), statements.to_vec());
