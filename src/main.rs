@@ -1,7 +1,7 @@
 //! The `mosaic-as` command line: `serve`, `registration`, `check-config`, `gen-secrets`,
 //! and `token` (a client of the bridge API).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use mosaic_as::{
@@ -9,8 +9,12 @@ use mosaic_as::{
     config::{self, Config, ProcessEnv},
     ids::Namespaces,
     matrix::registration::registration_yaml,
+    store,
 };
 use rand::{distr::Alphanumeric, Rng};
+
+/// How long `check-config` waits for the store's server to answer.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// mimalloc: fewer cycles per allocation than glibc's malloc on the request paths, and less
 /// memory held per idle agent (see the README's Performance section).
@@ -101,6 +105,17 @@ fn main() -> ExitCode {
         Command::Token(command) => token(command),
         Command::CheckConfig => match Config::load(&cli.config, &ProcessEnv) {
             Ok(c) => {
+                // The store too, as `serve` would open it (a PostgreSQL server, database and
+                // role that exist).
+                let reachable = actix::System::new().block_on(store::check_reachable(
+                    &c.store.url,
+                    c.secrets.store_password.as_ref(),
+                    STORE_CHECK_TIMEOUT,
+                ));
+                if let Err(e) = reachable {
+                    eprintln!("error: store.url: {e}");
+                    return ExitCode::from(2);
+                }
                 println!(
                     "{}: configuration OK (homeserver {}, listening on {}, {} admin bridge token(s))",
                     cli.config.display(),

@@ -1,7 +1,9 @@
 //! Smoke tests of the test harness itself: a real Synapse starts, loads an
 //! application-service registration, and a human can talk through it; the full
 //! stack (Synapse + the `mosaic-as` binary) comes up healthy; `scripts/run-local
-//! --check` brings up the local stack and a message from agent `alpha` reaches alice.
+//! --check` brings up the local stack and a message from agent `alpha` reaches alice; a
+//! daemon's PostgreSQL database outlives it while another daemon holds it, and goes with
+//! the last one.
 
 pub mod support;
 
@@ -143,4 +145,48 @@ fn run_local_check_mode_passes() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// A second daemon on the first one's database ([`TestStore::same_as`]) reads what the
+/// first recorded, after the first is gone; the database is dropped with the last holder.
+#[test]
+fn a_second_daemon_shares_the_first_ones_postgres_database() {
+    use support::daemon_api::{inbox_ids, put_agent, put_txn};
+    use support::events::{member_join, text_event};
+    use support::mock_hs::MockHs;
+    use support::{DaemonOptions, TestStore};
+
+    let postgres = DaemonOptions {
+        store: TestStore::Postgres,
+        ..Default::default()
+    };
+    let (mock, first) = MockHs::with_daemon("shared-db-first", postgres);
+    assert!(
+        first.store_url().starts_with("postgres://"),
+        "{}",
+        first.store_url()
+    );
+    put_agent(&first, "a");
+    let room = "!shared:hs.local";
+    let events = vec![
+        member_join("$join", room, &first.agent_user("a")),
+        text_event("$hello", room, "@h:hs.local", "hello"),
+    ];
+    assert_eq!(put_txn(&first, "t1", events).status, StatusCode::OK);
+    let shared = DaemonOptions {
+        store: TestStore::same_as(&first),
+        ..Default::default()
+    };
+    let database = first.database().expect("a database").clone();
+    drop(first);
+    let second = support::mock_hs::ready_daemon(&mock, "shared-db-second", shared);
+    assert_eq!(second.store_url(), database.url);
+    assert_eq!(inbox_ids(&second, "a"), ["$hello"]);
+    let name = database.name.clone();
+    drop((second, database));
+    let admin = support::postgres::admin_url();
+    assert!(
+        !support::postgres::exists(&admin, &name),
+        "{name} outlived its last holder"
+    );
 }

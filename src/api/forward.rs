@@ -20,7 +20,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::{body, error::ApiError};
 use crate::{
     actors::AppState,
     cluster::{ClusterError, Owner},
@@ -77,7 +77,12 @@ pub async fn to_owner(
     let (Some(agent_in), true) = (acts, app.cluster.is_shared()) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let body = req.extract::<web::Bytes>().await?;
+    // Refused as the handlers refuse it (413 `M_TOO_LARGE` as JSON, not actix's text).
+    let limit = app.config.limits.max_body_bytes;
+    let body = match body::payload(req.extract::<web::Bytes>().await, limit) {
+        Ok(body) => body,
+        Err(e) => return Ok(req.into_response(e.error_response())),
+    };
     let slug = match agent_in {
         AgentIn::Path => req
             .path()

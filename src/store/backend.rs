@@ -1,8 +1,9 @@
 //! Which backend a store URL names, and opening it.
 
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc, time::Duration};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
 
 use super::{postgres, sqlite, Store, StoreError, StoreResult};
 use crate::config::SyncMode;
@@ -41,6 +42,41 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
 /// carry a password). `check-config` and [`open`] both ask here.
 pub fn check_url(url: &str) -> Result<(), StoreError> {
     backend_of(url).map(drop)
+}
+
+/// Whether the store `url` names can be used as configured, for `check-config`: for
+/// PostgreSQL one connection (with `password` when given) within `timeout`, closed at once,
+/// nothing created or migrated; for SQLite nothing (the file is made at the first start).
+/// The error names the server, database and role, never a password.
+pub async fn check_reachable(
+    url: &str,
+    password: Option<&SecretString>,
+    timeout: Duration,
+) -> Result<(), String> {
+    if backend_of(url).map_err(|e| e.to_string())? != Backend::Postgres {
+        return Ok(());
+    }
+    let mut options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
+    if let Some(password) = password {
+        options = options.password(password.expose_secret());
+    }
+    let target = format!(
+        "database {:?} on {}:{} as {:?}",
+        options.get_database().unwrap_or("(the role's)"),
+        options.get_host(),
+        options.get_port(),
+        options.get_username()
+    );
+    match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(format!("cannot use the PostgreSQL {target}: {e}")),
+        Err(_) => Err(format!(
+            "cannot use the PostgreSQL {target}: no answer within {timeout:?}"
+        )),
+    }
 }
 
 /// Opens the store named by `url` (creating and migrating it when needed), its commits as

@@ -1,7 +1,9 @@
 //! The real `mosaic-as` binary, run as a separate process.
 //!
 //! [`Daemon::configure`] picks a port, generates fresh secrets and writes the TOML
-//! config (SQLite store in the same directory); [`Daemon::registration_yaml`]
+//! config (the store [`DaemonOptions::store`] names: by default what `MOSAIC_TEST_STORE`
+//! says, a SQLite file in the same directory or a PostgreSQL database of its own, see
+//! [`super::postgres`]); [`Daemon::registration_yaml`]
 //! asks the binary itself for the homeserver registration; [`Daemon::start`]
 //! spawns `mosaic-as serve` with the secrets in its environment, stdout and stderr
 //! appended to `daemon.log`, and waits for `GET /health`.
@@ -9,6 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::blocking::Client;
@@ -16,6 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::ports::free_port;
+use super::postgres::{PgDatabase, TestStore};
 use super::process::{self, random_hex, ScratchDir};
 use super::synapse::http_client;
 
@@ -30,6 +34,8 @@ const DAEMON_ENV: &[&str] = &[
     "MOSAIC_BRIDGE_TOKENS",
     "MOSAIC_AS_CONFIG",
     "MOSAIC_AS_LOG_FORMAT",
+    "MOSAIC_STORE_PASSWORD",
+    "MOSAIC_ADVERTISE_URL",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "HTTPS_PROXY",
@@ -74,6 +80,8 @@ pub struct DaemonOptions {
     pub bridge_tokens_env: Option<String>,
     /// Extra environment variables (e.g. `RUST_LOG`).
     pub env: Vec<(String, String)>,
+    /// The store: by default what `MOSAIC_TEST_STORE` says.
+    pub store: TestStore,
 }
 
 /// One daemon: its files, secrets and (when running) its process.
@@ -84,7 +92,11 @@ pub struct Daemon {
     base_url: String,
     server_name: String,
     config_path: PathBuf,
-    store_path: PathBuf,
+    /// `store.url`.
+    store_url: String,
+    /// The PostgreSQL database behind `store_url`, when the harness made it: kept across
+    /// restarts, dropped with its last holder (after this daemon stopped).
+    database: Option<Arc<PgDatabase>>,
     log_path: PathBuf,
     secrets: Secrets,
     options: DaemonOptions,
@@ -112,6 +124,7 @@ impl Daemon {
     ) -> Daemon {
         fs::create_dir_all(dir).expect("create daemon dir");
         let port = free_port();
+        let (store_url, database) = options.store.resolve(dir);
         let daemon = Daemon {
             name: name.to_owned(),
             dir: dir.to_path_buf(),
@@ -119,7 +132,8 @@ impl Daemon {
             base_url: format!("http://127.0.0.1:{port}"),
             server_name: server_name.to_owned(),
             config_path: dir.join("mosaic-as.toml"),
-            store_path: dir.join("mosaic.db"),
+            store_url,
+            database,
             log_path: dir.join("daemon.log"),
             secrets: Secrets::generate(),
             options,
@@ -133,12 +147,12 @@ impl Daemon {
              [appservice]\nid = \"mosaic-as\"\nlisten = \"127.0.0.1:{port}\"\nurl = \"{url}\"\n\
              sender_localpart = \"mosaic-as\"\nagent_prefix = \"agent-\"\nalias_prefix = \"mosaic-\"\n\
              receive_ephemeral = {ephemeral}\n\n\
-             [store]\nurl = \"sqlite://{store}\"\n\n\
+             [store]\nurl = \"{store}\"\n\n\
              [limits]\n{limits}\n\n\
              [log]\nformat = \"text\"\n\n{extra}\n",
             url = daemon.base_url,
             ephemeral = daemon.options.receive_ephemeral,
-            store = daemon.store_path.display(),
+            store = daemon.store_url,
             limits = daemon.options.limits_toml,
             extra = daemon.options.extra_toml,
         );
@@ -344,6 +358,17 @@ impl Daemon {
 
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// `store.url` of this daemon.
+    pub fn store_url(&self) -> &str {
+        &self.store_url
+    }
+
+    /// The harness's PostgreSQL database this daemon uses, if any (see
+    /// [`TestStore::same_as`] for a second daemon on it).
+    pub fn database(&self) -> Option<&Arc<PgDatabase>> {
+        self.database.as_ref()
     }
 
     /// The files worth keeping after a failure, as (file name, path).

@@ -33,11 +33,13 @@ pub mod inbox;
 pub mod metrics;
 pub mod mock_hs;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod scenes;
 pub mod stack;
 pub mod stack_api;
 pub mod synapse;
+pub mod tcp_proxy;
 pub mod tls_hs;
 pub mod tokens;
 
@@ -46,6 +48,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use daemon::{Daemon, DaemonOptions};
 pub use human::{wait_until, Human};
 pub use ports::free_port;
+pub use postgres::{PgDatabase, TestStore};
 pub use stack::{Stack, SERVER_NAME};
 pub use synapse::Synapse;
 
