@@ -82,6 +82,10 @@ pub struct DaemonOptions {
     pub env: Vec<(String, String)>,
     /// The store: by default what `MOSAIC_TEST_STORE` says.
     pub store: TestStore,
+    /// `appservice.url` instead of the daemon's own URL (a proxy before replicas).
+    pub appservice_url: Option<String>,
+    /// These secrets instead of fresh ones (another replica's).
+    pub secrets: Option<Secrets>,
 }
 
 /// One daemon: its files, secrets and (when running) its process.
@@ -135,7 +139,7 @@ impl Daemon {
             store_url,
             database,
             log_path: dir.join("daemon.log"),
-            secrets: Secrets::generate(),
+            secrets: options.secrets.clone().unwrap_or_else(Secrets::generate),
             options,
             child: None,
             starts: 0,
@@ -150,7 +154,7 @@ impl Daemon {
              [store]\nurl = \"{store}\"\n\n\
              [limits]\n{limits}\n\n\
              [log]\nformat = \"text\"\n\n{extra}\n",
-            url = daemon.base_url,
+            url = daemon.options.appservice_url.as_ref().unwrap_or(&daemon.base_url),
             ephemeral = daemon.options.receive_ephemeral,
             store = daemon.store_url,
             limits = daemon.options.limits_toml,

@@ -35,6 +35,7 @@ pub mod mock_hs;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod rr_proxy;
 pub mod scenes;
 pub mod stack;
 pub mod stack_api;

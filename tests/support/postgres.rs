@@ -229,6 +229,20 @@ fn sweep_stale(admin_url: &str) {
     }
 }
 
+impl PgDatabase {
+    /// The first column of `sql`'s rows (text), `$1` bound to `param`.
+    pub fn query_strings(&self, sql: &str, param: &str) -> Vec<String> {
+        let (url, sql, param) = (self.url.clone(), sql.to_owned(), param.to_owned());
+        block_on(async move {
+            let mut conn = PgConnection::connect(&url).await?;
+            let rows = sqlx::query(&sql).bind(param).fetch_all(&mut conn).await?;
+            let _ = conn.close().await;
+            Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+        })
+        .expect("query the test database")
+    }
+}
+
 /// Whether the server at `admin_url` has a database `name`.
 pub fn exists(admin_url: &str, name: &str) -> bool {
     let (url, name) = (admin_url.to_owned(), name.to_owned());
