@@ -35,6 +35,9 @@ pub enum Endpoint {
     Directory,
     /// `GET /_matrix/client/v3/rooms/{room}/state/{type}/{state_key}`
     StateRead,
+    /// `GET /_matrix/client/versions` (asked instead of the ping by a replica that is not
+    /// the leader, on a PostgreSQL store)
+    Versions,
     /// `GET /_matrix/client/v3/capabilities`
     Capabilities,
     /// `GET|PUT /_matrix/client/v3/profile/{user}/{field}`

@@ -139,6 +139,9 @@ impl Shared {
             ("POST", ["_matrix", "media", "v3", "upload"]) => {
                 (Endpoint::Upload, None, None, None, None)
             }
+            ("GET", ["_matrix", "client", "versions"]) => {
+                (Endpoint::Versions, None, None, None, None)
+            }
             ("GET", ["_matrix", "client", "v3", "capabilities"]) => {
                 (Endpoint::Capabilities, None, None, None, None)
             }
@@ -329,6 +332,7 @@ impl Shared {
                 Some("state") => (200, json!([])),
                 _ => (200, json!({ "joined": {} })),
             },
+            Endpoint::Versions => (200, json!({ "versions": ["v1.11", "v1.12"] })),
             Endpoint::Capabilities => (
                 200,
                 json!({ "capabilities": { "m.room_versions": {
