@@ -145,7 +145,14 @@ fn transactions_while_the_store_is_away_are_refused_and_recorded_once_it_is_back
     );
     drop(attempts);
 
-    // Every event once, in order; the same from the store after a restart.
+    // Ready again without a restart; every event once, in order; the same from the store
+    // after a restart.
+    let back = Instant::now();
+    d.wait_ready(Duration::from_secs(30));
+    eprintln!(
+        "/ready 200 again {:.1?} after the pushers were done",
+        back.elapsed()
+    );
     let expected =
         |p: usize| -> Vec<String> { (0..TRANSACTIONS).flat_map(|t| event_ids(p, t)).collect() };
     for p in 0..PUSHERS {
