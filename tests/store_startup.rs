@@ -1,7 +1,8 @@
 //! A PostgreSQL store the daemon cannot use: a server that is not there (a closed port), a
 //! database that does not exist, a role that does not exist. `mosaic-as serve` exits at
 //! start-up with an error that names the problem, and `mosaic-as check-config` reports the
-//! same; neither prints the password, whether the URL carries it or `MOSAIC_STORE_PASSWORD`.
+//! same; neither prints the password (`MOSAIC_STORE_PASSWORD`; a URL that holds one is
+//! refused, without showing it).
 //! These tests ask for PostgreSQL themselves (the test server of `MOSAIC_TEST_POSTGRES_URL`),
 //! whatever `MOSAIC_TEST_STORE` says.
 
@@ -18,13 +19,12 @@ use support::{free_port, Daemon, DaemonOptions, TestStore};
 /// Longest a refused start may take: the server answers (or refuses) at once.
 const START_FAILS_WITHIN: Duration = Duration::from_secs(30);
 
-/// A store URL on the test server with `user`, `password` and `database` (and, when given,
-/// another port).
-fn store_url(user: &str, password: &str, database: &str, port: Option<u16>) -> String {
+/// A store URL on the test server with `user` and `database` (and, when given, another
+/// port); no password.
+fn store_url(user: &str, database: &str, port: Option<u16>) -> String {
     let mut url = url::Url::parse(&admin_url()).expect("the test server's URL");
     url.set_username(user).expect("a user");
-    let password = Some(password).filter(|p| !p.is_empty());
-    url.set_password(password).expect("a password");
+    url.set_password(None).expect("no password");
     url.set_path(&format!("/{database}"));
     if port.is_some() {
         url.set_port(port).expect("a port");
@@ -32,16 +32,13 @@ fn store_url(user: &str, password: &str, database: &str, port: Option<u16>) -> S
     url.into()
 }
 
-/// A daemon config with this store URL and extra environment (nothing is started).
-fn daemon_with(name: &str, url: &str, env: &[(&str, &str)]) -> Daemon {
+/// A daemon config with this store URL and `MOSAIC_STORE_PASSWORD` (nothing is started).
+fn daemon_with(name: &str, url: &str, password: &str) -> Daemon {
     offline(
         name,
         DaemonOptions {
             store: TestStore::Url(url.to_owned()),
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            env: vec![("MOSAIC_STORE_PASSWORD".into(), password.into())],
             ..Default::default()
         },
     )
@@ -114,18 +111,8 @@ fn refused(d: &Daemon, password: &str, what: &[&str]) {
 #[test]
 fn an_unreachable_postgres_server_is_named_at_start_up() {
     let password = format!("pw-{}", random_hex(8));
-    let port = free_port();
-    let url = store_url("postgres", &password, "mosaic", Some(port));
-    let d = daemon_with("pg-unreachable", &url, &[]);
-    refused(&d, &password, &["refused"]);
-
-    // The password from the environment instead: not shown either.
-    let url = store_url("postgres", "", "mosaic", Some(port));
-    let d = daemon_with(
-        "pg-unreachable-env",
-        &url,
-        &[("MOSAIC_STORE_PASSWORD", &password)],
-    );
+    let url = store_url("postgres", "mosaic", Some(free_port()));
+    let d = daemon_with("pg-unreachable", &url, &password);
     refused(&d, &password, &["refused"]);
 }
 
@@ -134,8 +121,11 @@ fn an_unreachable_postgres_server_is_named_at_start_up() {
 fn a_database_that_does_not_exist_is_named_at_start_up() {
     let password = format!("pw-{}", random_hex(8));
     let database = format!("mosaic_it_absent_{}", random_hex(4));
-    let url = store_url("postgres", &password, &database, None);
-    let d = daemon_with("pg-no-database", &url, &[]);
+    let d = daemon_with(
+        "pg-no-database",
+        &store_url("postgres", &database, None),
+        &password,
+    );
     refused(&d, &password, &[&database, "does not exist"]);
 }
 
@@ -144,9 +134,19 @@ fn a_database_that_does_not_exist_is_named_at_start_up() {
 fn a_role_that_does_not_exist_is_named_at_start_up() {
     let password = format!("pw-{}", random_hex(8));
     let user = format!("nobody_{}", random_hex(4));
-    let url = store_url(&user, &password, "postgres", None);
-    let d = daemon_with("pg-no-role", &url, &[("MOSAIC_STORE_PASSWORD", &password)]);
-    refused(&d, &password, &[&user]);
+    let d = daemon_with("pg-no-role", &store_url(&user, "postgres", None), &password);
+    refused(&d, &password, &[&user, "does not exist"]);
+}
+
+/// A password in `store.url` itself is refused before anything is reached, without showing
+/// it.
+#[test]
+fn a_password_in_the_store_url_is_refused_unseen() {
+    let password = format!("pw-{}", random_hex(8));
+    let mut url = url::Url::parse(&store_url("postgres", "postgres", None)).expect("a URL");
+    url.set_password(Some(&password)).expect("a password");
+    let d = daemon_with("pg-url-password", url.as_str(), "");
+    refused(&d, &password, &["password", "MOSAIC_STORE_PASSWORD"]);
 }
 
 /// A reachable database with the right role passes `check-config`.
