@@ -157,7 +157,8 @@ async fn ping_loop(app: Arc<AppState>) {
     loop {
         // The leader pings (which makes the homeserver redeliver what it queued); the
         // others only ask whether the homeserver answers.
-        let result = if app.cluster.is_leader() {
+        let leader = app.cluster.is_leader();
+        let result = if leader {
             app.hs.check().await
         } else {
             app.hs.check_versions().await
@@ -177,6 +178,11 @@ async fn ping_loop(app: Arc<AppState>) {
             }
         }
         was_ok = Some(ok);
+        // Leadership that changed during the check (its notice reached nobody: this loop was
+        // not waiting yet): ping, or stop pinging, now rather than after the pause.
+        if app.cluster.is_leader() != leader {
+            continue;
+        }
         let pause = actix_rt::time::sleep(if ok { PING_UP } else { PING_DOWN });
         tokio::select! {
             () = pause => {}
