@@ -153,7 +153,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 /// Pings the homeserver at start-up (which also makes it redeliver queued transactions)
 /// and then periodically, logging every change of state.
 async fn ping_loop(app: Arc<AppState>) {
-    let mut was_ok: Option<bool> = None;
+    let mut was: Option<(bool, bool)> = None;
     loop {
         // The leader pings (which makes the homeserver redeliver what it queued); the
         // others only ask whether the homeserver answers.
@@ -164,11 +164,15 @@ async fn ping_loop(app: Arc<AppState>) {
             app.hs.check_versions().await
         };
         let ok = result.is_ok();
-        if was_ok != Some(ok) {
+        if was != Some((leader, ok)) {
             match &result {
-                Ok(()) => tracing::info!(
+                Ok(()) if leader => tracing::info!(
                     url = %app.config.appservice.url,
                     "homeserver ping succeeded: the homeserver reaches mosaic-as"
+                ),
+                Ok(()) => tracing::info!(
+                    homeserver = %app.config.homeserver.url,
+                    "the homeserver answers (the leader replica pings it)"
                 ),
                 Err(e) => tracing::error!(
                     error = %e,
@@ -177,7 +181,7 @@ async fn ping_loop(app: Arc<AppState>) {
                 ),
             }
         }
-        was_ok = Some(ok);
+        was = Some((leader, ok));
         // Leadership that changed during the check (its notice reached nobody: this loop was
         // not waiting yet): ping, or stop pinging, now rather than after the pause.
         if app.cluster.is_leader() != leader {
