@@ -285,3 +285,36 @@ fn two_replicas_behind_one_url_lose_nothing_when_one_is_killed() {
     });
     eprintln!("proxy answers per replica: {:?}", proxy.served());
 }
+
+/// A token issued on one replica works on the other at once; revoked on that one, it is
+/// refused on the first (every replica's token table follows the database's notices).
+#[test]
+fn tokens_issued_and_revoked_on_one_replica_apply_on_the_other() {
+    let hs = support::mock_hs::MockHs::start(SERVER_NAME);
+    let database = Arc::new(PgDatabase::create());
+    let options = |secrets| DaemonOptions {
+        store: TestStore::database(database.clone()),
+        secrets,
+        ..Default::default()
+    };
+    let mut a = Daemon::standalone("tokens-a", &hs.url(), SERVER_NAME, options(None));
+    let mut b = Daemon::standalone(
+        "tokens-b",
+        &hs.url(),
+        SERVER_NAME,
+        options(Some(a.secrets().clone())),
+    );
+    a.start();
+    b.start();
+    let issued = support::tokens::issue_for(&a, &["read"], &["*"]);
+    let agents = "/bridge/v1/agents";
+    wait_until(Duration::from_secs(5), "the token works on b", || {
+        let r = support::tokens::call_as(&b, Some(&issued.value), Method::GET, agents, None);
+        (r.status == StatusCode::OK).then_some(())
+    });
+    support::tokens::revoke(&b, &issued.id);
+    wait_until(Duration::from_secs(5), "the token is refused on a", || {
+        let r = support::tokens::call_as(&a, Some(&issued.value), Method::GET, agents, None);
+        (r.status == StatusCode::FORBIDDEN).then_some(())
+    });
+}
