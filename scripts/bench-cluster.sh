@@ -90,7 +90,7 @@ listen = "127.0.0.1:$2"
 url = "$AS_URL"
 [store]
 url = "$PG_URL/$PG_DB"
-sync = "full"
+sync = "${STORE_SYNC:-full}"
 [limits]
 hs_max_in_flight = 512
 agent_queue = 256
@@ -298,4 +298,40 @@ bench_takeover() {
     [ "$epoch" = "${R_URLS[0]} epoch 2" ] || fail "TAKEOVER: the agent's owner after is $epoch, not replica 1 at epoch 2"
     store_stop
     store_release
+}
+
+# ------------------------------------------------------------------ --perf on PostgreSQL
+
+# With --perf, on a PostgreSQL workload: what the workload's database sessions were doing
+# (pg_stat_activity every 10 ms for the measured run; sessions at rest not counted), as
+# shares of the samples, in <W>/pg-waits.txt. "idle in transaction" is a session waiting
+# for the daemon's next statement, "IO:WALSync" a COMMIT waiting for its WAL flush,
+# "Lock:advisory" a group commit waiting for another replica's.
+pg_waits_start() { # dir
+    [ "$PERF" = 1 ] && [ "$BACKEND" != sqlite ] || return 0
+    PGOPTIONS=--client-min-messages=warning psql "$PG_URL/$PG_DB" -qAtX -v ON_ERROR_STOP=1 >"$1/pg-waits.txt" 2>&1 <<EOF2 &
+CREATE TEMP TABLE s (what text);
+CREATE TEMP TABLE n (samples int);
+DO \$\$ DECLARE k int := 0; BEGIN
+    WHILE clock_timestamp() < now() + interval '$DURATION s' LOOP
+        PERFORM pg_stat_clear_snapshot();
+        INSERT INTO s SELECT state || ' ' || coalesce(wait_event_type || ':' || wait_event, 'on CPU')
+            FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle';
+        k := k + 1;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    INSERT INTO n VALUES (k);
+END \$\$;
+SELECT format('%6s %% of %s samples  %s', round(100.0 * count(*) / n.samples, 1), n.samples, what)
+    FROM s, n GROUP BY what, n.samples ORDER BY count(*) DESC;
+EOF2
+    PG_WAITS_PID=$!
+}
+
+pg_waits_stop() { # dir
+    [ -n "${PG_WAITS_PID:-}" ] || return 0
+    wait "$PG_WAITS_PID" || true
+    PG_WAITS_PID=""
+    log "PostgreSQL sessions' states in ${1#"$ROOT"/}/pg-waits.txt"
 }
