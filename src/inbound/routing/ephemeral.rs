@@ -88,7 +88,11 @@ impl<'a> Items<'a> {
         if ev.kind != TYPING && ev.kind != RECEIPT {
             return;
         }
-        let room = ev.room_id.as_deref().map(<&RoomId>::try_from);
+        let room = ev
+            .room_id
+            .as_deref()
+            .filter(|r| !has_control(r))
+            .map(<&RoomId>::try_from);
         let Some(Ok(room)) = room else {
             let error = format!("{} without a valid room id", ev.kind);
             self.routed
@@ -100,6 +104,14 @@ impl<'a> Items<'a> {
             TYPING => serde_json::from_str(ev.content.get()).map(|c| self.typing(room, c)),
             _ => serde_json::from_str(ev.content.get()).map(|c| self.receipts(room, c)),
         };
+        // The store's text columns end at a NUL: such a user would be stored as another.
+        if let Ok(dropped @ 1..) = outcome {
+            let error = format!("{}: {dropped} user ids hold a control character", ev.kind);
+            self.routed
+                .skipped
+                .note(txn_id, None, SkipReason::InvalidId, &error);
+            return;
+        }
         if let Err(e) = outcome {
             let error = format!("{}: {e}", ev.kind);
             self.routed
@@ -108,9 +120,13 @@ impl<'a> Items<'a> {
         }
     }
 
-    fn typing(&mut self, room: &RoomId, content: TypingContent) {
+    /// Returns how many user ids it dropped (holding a control character).
+    fn typing(&mut self, room: &RoomId, content: TypingContent) -> usize {
         let typing = &mut self.routed.write.typing;
         let mut now = content.user_ids;
+        let given = now.len();
+        now.retain(|u| !has_control(u.as_str()));
+        let dropped = given - now.len();
         now.sort();
         now.dedup();
         let earlier = typing.iter().position(|t| t.room_id == room);
@@ -133,15 +149,22 @@ impl<'a> Items<'a> {
             let content = json!({ "typing": is_typing });
             self.deliver(id, room, &user, TYPING, &content, self.now_ms);
         }
+        dropped
     }
 
-    fn receipts(&mut self, room: &RoomId, content: ReceiptContent) {
+    /// Returns how many receipts it dropped (their user id holding a control character).
+    fn receipts(&mut self, room: &RoomId, content: ReceiptContent) -> usize {
+        let mut dropped = 0;
         for (event, by_type) in content {
             for (receipt_type, by_user) in by_type {
                 if receipt_type == PRIVATE_RECEIPT {
                     continue;
                 }
                 for (user, receipt) in by_user {
+                    if has_control(user.as_str()) || has_control(event.as_str()) {
+                        dropped += 1;
+                        continue;
+                    }
                     let thread = receipt.thread_id;
                     let fact = [room.as_str(), user.as_str(), &receipt_type, event.as_str()];
                     let id = fact_id(&fact, thread.as_deref());
@@ -154,6 +177,7 @@ impl<'a> Items<'a> {
                 }
             }
         }
+        dropped
     }
 
     /// One item from `sender` to the room's agents but `sender` (none: nothing).
@@ -190,6 +214,11 @@ impl<'a> Items<'a> {
             recipients: agents.into_iter().map(|a| (a, false)).collect(),
         });
     }
+}
+
+/// Whether `id` holds a control character (never stored: see the room events' check).
+fn has_control(id: &str) -> bool {
+    id.bytes().any(|b| b.is_ascii_control())
 }
 
 /// The id of the item stating `fact`: the same fact, the same id.
@@ -345,5 +374,33 @@ mod tests {
         assert_eq!(routed.skipped.of(SkipReason::InvalidId), 1);
         assert!(routed.write.deliveries.is_empty());
         assert!(routed.write.typing.is_empty());
+    }
+
+    /// A user or room id with a control character is never passed on (the store's text
+    /// columns end at a NUL); the rest of the event is.
+    #[test]
+    fn ids_with_control_characters_are_skipped() {
+        let f = Fixture::new();
+        let receipt = json!({"$e": {"m.read": {"@h\nx:hs": {"ts": 1}, "@h:hs": {"ts": 2}}}});
+        let routed = f.route(
+            &[
+                json!({"type": "m.typing", "room_id": "!r", "content": {"user_ids": ["@a\u{1}b:hs", "@h:hs"]}}),
+                json!({"type": "m.receipt", "room_id": "!r", "content": receipt}),
+                json!({"type": "m.typing", "room_id": "!r\n", "content": {"user_ids": ["@h:hs"]}}),
+            ],
+            true,
+        );
+        assert_eq!(routed.skipped.of(SkipReason::InvalidId), 3);
+        let senders: Vec<&str> = routed
+            .write
+            .deliveries
+            .iter()
+            .map(|d| d.event.sender.as_str())
+            .collect();
+        assert_eq!(
+            senders,
+            ["@h:hs", "@h:hs"],
+            "typing and receipt of the valid user"
+        );
     }
 }
