@@ -25,7 +25,8 @@
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
 //! - [`api`]: every HTTP route (homeserver-facing, bridge, operations), the one mapping
 //!   of errors to HTTP answers, and the bridge API's OpenAPI document.
-//! - [`client`]: the bridge API as the command line calls it (`mosaic-as token ...`).
+//! - [`client`]: the bridge API as the command line calls it (`mosaic-as token`, `send`,
+//!   `typing`, `tail`, `agents`, `provision`).
 //! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`]; [`tokens`]: bearer
 //!   tokens kept and compared as digests, scopes, agent patterns, issued-token records;
 //!   [`whole_number`]: request fields that JSON may spell `5` or `5.0`.

@@ -1,11 +1,11 @@
 //! The `mosaic-as` command line: `serve`, `registration`, `check-config`, `gen-secrets`,
-//! and `token` (a client of the bridge API).
+//! and the bridge API's client: `token`, `send`, `typing`, `tail`, `agents`, `provision`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use mosaic_as::{
-    client::{tokens, BridgeClient},
+    client::{commands::ClientCommand, tokens, BridgeClient},
     config::{self, Config, ProcessEnv},
     ids::Namespaces,
     matrix::registration::registration_yaml,
@@ -51,6 +51,8 @@ enum Command {
     /// default http://127.0.0.1:9000, with an admin MOSAIC_BRIDGE_TOKEN).
     #[command(subcommand)]
     Token(TokenCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Token(command) => token(command),
+        Command::Client(command) => mosaic_as::client::commands::run(command),
         Command::CheckConfig => match Config::load(&cli.config, &ProcessEnv) {
             Ok(c) => {
                 // The store too, as `serve` would open it (a PostgreSQL server, database and

@@ -2,6 +2,9 @@
 //! use come from `MOSAIC_BRIDGE_URL` and `MOSAIC_BRIDGE_TOKEN`; every failure says what
 //! happened and what to do. Blocking (`reqwest`): a command makes a few calls and exits.
 
+pub mod agents;
+pub mod commands;
+pub mod tail;
 pub mod tokens;
 
 use std::time::Duration;
@@ -54,6 +57,8 @@ pub struct BridgeClient {
     base: String,
     token: String,
     http: Client,
+    /// For streams (no overall timeout).
+    stream: Client,
 }
 
 impl BridgeClient {
@@ -80,10 +85,19 @@ impl BridgeClient {
                 url: base.to_owned(),
                 reason: e.to_string(),
             })?;
+        let stream = Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(None)
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: base.to_owned(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
             http,
+            stream,
         })
     }
 
@@ -106,21 +120,31 @@ impl BridgeClient {
         let answer = request.send().map_err(unreachable)?;
         let status = answer.status().as_u16();
         let text = answer.text().map_err(unreachable)?;
-        let json: Option<Value> = serde_json::from_str(&text).ok();
         if (200..300).contains(&status) {
-            return json.ok_or(ClientError::Unexpected { status, body: text });
+            return serde_json::from_str(&text)
+                .map_err(|_| ClientError::Unexpected { status, body: text });
         }
-        match json {
-            Some(v) if v["errcode"].is_string() => Err(ClientError::Api {
-                status,
-                errcode: v["errcode"].as_str().unwrap_or_default().to_owned(),
-                error: v["error"].as_str().unwrap_or_default().to_owned(),
-            }),
-            _ => Err(ClientError::Unexpected {
-                status,
-                body: text.chars().take(200).collect(),
-            }),
-        }
+        Err(error_of(status, &text))
+    }
+
+    /// The HTTP client of streams (no overall timeout).
+    fn stream_http(&self) -> &Client {
+        &self.stream
+    }
+}
+
+/// The error an answer with a non-2xx `status` and `body` stands for.
+fn error_of(status: u16, body: &str) -> ClientError {
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) if v["errcode"].is_string() => ClientError::Api {
+            status,
+            errcode: v["errcode"].as_str().unwrap_or_default().to_owned(),
+            error: v["error"].as_str().unwrap_or_default().to_owned(),
+        },
+        _ => ClientError::Unexpected {
+            status,
+            body: body.chars().take(200).collect(),
+        },
     }
 }
 

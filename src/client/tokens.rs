@@ -28,7 +28,7 @@ pub struct Created {
     pub summary: String,
 }
 
-fn split(items: &[String]) -> Vec<String> {
+pub(super) fn split(items: &[String]) -> Vec<String> {
     items
         .iter()
         .flat_map(|i| i.split(','))
