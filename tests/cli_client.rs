@@ -22,7 +22,7 @@ fn an_agent_speaks_types_and_reads_from_the_command_line() {
     let (url, token) = (d.base_url().to_owned(), Some(d.bridge_token()));
     let run = |args: &[&str]| bridge_client(&url, token, args);
 
-    let sent = run(&[
+    let send_k1: &[&str] = &[
         "send",
         "--agent",
         "scout",
@@ -32,7 +32,8 @@ fn an_agent_speaks_types_and_reads_from_the_command_line() {
         "k1",
         "hello",
         "**world**",
-    ]);
+    ];
+    let sent = run(send_k1);
     assert_eq!(sent.code, 0, "{}", sent.stderr);
     let event_id = sent.stdout.trim();
     assert!(
@@ -49,17 +50,7 @@ fn an_agent_speaks_types_and_reads_from_the_command_line() {
         .unwrap()
         .contains("<strong>"));
     // The same key again: the same event, nothing sent twice.
-    let again = run(&[
-        "send",
-        "--agent",
-        "scout",
-        "--room",
-        ROOM,
-        "--txn-id",
-        "k1",
-        "hello",
-        "**world**",
-    ]);
+    let again = run(send_k1);
     assert_eq!(again.stdout.trim(), event_id);
     assert_eq!(mock.messages().len(), 1);
 
