@@ -89,6 +89,12 @@ struct Envelope<'a> {
     content: &'a RawValue,
 }
 
+/// Whether an identifier holds a control character: never stored (the store's text columns
+/// end at a NUL, so such an id would be stored as another).
+fn has_control(id: &str) -> bool {
+    id.bytes().any(|b| b.is_ascii_control())
+}
+
 impl<'a> RawEnvelope<'a> {
     /// The event, if its identifiers are valid and its content is an object (the store
     /// keeps content as an object's JSON text).
@@ -96,7 +102,7 @@ impl<'a> RawEnvelope<'a> {
         let id = |e: IdParseError| (SkipReason::InvalidId, e.to_string());
         // The store's text columns end at a NUL: such an id would be stored as another.
         let ids = [&self.event_id, &self.room_id, &self.sender];
-        if ids.iter().any(|i| i.bytes().any(|b| b.is_ascii_control())) {
+        if ids.iter().any(|i| has_control(i)) {
             let error = "an identifier holds a control character";
             return Err((SkipReason::InvalidId, error.into()));
         }
