@@ -41,8 +41,9 @@ pub struct Inboxes {
     tails: DashMap<AgentSlug, Arc<InboxTail>>,
     slots: Arc<StreamSlots>,
     streams_per_agent: usize,
-    /// Other replicas write to the store too: the tails never hold all of an inbox, so
-    /// readers always read the store and use the tails only to be woken.
+    /// Other replicas write to the store too: the tails never hold all of an inbox, so they
+    /// are never anchored (a tail that is not answers nothing: readers read the store) and
+    /// serve only to wake readers.
     shared: bool,
 }
 
@@ -70,7 +71,8 @@ impl Inboxes {
                 self.tails.entry(slug.clone()).or_default().clone()
             }
         };
-        if !tail.is_anchored() {
+        // A shared store's tails are never read (see `shared`): nothing to anchor.
+        if !self.shared && !tail.is_anchored() {
             // Read after the tail entered the map: every later commit reaches it.
             let latest = self.store.latest_cursor(slug).await?;
             tail.anchor(latest);
@@ -83,13 +85,12 @@ impl Inboxes {
             store: self.store.clone(),
             tail,
             slug: slug.clone(),
-            shared: self.shared,
             _slot: slot,
         })
     }
 
     /// Wakes the readers of `slug` on this replica (another replica committed to its
-    /// inbox: with [`shared`](Self::shared) stores, readers read the store).
+    /// inbox: on a shared store, readers read the store).
     pub fn wake(&self, slug: &AgentSlug) {
         if let Some(tail) = self.tails.get(slug) {
             tail.wake();
@@ -109,10 +110,16 @@ impl Inboxes {
     }
 
     /// After a commit, in commit order: appends a newly delivered event (its cursors in
-    /// recipient order) to the tails of the recipients that have readers, and wakes them.
+    /// recipient order) to the tails of the recipients that have readers, and wakes them
+    /// (on a shared store, only wakes them).
     pub fn append(&self, delivery: &EventDelivery, cursors: &[i64]) {
         for ((slug, mentioned), cursor) in delivery.recipients.iter().zip(cursors) {
             if let Some(tail) = self.tails.get(slug) {
+                if self.shared {
+                    // Readers read the store: the tail only wakes them.
+                    tail.wake();
+                    continue;
+                }
                 tail.push(InboxEntry {
                     cursor: *cursor,
                     mentioned: *mentioned,

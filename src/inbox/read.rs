@@ -21,8 +21,6 @@ pub struct InboxReader {
     pub(super) store: Arc<dyn Store>,
     pub(super) tail: Arc<InboxTail>,
     pub(super) slug: AgentSlug,
-    /// Read the store always (see [`Inboxes`](super::Inboxes)'s `shared`).
-    pub(super) shared: bool,
     pub(super) _slot: Slot,
 }
 
@@ -34,7 +32,7 @@ impl InboxReader {
     /// The cursor of the newest entry (0 for an empty inbox): what `since=latest` reads
     /// after.
     pub async fn latest(&self) -> StoreResult<i64> {
-        match self.tail.latest().filter(|_| !self.shared) {
+        match self.tail.latest() {
             Some(latest) => Ok(latest),
             None => self.store.latest_cursor(&self.slug).await,
         }
@@ -43,7 +41,7 @@ impl InboxReader {
     /// Entries after `since`, at most `limit`. A tail that covers `since` holds every
     /// entry after it, so only a read from the store can find that retention removed some.
     async fn read(&self, since: i64, limit: usize) -> StoreResult<Batch> {
-        if let Some(entries) = self.tail.read_after(since, limit).filter(|_| !self.shared) {
+        if let Some(entries) = self.tail.read_after(since, limit) {
             return Ok(Batch {
                 entries,
                 gap: false,
