@@ -12,7 +12,8 @@ use super::Cluster;
 const RENEW: &str = "INSERT INTO replicas (id, url, expires_at) \
     VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
     ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, expires_at = EXCLUDED.expires_at";
-/// Rows of replicas gone for a day (their agents were taken over or will be on demand).
+/// Rows of replicas gone for a day (their agents were taken over or will be on demand);
+/// the leader sweeps them.
 const SWEEP: &str = "DELETE FROM replicas WHERE expires_at < now() - interval '1 day'";
 
 /// Renews the lease until the task is dropped.
@@ -27,7 +28,9 @@ pub async fn run(cluster: Arc<Cluster>) {
                     tracing::info!(replica = %s.id, url = %s.url, "replica lease held");
                 }
                 was_valid = true;
-                let _ = sqlx::query(SWEEP).execute(&s.pool).await;
+                if cluster.is_leader() {
+                    let _ = sqlx::query(SWEEP).execute(&s.pool).await;
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot renew this replica's lease");
