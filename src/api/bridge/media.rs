@@ -34,7 +34,7 @@ pub struct UploadQuery {
     #[param(
         min_length = 1,
         max_length = 255,
-        pattern = "^[^\\\\u0000-\\\\u001f\\\\u007f/]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f/]+$"
     )]
     filename: Option<String>,
 }
