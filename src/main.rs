@@ -42,7 +42,11 @@ enum Command {
     /// Run the daemon (HTTP server for the homeserver and the bridge API).
     Serve,
     /// Print the homeserver registration YAML (give it to Synapse's app_service_config_files).
-    Registration,
+    Registration {
+        /// Write it to this file (mode 0600: it holds both tokens) instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Validate the config file and the secret variables; print every problem (exit 2).
     CheckConfig,
     /// Print fresh random values for the three secret variables, in .env form.
@@ -130,10 +134,23 @@ fn main() -> ExitCode {
             }
             Err(e) => report(&e),
         },
-        Command::Registration => match Config::load(&cli.config, &ProcessEnv) {
+        Command::Registration { output } => match Config::load(&cli.config, &ProcessEnv) {
             Ok(c) => {
-                print!("{}", registration_yaml(&c, &namespaces(&c)));
-                ExitCode::SUCCESS
+                let yaml = registration_yaml(&c, &namespaces(&c));
+                let Some(path) = output else {
+                    print!("{yaml}");
+                    return ExitCode::SUCCESS;
+                };
+                match write_secret_file(&path, yaml.as_bytes()) {
+                    Ok(()) => {
+                        eprintln!("wrote {} (mode 0600)", path.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Err(e) => report(&e),
         },
@@ -142,6 +159,21 @@ fn main() -> ExitCode {
             Err(e) => report(&e),
         },
     }
+}
+
+/// Writes `contents` to `path`, readable by its owner only: a new file is created with mode
+/// 0600, an existing one is narrowed to 0600 before anything secret is written into it.
+fn write_secret_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt, os::unix::fs::PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 /// Runs a `token` command against the daemon the environment names.

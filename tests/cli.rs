@@ -245,3 +245,49 @@ fn gen_secrets_prints_three_distinct_strong_values() {
     let second = run();
     assert!(first.iter().zip(&second).all(|(a, b)| a.1 != b.1));
 }
+
+/// `registration -o FILE` writes what `registration` prints, readable by its owner only; an
+/// existing file is narrowed to 0600; a file that cannot be written is a clear error.
+#[test]
+fn registration_output_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = offline("cli-registration-file", DaemonOptions::default());
+    let printed = d.run(&["registration"]).stdout;
+    let dir = d.config_path().parent().expect("daemon dir").to_path_buf();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("file").permissions().mode();
+
+    let fresh = dir.join("fresh.yaml");
+    let out = d.run(&["registration", "-o", fresh.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout when writing a file"
+    );
+    assert_eq!(std::fs::read(&fresh).unwrap(), printed);
+    assert_eq!(mode(&fresh) & 0o777, 0o600);
+
+    let open = dir.join("open.yaml");
+    std::fs::write(&open, "old").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = d.run(&["registration", "--output", open.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&open).unwrap(), printed);
+    assert_eq!(mode(&open) & 0o777, 0o600);
+
+    let nowhere = dir.join("no-such-dir/registration.yaml");
+    let out = d.run(&["registration", "-o", nowhere.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot write") && err.contains("no-such-dir"),
+        "{err}"
+    );
+}

@@ -209,18 +209,17 @@ impl Daemon {
         cmd.output().expect("run mosaic-as")
     }
 
-    /// Runs `mosaic-as registration` and writes its output to
-    /// `registration.yaml` in the daemon's directory; answers that path.
+    /// Runs `mosaic-as registration -o registration.yaml` in the daemon's directory; answers
+    /// that path.
     pub fn registration_yaml(&self) -> PathBuf {
-        let out = self.run(&["registration"]);
+        let path = self.dir.join("registration.yaml");
+        let out = self.run(&["registration", "-o", path.to_str().expect("UTF-8 path")]);
         assert!(
-            out.status.success() && !out.stdout.is_empty(),
-            "`mosaic-as registration` failed ({}):\n{}",
+            out.status.success() && path.exists(),
+            "`mosaic-as registration -o` failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        let path = self.dir.join("registration.yaml");
-        fs::write(&path, &out.stdout).expect("write registration.yaml");
         path
     }
 
