@@ -4,13 +4,16 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    core::Collector, exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
+    /// `process_*` (CPU, memory, open files, start time): no prefix.
+    process: Registry,
+    names: Vec<String>,
     /// Transactions by outcome: `new`, `duplicate` (a retry: same id, same content),
     /// `id_reused` (a known id with other content, processed as new), `failed`.
     pub transactions: IntCounterVec,
@@ -45,7 +48,10 @@ pub struct Metrics {
     /// Event streams (long-poll and SSE) open.
     pub streams_open: IntGauge,
     /// Unix time (seconds) of the last transaction received from the homeserver.
-    pub last_transaction_unixtime: IntGauge,
+    pub last_transaction_timestamp: IntGauge,
+    /// Bridge request latency by route: from the request's arrival to its answer's head
+    /// (a stream's head, not its end).
+    pub bridge_latency: HistogramVec,
     /// Store group-commit batch sizes (transactions per commit).
     pub commit_batch: Histogram,
     /// 1 while this replica is the leader (always, alone).
@@ -57,8 +63,8 @@ pub struct Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let registry = Registry::new_custom(Some("mosaic_as".into()), None).expect("registry");
-        let m = Metrics {
+        let registry = Registry::new_custom(Some(PREFIX.into()), None).expect("registry");
+        let mut m = Metrics {
             transactions: IntCounterVec::new(
                 Opts::new(
                     "transactions_total",
@@ -128,9 +134,18 @@ impl Metrics {
             agents_live: IntGauge::new("agents_live", "Agent actors alive").unwrap(),
             typing_active: IntGauge::new("typing_active", "Typing indicators kept alive").unwrap(),
             streams_open: IntGauge::new("event_streams_open", "Open event streams").unwrap(),
-            last_transaction_unixtime: IntGauge::new(
-                "last_transaction_unixtime",
+            last_transaction_timestamp: IntGauge::new(
+                "last_transaction_timestamp_seconds",
                 "Unix time of the last transaction received",
+            )
+            .unwrap(),
+            bridge_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "bridge_request_seconds",
+                    "Bridge request latency, to the answer's head",
+                )
+                .buckets(exponential_buckets(0.0001, 2.0, 18).unwrap()),
+                &["route"],
             )
             .unwrap(),
             commit_batch: Histogram::with_opts(
@@ -152,41 +167,86 @@ impl Metrics {
             )
             .unwrap(),
             registry,
+            process: Registry::new(),
+            names: Vec::new(),
         };
-        let r = &m.registry;
-        r.register(Box::new(m.transactions.clone())).unwrap();
-        r.register(Box::new(m.invites.clone())).unwrap();
-        r.register(Box::new(m.effects.clone())).unwrap();
-        r.register(Box::new(m.effects_pending.clone())).unwrap();
-        r.register(Box::new(m.replica_leader.clone())).unwrap();
-        r.register(Box::new(m.forwarded.clone())).unwrap();
-        r.register(Box::new(m.events_received.clone())).unwrap();
-        r.register(Box::new(m.inbox_deliveries.clone())).unwrap();
-        r.register(Box::new(m.events_duplicate.clone())).unwrap();
-        r.register(Box::new(m.inbound_events_skipped.clone()))
+        let r = &m.registry.clone();
+        let mut names = Vec::new();
+        register(r, &mut names, m.transactions.clone());
+        register(r, &mut names, m.invites.clone());
+        register(r, &mut names, m.effects.clone());
+        register(r, &mut names, m.effects_pending.clone());
+        register(r, &mut names, m.replica_leader.clone());
+        register(r, &mut names, m.forwarded.clone());
+        register(r, &mut names, m.events_received.clone());
+        register(r, &mut names, m.inbox_deliveries.clone());
+        register(r, &mut names, m.events_duplicate.clone());
+        register(r, &mut names, m.inbound_events_skipped.clone());
+        register(r, &mut names, m.inbox_depth.clone());
+        register(r, &mut names, m.bridge_requests.clone());
+        register(r, &mut names, m.hs_latency.clone());
+        register(r, &mut names, m.hs_retries.clone());
+        register(r, &mut names, m.agents_live.clone());
+        register(r, &mut names, m.typing_active.clone());
+        register(r, &mut names, m.streams_open.clone());
+        register(r, &mut names, m.last_transaction_timestamp.clone());
+        register(r, &mut names, m.bridge_latency.clone());
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "The running build: 1, labelled with its version",
+            ),
+            &["version"],
+        )
+        .unwrap();
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        register(r, &mut names, build);
+        // The process's own metrics carry their standard unprefixed names.
+        #[cfg(target_os = "linux")]
+        m.process
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .unwrap();
-        r.register(Box::new(m.inbox_depth.clone())).unwrap();
-        r.register(Box::new(m.bridge_requests.clone())).unwrap();
-        r.register(Box::new(m.hs_latency.clone())).unwrap();
-        r.register(Box::new(m.hs_retries.clone())).unwrap();
-        r.register(Box::new(m.agents_live.clone())).unwrap();
-        r.register(Box::new(m.typing_active.clone())).unwrap();
-        r.register(Box::new(m.streams_open.clone())).unwrap();
-        r.register(Box::new(m.last_transaction_unixtime.clone()))
-            .unwrap();
-        r.register(Box::new(m.commit_batch.clone())).unwrap();
+        register(r, &mut names, m.commit_batch.clone());
+        m.names = names;
         m
+    }
+
+    /// The full name of every metric of the daemon's own (`process_*` aside), registered
+    /// or not yet observed.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::with_capacity(8 * 1024);
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
+            .encode(
+                &[self.registry.gather(), self.process.gather()].concat(),
+                &mut buf,
+            )
             .expect("text encoding cannot fail");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
 }
+
+/// Registers `collector` in `registry` and notes its full names in `names`.
+fn register<C: Collector + 'static>(registry: &Registry, names: &mut Vec<String>, collector: C) {
+    names.extend(
+        collector
+            .desc()
+            .iter()
+            .map(|d| format!("{PREFIX}_{}", d.fq_name)),
+    );
+    registry
+        .register(Box::new(collector))
+        .expect("unique names");
+}
+
+/// The prefix of the daemon's own metrics.
+const PREFIX: &str = "mosaic_as";
 
 /// The process-wide metrics.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -202,5 +262,83 @@ pub fn event_type_label(event_type: &str) -> &'static str {
         "m.receipt" => "m.receipt",
         "m.presence" => "m.presence",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names follow Prometheus' conventions: the prefix, lower snake case, base units
+    /// spelled out (`_seconds`, `_bytes`), timestamps as `_timestamp_seconds`. (Types are
+    /// checked by `promtool check metrics` on a live daemon: tests/dashboards.rs.)
+    #[test]
+    fn names_follow_the_conventions() {
+        let names = METRICS.names();
+        assert!(names.len() >= 20, "{names:?}");
+        for n in names {
+            let rest = n.strip_prefix("mosaic_as_").expect(n);
+            assert!(
+                rest.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{n}"
+            );
+            for bad in ["unixtime", "_ms", "millis", "_kb", "_mb", "_percent", "__"] {
+                assert!(!n.contains(bad), "{n} contains {bad}");
+            }
+        }
+        let mut sorted = names.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "names are unique");
+    }
+
+    /// The exposition holds the build's version and the process's standard metrics.
+    #[test]
+    fn exposition_has_build_info_and_process_metrics() {
+        let text = METRICS.render();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!("mosaic_as_build_info{{version=\"{version}\"}} 1")),
+            "{text}"
+        );
+        for m in ["process_cpu_seconds_total", "process_resident_memory_bytes"] {
+            assert!(text.contains(&format!("\n{m} ")), "{m} missing");
+        }
+    }
+
+    /// Every metric a dashboard panel or an alert rule in `deploy/` reads is one the daemon
+    /// exports (histogram series by their base name).
+    #[test]
+    fn deploy_files_read_only_exported_metrics() {
+        let files = [
+            include_str!("../deploy/grafana/mosaic-as.json"),
+            include_str!("../deploy/prometheus/alerts.yml"),
+        ];
+        let known = METRICS.names();
+        let re = regex::Regex::new(r"\b(mosaic_as_[a-z0-9_]+|process_[a-z0-9_]+)").unwrap();
+        let mut seen = 0;
+        for text in files {
+            for m in re.find_iter(text) {
+                let name = m.as_str();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .filter(|b| known.iter().any(|k| k == b))
+                    .unwrap_or(name);
+                let ok = known.iter().any(|k| k == base)
+                    || [
+                        "process_cpu_seconds_total",
+                        "process_resident_memory_bytes",
+                        "process_open_fds",
+                        "process_max_fds",
+                        "process_start_time_seconds",
+                    ]
+                    .contains(&base);
+                assert!(ok, "{name} is not a metric of the daemon");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 10, "the deploy files read {seen} metrics");
     }
 }

@@ -138,10 +138,13 @@ fn metrics_counters_move() {
         "mosaic_as_events_received_total",
         &[("type", "m.room.message")],
     );
-    assert!(metric(&after, "mosaic_as_last_transaction_unixtime", &[]) > 1.6e9);
+    assert!(metric(&after, "mosaic_as_last_transaction_timestamp_seconds", &[]) > 1.6e9);
     assert!(metric(&after, "mosaic_as_agents_live", &[]) >= 1.0);
     for line in after.lines().filter(|l| !l.starts_with('#')) {
-        assert!(line.starts_with("mosaic_as_"), "unprefixed metric: {line}");
+        assert!(
+            line.starts_with("mosaic_as_") || line.starts_with("process_"),
+            "unprefixed metric: {line}"
+        );
         assert!(!line.contains(&agent), "agent slug as a label: {line}");
     }
 }

@@ -67,7 +67,9 @@ pub async fn put_transaction(
     }
     let bytes = body::payload(payload, app.config.limits.max_transaction_bytes)?;
     let txn: Transaction<'_> = body::json_borrowed(&bytes)?;
-    METRICS.last_transaction_unixtime.set(crate::store::now_s());
+    METRICS
+        .last_transaction_timestamp
+        .set(crate::store::now_s());
     let (ephemeral, to_device) = (txn.ephemeral(), txn.to_device());
     if !ephemeral.is_empty() {
         METRICS

@@ -15,7 +15,7 @@ use actix_web::{
     middleware::Next,
     Error,
 };
-use prometheus::IntCounter;
+use prometheus::{Histogram, IntCounter};
 use tracing::Instrument;
 
 use super::{Scope, ROUTES};
@@ -43,7 +43,7 @@ pub async fn request_context(
         Err(e) => e.as_response_error().status_code(),
     };
     if let Some(i) = route.filter(|&i| ROUTES[i].scope == Scope::Bridge) {
-        count_bridge_request(i, status);
+        count_bridge_request(i, status, started.elapsed());
     }
     span.in_scope(|| {
         tracing::debug!(
@@ -95,10 +95,18 @@ fn matches(pattern: &str, path: &str) -> bool {
     segments.next().is_none()
 }
 
-/// Counts a request to bridge route `route` (an index in [`ROUTES`]); the common answer
-/// (200) of each route skips the label look-up.
-fn count_bridge_request(route: usize, status: StatusCode) {
+/// Counts a request to bridge route `route` (an index in [`ROUTES`]) and its latency; the
+/// common answer (200) of each route and the latency skip the label look-up.
+fn count_bridge_request(route: usize, status: StatusCode, elapsed: std::time::Duration) {
     static OK: [OnceLock<IntCounter>; ROUTES.len()] = [const { OnceLock::new() }; ROUTES.len()];
+    static LATENCY: [OnceLock<Histogram>; ROUTES.len()] = [const { OnceLock::new() }; ROUTES.len()];
+    LATENCY[route]
+        .get_or_init(|| {
+            METRICS
+                .bridge_latency
+                .with_label_values(&[ROUTES[route].pattern])
+        })
+        .observe(elapsed.as_secs_f64());
     let counter = || {
         METRICS
             .bridge_requests
