@@ -17,7 +17,7 @@ use rand::{distr::Alphanumeric, Rng};
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// mimalloc: fewer cycles per allocation than glibc's malloc on the request paths, and less
-/// memory held per idle agent (see the README's Performance section).
+/// memory held per idle agent (see docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -2,7 +2,7 @@
 //! profile, typing timers and its per-room send queues; the rooms it is joined to are the
 //! directory's (the one owner of membership facts), read when needed. HTTP workers reach it
 //! through the registry; the supervisor starts it. An idle agent is small (see the
-//! README's memory notes): its profile and its room state are boxed, and present only
+//! docs/performance.md, memory): its profile and its room state are boxed, and present only
 //! once there is something in them.
 
 mod membership;
@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn an_idle_agent_stays_small() {
         // Past 72 bytes actix's task for the actor moves up an allocation class, which costs
-        // every live agent about 250 bytes (W4 in the README, benches/actor_floor.rs).
+        // every live agent about 250 bytes (W4 in docs/performance.md, benches/actor_floor.rs).
         assert!(std::mem::size_of::<AgentActor>() <= 72);
     }
 }

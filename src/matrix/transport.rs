@@ -6,8 +6,8 @@
 //! Why not reqwest itself: its redirect layer turns every request's URI into a string and
 //! parses it as a `Url` twice (once before sending, once for the response), and each request
 //! also passes a retry and a proxy layer. On the bridge's hot path (one homeserver call per
-//! message) the daemon's CPU per send fell from ~48 to ~36 µs without them (README
-//! "Performance"). The daemon never follows redirects and retries under its own policy
+//! message) the daemon's CPU per send fell from ~48 to ~36 µs without them (docs/performance.md,
+//! "What moved the figures"). The daemon never follows redirects and retries under its own policy
 //! ([`super::retry`]), and a proxy only concerns new connections, so it talks to hyper
 //! directly: same connection pool, same TLS stack, the same proxy matcher.
 

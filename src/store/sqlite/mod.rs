@@ -70,7 +70,7 @@ impl SqliteStore {
             // Small pages for a new database (an existing one keeps its size): a message to
             // a room of N agents adds one row to each of N agents' inbox index ranges, so a
             // commit writes about N pages to the WAL. At 1 KiB instead of 4 KiB the WAL and
-            // its checkpoints move a quarter of the bytes (W3 in the README).
+            // its checkpoints move a quarter of the bytes (W3 in docs/performance.md).
             .page_size(1024)
             // Temporary b-trees (sorts, IN lists) in memory.
             .pragma("temp_store", "memory");
