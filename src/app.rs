@@ -19,6 +19,7 @@ use crate::{
     config::Config,
     inbound::{AfterCommit, Directory},
     inbox::Inboxes,
+    matrix::HomeserverError,
     metrics::METRICS,
     store::{self, writer::CommitWriter, Retention, StoreError},
 };
@@ -173,6 +174,12 @@ async fn ping_loop(app: Arc<AppState>) {
                 Ok(()) => tracing::info!(
                     homeserver = %app.config.homeserver.url,
                     "the homeserver answers (the leader replica pings it)"
+                ),
+                Err(e @ HomeserverError::Status { .. }) => tracing::error!(
+                    error = %e,
+                    url = %app.config.appservice.url,
+                    "the homeserver answers but cannot reach mosaic-as at its appservice.url \
+                     (transactions wait at the homeserver; the bridge works); retrying"
                 ),
                 Err(e) => tracing::error!(
                     error = %e,

@@ -40,6 +40,44 @@ fn startup_ping_reaches_the_daemon() {
     assert_eq!(stack.daemon.get("/ready").0, StatusCode::OK);
 }
 
+/// When the homeserver cannot reach `appservice.url` (a proxy before the daemon, cut), its
+/// ping answers 502 `M_CONNECTION_FAILED`: `/ready` says so within one ping, while the
+/// bridge keeps working (the homeserver is there); ready again once the way is restored.
+#[test]
+fn a_ping_the_homeserver_cannot_deliver_fails_ready_not_the_bridge() {
+    let port = support::ports::free_port();
+    let proxy = support::tcp_proxy::TcpProxy::start(&format!("127.0.0.1:{port}"));
+    let options = DaemonOptions {
+        port: Some(port),
+        appservice_url: Some(format!("http://127.0.0.1:{}", proxy.port())),
+        ..Default::default()
+    };
+    let stack = Stack::start_with("unreachable-as", options);
+    let agent = support::unique("cutoff");
+    let (_alice, room) = provisioned_room(&stack, &agent);
+
+    proxy.cut();
+    let problem = support::wait_until(WAIT, "/ready to report the failing ping", || {
+        let (status, body) = stack.daemon.get("/ready");
+        (status == StatusCode::SERVICE_UNAVAILABLE).then_some(body)
+    });
+    assert!(problem.contains("the ping failed"), "{problem}");
+    let log = stack.daemon.log_text();
+    assert!(
+        log.contains("cannot reach mosaic-as") && log.contains("M_CONNECTION_"),
+        "the log says why: {}",
+        stack.daemon.log_tail(20)
+    );
+    let (status, answer) = stack.daemon.bridge_post(
+        "/bridge/v1/messages",
+        &json!({"agent": agent, "room_id": room, "body": "still sending"}),
+    );
+    assert_eq!(status, StatusCode::OK, "the bridge still works: {answer}");
+
+    proxy.restore();
+    stack.daemon.wait_ready(WAIT);
+}
+
 /// A user query for an agent in the namespace makes the user exist at the homeserver;
 /// users outside the namespace are 404; the hs_token is required.
 #[test]

@@ -43,14 +43,18 @@ impl Readiness {
     }
 
     /// Records a ping's outcome: an unreachable homeserver marks it down; an error answer
-    /// (it cannot reach us, say) keeps the bridge usable but readiness failing; success
-    /// clears the problem.
+    /// (it cannot reach us, say) proves the homeserver is there, so the bridge stays usable,
+    /// but readiness fails; success clears the problem.
     pub fn ping_answered(&self, result: &Result<(), HomeserverError>) {
         let problem = match result {
             Ok(()) => None,
             Err(e @ HomeserverError::Unreachable(_)) => {
                 self.set_reachable(false);
                 Some(e.to_string())
+            }
+            Err(e @ HomeserverError::Status { .. }) => {
+                self.set_reachable(true);
+                Some(format!("ping failed: {e}"))
             }
             Err(e) => Some(format!("ping failed: {e}")),
         };
@@ -114,6 +118,22 @@ mod tests {
             r.ping_problem(),
             Some(format!("ping failed: {}", forbidden()))
         );
+    }
+
+    /// The homeserver cannot reach the daemon (its ping answers 502 `M_CONNECTION_FAILED`):
+    /// it is there, so the bridge works, though `/ready` fails.
+    #[test]
+    fn an_error_answer_to_the_first_ping_marks_reachable() {
+        let r = Readiness::default();
+        let cannot_reach_us = HomeserverError::Status {
+            status: 502,
+            errcode: "M_CONNECTION_FAILED".into(),
+            error: "connection refused".into(),
+            retry_after: None,
+        };
+        r.ping_answered(&Err(cannot_reach_us));
+        assert!(r.is_reachable());
+        assert!(r.ping_problem().unwrap().contains("M_CONNECTION_FAILED"));
     }
 
     #[test]

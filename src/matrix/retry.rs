@@ -20,6 +20,9 @@ pub enum Retries {
     /// Only 429, where the homeserver refused before doing anything: for calls that must
     /// not take effect twice (after a timeout or a 5xx the first may have).
     RateLimitsOnly,
+    /// What `Any` retries, except answers with one of these errcodes: the homeserver's
+    /// considered verdict, which asking again would not change.
+    AnyExcept(&'static [&'static str]),
 }
 
 impl Retries {
@@ -28,6 +31,10 @@ impl Retries {
         match self {
             Self::Any => true,
             Self::RateLimitsOnly => err.status() == Some(429),
+            Self::AnyExcept(errcodes) => !matches!(
+                err,
+                HomeserverError::Status { errcode, .. } if errcodes.contains(&errcode.as_str())
+            ),
         }
     }
 }
@@ -144,6 +151,15 @@ mod tests {
         assert!(!once.allow(&status(503, None)));
         assert!(!once.allow(&HomeserverError::Unreachable("timeout".into())));
         assert!(Retries::Any.allow(&status(503, None)));
+        let verdicts = Retries::AnyExcept(&["M_CONNECTION_FAILED"]);
+        assert!(verdicts.allow(&status(503, None)));
+        let verdict = HomeserverError::Status {
+            status: 502,
+            errcode: "M_CONNECTION_FAILED".into(),
+            error: "refused".into(),
+            retry_after: None,
+        };
+        assert!(!verdicts.allow(&verdict));
     }
 
     #[test]

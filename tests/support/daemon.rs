@@ -86,6 +86,9 @@ pub struct DaemonOptions {
     pub appservice_url: Option<String>,
     /// These secrets instead of fresh ones (another replica's).
     pub secrets: Option<Secrets>,
+    /// Listen on this port instead of a free one picked at configuration (for a proxy
+    /// started before the daemon).
+    pub port: Option<u16>,
 }
 
 /// One daemon: its files, secrets and (when running) its process.
@@ -127,7 +130,7 @@ impl Daemon {
         options: DaemonOptions,
     ) -> Daemon {
         fs::create_dir_all(dir).expect("create daemon dir");
-        let port = free_port();
+        let port = options.port.unwrap_or_else(free_port);
         let (store_url, database) = options.store.resolve(dir);
         let daemon = Daemon {
             name: name.to_owned(),

@@ -7,6 +7,17 @@ use http::Method;
 use serde_json::{json, Value};
 
 use super::{HomeserverClient, HomeserverError};
+use crate::matrix::retry::Retries;
+
+/// The ping's answers about the homeserver's way to the daemon (client-server API,
+/// "Pinging the appservice"): it could not connect, timed out, or got a bad answer; or the
+/// registration has no URL.
+const PING_VERDICTS: &[&str] = &[
+    "M_CONNECTION_FAILED",
+    "M_CONNECTION_TIMEOUT",
+    "M_BAD_STATUS",
+    "M_URL_NOT_SET",
+];
 
 impl HomeserverClient {
     /// Whether the last contact with the homeserver succeeded.
@@ -50,19 +61,22 @@ impl HomeserverClient {
         self.inner.readiness.ping_problem()
     }
 
-    /// `POST /_matrix/client/v1/appservice/{id}/ping`.
+    /// `POST /_matrix/client/v1/appservice/{id}/ping`. The homeserver's answers that it
+    /// could not reach the daemon (or is not configured to) are its verdict, not a passing
+    /// failure: they are not retried, so the ping reports them at once.
     pub async fn ping(&self) -> Result<(), HomeserverError> {
         let url = self.url(
             &["v1", "appservice", &self.inner.appservice_id, "ping"],
             None,
         );
         let body = json!({ "transaction_id": format!("mosaic-ping-{}", uuid::Uuid::new_v4()) });
-        self.call::<Value>(
+        self.call_with::<Value>(
             "ping",
             Method::POST,
             url,
             Some(&body),
             Duration::from_secs(15),
+            Retries::AnyExcept(PING_VERDICTS),
         )
         .await
         .map(drop)
