@@ -34,6 +34,9 @@ fn bridge_refuses_missing_and_wrong_tokens() {
                 body.as_ref().and_then(json_body),
             );
             r.expect_error(403, "M_FORBIDDEN", &format!("{method} {path} ({label})"));
+            // A refusal can be found in the log by its request id, like any answer.
+            let id = r.headers.get("x-request-id").map(|v| v.len());
+            assert_eq!(id, Some(24), "{method} {path} ({label}): request id");
         }
         // Auth comes before parsing: garbage with no token is still 403.
         let r = call(method.clone(), &url, None, Some(b"{garbage".to_vec()));

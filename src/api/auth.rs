@@ -73,23 +73,31 @@ fn app_of(req: &ServiceRequest) -> web::Data<AppState> {
         .clone()
 }
 
-/// Middleware for homeserver-facing scopes.
+/// Middleware for homeserver-facing scopes. A refusal is answered here (not returned as an
+/// error), so that the request context gives it a request id like any answer.
 pub async fn require_hs_token(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    check_hs_token(req.request(), &app_of(&req))?;
-    next.call(req).await
+    match check_hs_token(req.request(), &app_of(&req)) {
+        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
 }
 
-/// Middleware for the bridge scope: leaves the caller's [`Principal`] in the request.
+/// Middleware for the bridge scope: leaves the caller's [`Principal`] in the request; a
+/// refusal is answered here, as in [`require_hs_token`].
 pub async fn require_bridge_token(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let principal = authenticate_bridge(req.request(), &app_of(&req))?;
-    req.extensions_mut().insert(principal);
-    next.call(req).await
+    match authenticate_bridge(req.request(), &app_of(&req)) {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
 }
 
 #[cfg(test)]
