@@ -14,7 +14,7 @@ use std::{
 
 use reqwest::StatusCode;
 use serde_json::json;
-use support::Stack;
+use support::{stack_api::room_with_human, Stack};
 
 /// `promtool`, or a failure that says how to install it.
 fn promtool() -> Command {
@@ -47,15 +47,8 @@ fn alert_rules_pass_promtool() {
 fn exported_metrics_pass_promtool() {
     let stack = Stack::shared();
     // Traffic on every path: a provisioned room, an agent's send, a human's message.
-    let alice = stack.human("alice");
     let agent = support::unique("metered");
-    let (status, answer) = stack.daemon.bridge_post(
-        "/bridge/v1/provision/rooms",
-        &json!({"name": "Metered", "invite": [alice.user_id], "agents": [agent]}),
-    );
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let room = answer["room_id"].as_str().unwrap().to_owned();
-    alice.join(&room);
+    let (alice, room) = room_with_human(stack, &[&agent]);
     let (status, answer) = stack.daemon.bridge_post(
         "/bridge/v1/messages",
         &json!({"agent": agent, "room_id": room, "body": "counted"}),

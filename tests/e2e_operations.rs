@@ -9,23 +9,10 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::metrics::metric;
-use support::stack_api::{hs_call, set_typing};
-use support::{DaemonOptions, Human, Stack};
+use support::stack_api::{hs_call, room_with_human, set_typing};
+use support::{DaemonOptions, Stack};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A room provisioned with the human invited (and joined) and the agent in it.
-fn provisioned_room(stack: &Stack, agent: &str) -> (Human, String) {
-    let alice = stack.human("alice");
-    let (status, answer) = stack.daemon.bridge_post(
-        "/bridge/v1/provision/rooms",
-        &json!({"name": "Ops", "invite": [alice.user_id], "agents": [agent]}),
-    );
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let room = answer["room_id"].as_str().unwrap().to_owned();
-    alice.join(&room);
-    (alice, room)
-}
 
 /// At start-up the daemon pings the homeserver, and the homeserver's ping reaches the
 /// daemon: both sides of the round trip are in the daemon's log.
@@ -54,7 +41,7 @@ fn a_ping_the_homeserver_cannot_deliver_fails_ready_not_the_bridge() {
     };
     let stack = Stack::start_with("unreachable-as", options);
     let agent = support::unique("cutoff");
-    let (_alice, room) = provisioned_room(&stack, &agent);
+    let (_alice, room) = room_with_human(&stack, &[&agent]);
 
     proxy.cut();
     let problem = support::wait_until(WAIT, "/ready to report the failing ping", || {
@@ -198,7 +185,7 @@ fn secrets_never_reach_the_log() {
     };
     let mut stack = Stack::start_with("secrets", options);
     let agent = support::unique("discreet");
-    let (alice, room) = provisioned_room(&stack, &agent);
+    let (alice, room) = room_with_human(&stack, &[&agent]);
     let (status, _) = stack.daemon.bridge(
         Method::PUT,
         &format!("/bridge/v1/agents/{agent}"),
@@ -272,7 +259,7 @@ fn json_logs_and_sigterm_clears_typing() {
     };
     let mut stack = Stack::start_with("json-sigterm", options);
     let agent = support::unique("busy");
-    let (alice, room) = provisioned_room(&stack, &agent);
+    let (alice, room) = room_with_human(&stack, &[&agent]);
     let user = stack.agent_user(&agent);
     set_typing(&stack, &room, &agent, true);
     alice.wait_typing(&room, &user, true, WAIT);
