@@ -71,6 +71,9 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// Every method a route may serve.
+    pub const ALL: [Self; 4] = [Self::Get, Self::Post, Self::Put, Self::Delete];
+
     /// The method's name in upper case, as HTTP writes it.
     pub const fn as_http(self) -> &'static str {
         match self {
@@ -268,6 +271,13 @@ pub const ROUTES: &[Route] = &[
         pattern: "/bridge/v1/agents/{agent}/events",
         handlers: &[Handler::new(Verb::Get, |r| {
             r.to(bridge::events::agent_events)
+        })],
+    },
+    Route {
+        scope: Scope::Bridge,
+        pattern: "/bridge/v1/activity",
+        handlers: &[Handler::new(Verb::Get, |r| {
+            r.to(bridge::activity::activity)
         })],
     },
     Route {
