@@ -23,8 +23,9 @@
 //!   other replicas' commit notices.
 //! - [`actors`]: the supervisor (with the registry of live agents and provisioning) and one
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
-//! - [`api`]: every HTTP route (homeserver-facing, bridge, operations), the one mapping
-//!   of errors to HTTP answers, and the bridge API's OpenAPI document.
+//! - [`api`]: every HTTP route (homeserver-facing, bridge, operations, the operator
+//!   console's files), the one mapping of errors to HTTP answers, and the bridge API's
+//!   OpenAPI document.
 //! - [`activity`]: what the console's live view shows: the errors of the moment (bridge
 //!   answers of 500 and above, failed homeserver calls) in a small ring and a broadcast to
 //!   watchers, and the traffic summary read from [`metrics`].

@@ -231,6 +231,8 @@ mod tests {
             ("/health", "/health"),
             ("/ready", "/ready"),
             ("/metrics", "/metrics"),
+            ("/console", "/console"),
+            ("/console/app.js", "/console/{file}"),
             ("/bridge/v1/activity", "/bridge/v1/activity"),
         ];
         for (path, label) in cases {
