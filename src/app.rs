@@ -127,6 +127,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 
     shutdown.await;
     tracing::info!("shutting down: stopping HTTP, clearing typing indicators");
+    // The live view's streams end now rather than at the server's stop timeout.
+    app.activity.close();
     handle.stop(true).await;
     let _ = supervisor
         .send(PrepareShutdown {

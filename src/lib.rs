@@ -23,8 +23,12 @@
 //!   other replicas' commit notices.
 //! - [`actors`]: the supervisor (with the registry of live agents and provisioning) and one
 //!   actor per agent; [`actors::AppState`], the shared state everything else holds.
-//! - [`api`]: every HTTP route (homeserver-facing, bridge, operations), the one mapping
-//!   of errors to HTTP answers, and the bridge API's OpenAPI document.
+//! - [`api`]: every HTTP route (homeserver-facing, bridge, operations, the operator
+//!   console's files), the one mapping of errors to HTTP answers, and the bridge API's
+//!   OpenAPI document.
+//! - [`activity`]: what the console's live view shows: the errors of the moment (bridge
+//!   answers of 500 and above, failed homeserver calls) in a small ring and a broadcast to
+//!   watchers, and the traffic summary read from [`metrics`].
 //! - [`client`]: the bridge API as the command line calls it (`mosaic-as token`, `send`,
 //!   `typing`, `tail`, `agents`, `provision`).
 //! - [`app`]: start-up and shutdown; [`metrics`]; [`telemetry`]; [`tokens`]: bearer
@@ -33,10 +37,11 @@
 //!
 //! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, and
 //! `actors` → `access` → `store`, `actors` → `cluster` → `store`, with `config`, `ids`, `tokens`, `matrix`, `metrics` and
-//! `whole_number` below; a lower module reaches a higher one only through a trait it
+//! `whole_number` below (and `activity` below `matrix`: a failed call is told to it); a lower module reaches a higher one only through a trait it
 //! declares (`inbound::AgentNotices`, `inbox::HangUp`, `cluster::listen::Replicated`).
 
 pub mod access;
+pub mod activity;
 pub mod actors;
 pub mod api;
 pub mod app;

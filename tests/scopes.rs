@@ -227,6 +227,13 @@ fn rows() -> Vec<Row> {
             request: |_, _| ("/bridge/v1/agents".into(), None),
         },
         Row {
+            method: Method::GET,
+            pattern: "/bridge/v1/activity",
+            scope: "read",
+            for_agent: false,
+            request: |_, _| ("/bridge/v1/activity".into(), None),
+        },
+        Row {
             method: Method::POST,
             pattern: "/bridge/v1/tokens",
             scope: "admin",

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     access::{Access, Rates},
+    activity::Activity,
     cluster::Cluster,
     config::Config,
     ids::{AgentSlug, Namespaces},
@@ -61,6 +62,8 @@ pub struct AppState {
     pub fingerprint_key: FingerprintKey,
     /// This replica among those sharing the store (alone with SQLite).
     pub cluster: Arc<Cluster>,
+    /// The errors of the moment, for the console's live view.
+    pub activity: Arc<Activity>,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
     supervisor: OnceLock<Addr<Supervisor>>,
     /// Agents in the store, counted at start-up and as new ones are let in (approximate
@@ -101,7 +104,8 @@ impl AppState {
             &config.appservice.alias_prefix,
             &config.appservice.sender_localpart,
         );
-        let hs = HomeserverClient::new(&config);
+        let activity = Activity::new(ns.clone());
+        let hs = HomeserverClient::new(&config, activity.clone());
         let secrets = &config.secrets;
         let digest = |t: &SecretString| TokenDigest::of(t.expose_secret());
         let tokens = KnownTokens {
@@ -121,6 +125,7 @@ impl AppState {
         };
         Arc::new(Self {
             cluster,
+            activity,
             tokens,
             access,
             outbox: Arc::default(),

@@ -1,7 +1,7 @@
 //! Per-request context: a request id (span field and `X-Request-Id` header), a span with
 //! the method and a bounded route label (never the query string, which may carry a token),
-//! and the count of bridge requests by route and status; routes and labels are those of
-//! [`super::ROUTES`].
+//! the count of bridge requests by route and status, and the console's live view told of
+//! bridge answers of 500 and above; routes and labels are those of [`super::ROUTES`].
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -13,13 +13,13 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::{header::HeaderValue, StatusCode},
     middleware::Next,
-    Error,
+    web, Error,
 };
 use prometheus::{Histogram, IntCounter};
 use tracing::Instrument;
 
-use super::{Scope, ROUTES};
-use crate::metrics::METRICS;
+use super::{error::ServerErrcode, Scope, ROUTES};
+use crate::{activity::ActivityError, actors::AppState, ids::AgentSlug, metrics::METRICS};
 
 /// Gives every request an id and a span (method and route label only: query strings may
 /// carry tokens), logs its outcome, and counts bridge requests by route and status.
@@ -44,6 +44,11 @@ pub async fn request_context(
     };
     if let Some(i) = route.filter(|&i| ROUTES[i].scope == Scope::Bridge) {
         count_bridge_request(i, status, started.elapsed());
+        if status.is_server_error() {
+            if let Ok(res) = &res {
+                report_server_error(res, ROUTES[i].pattern, status, request_id);
+            }
+        }
     }
     span.in_scope(|| {
         tracing::debug!(
@@ -58,6 +63,41 @@ pub async fn request_context(
         request_id.header_value(),
     );
     Ok(res)
+}
+
+/// Tells the live view of a bridge answer of 500 or above: the route, the status and
+/// errcode, the agent named by the path or the `agent` query parameter, the request id.
+fn report_server_error<B>(
+    res: &ServiceResponse<B>,
+    route: &'static str,
+    status: StatusCode,
+    request_id: RequestId,
+) {
+    let req = res.request();
+    let Some(app) = req.app_data::<web::Data<AppState>>() else {
+        return;
+    };
+    let method = super::Verb::ALL
+        .into_iter()
+        .find(|v| v.as_http() == req.method().as_str())
+        .map_or("OTHER", |v| v.as_http());
+    let mut error = ActivityError::bridge(route, method, status.as_u16());
+    if let Some(errcode) = res.response().extensions().get::<ServerErrcode>() {
+        error = error.with_errcode(&errcode.0);
+    }
+    let from_query = || {
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "agent")
+            .map(|(_, v)| v.into_owned())
+    };
+    let agent = req
+        .match_info()
+        .get("agent")
+        .map(str::to_owned)
+        .or_else(from_query);
+    error.agent = agent.and_then(|a| AgentSlug::parse(&a).ok());
+    error.request_id = Some(request_id.to_string());
+    app.activity.report(error);
 }
 
 /// Label of a path that matches no route.
@@ -199,6 +239,9 @@ mod tests {
             ("/health", "/health"),
             ("/ready", "/ready"),
             ("/metrics", "/metrics"),
+            ("/console", "/console"),
+            ("/console/app.js", "/console/{file}"),
+            ("/bridge/v1/activity", "/bridge/v1/activity"),
         ];
         for (path, label) in cases {
             assert_eq!(route_label(path), label, "{path}");

@@ -179,14 +179,24 @@ impl ResponseError for ApiError {
             body.homeserver_status = Some(*status);
             body.error.clone_from(error);
         }
-        let mut resp = HttpResponse::build(self.status_code());
+        let status = self.status_code();
+        let mut resp = HttpResponse::build(status);
         if let Some(wait) = self.retry_after() {
             body.retry_after_ms = Some(wait.as_millis() as u64);
             resp.insert_header(("Retry-After", wait.as_secs().max(1).to_string()));
         }
+        if status.is_server_error() {
+            // For the console's live view (the request context reads it); rare.
+            resp.extensions_mut()
+                .insert(ServerErrcode(self.errcode().into()));
+        }
         resp.json(body)
     }
 }
+
+/// The errcode of an answer of 500 or above, kept with the answer for the live view of
+/// errors (its body is bytes by then).
+pub struct ServerErrcode(pub Box<str>);
 
 impl ApiError {
     /// A failed read as an agent: the homeserver's 403 and 404 are passed on, anything

@@ -6,6 +6,7 @@ pub mod appservice;
 pub mod auth;
 pub mod body;
 pub mod bridge;
+pub mod console;
 pub mod context;
 pub mod error;
 pub mod forward;
@@ -45,7 +46,8 @@ pub enum Scope {
     LegacyTransactions,
     /// Bridge API, behind a bridge token.
     Bridge,
-    /// Without a token, at the root: operations, and the bridge API's OpenAPI document.
+    /// Without a token, at the root: operations, the bridge API's OpenAPI document, and
+    /// the operator console's files.
     Ops,
 }
 
@@ -71,6 +73,9 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// Every method a route may serve.
+    pub const ALL: [Self; 4] = [Self::Get, Self::Post, Self::Put, Self::Delete];
+
     /// The method's name in upper case, as HTTP writes it.
     pub const fn as_http(self) -> &'static str {
         match self {
@@ -272,6 +277,13 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         scope: Scope::Bridge,
+        pattern: "/bridge/v1/activity",
+        handlers: &[Handler::new(Verb::Get, |r| {
+            r.to(bridge::activity::activity)
+        })],
+    },
+    Route {
+        scope: Scope::Bridge,
         pattern: "/bridge/v1/tokens",
         handlers: &[
             Handler::new(Verb::Post, |r| r.to(bridge::tokens::create_token)),
@@ -304,6 +316,16 @@ pub const ROUTES: &[Route] = &[
         scope: Scope::Ops,
         pattern: "/metrics",
         handlers: &[Handler::new(Verb::Get, |r| r.to(ops::metrics))],
+    },
+    Route {
+        scope: Scope::Ops,
+        pattern: "/console",
+        handlers: &[Handler::new(Verb::Get, |r| r.to(console::page))],
+    },
+    Route {
+        scope: Scope::Ops,
+        pattern: "/console/{file}",
+        handlers: &[Handler::new(Verb::Get, |r| r.to(console::file))],
     },
 ];
 

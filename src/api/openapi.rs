@@ -52,6 +52,7 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         bridge::tokens::create_token,
         bridge::tokens::list_tokens,
         bridge::tokens::revoke_token,
+        bridge::activity::activity,
     ),
     modifiers(&SharedByEveryRoute),
     tags(
@@ -61,6 +62,7 @@ const BRIDGE_TOKEN: &str = "bridge_token";
         (name = "rooms", description = "Rooms read as an agent sees them (`read`)"),
         (name = "provisioning", description = "Creating rooms (`provision`)"),
         (name = "tokens", description = "Issued bridge tokens (`admin`)"),
+        (name = "activity", description = "Live traffic and errors, for the operator console (`read`)"),
     )
 )]
 struct BridgeApi;

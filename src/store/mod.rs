@@ -304,6 +304,9 @@ pub trait Store: Commits {
     async fn prune(&self, keep: &Retention) -> StoreResult<u64>;
     /// Rows in all inboxes.
     async fn inbox_depth(&self) -> StoreResult<i64>;
+    /// Rows in the inbox of each of `slugs` (one query for them all), in the order of
+    /// `slugs`; 0 for an agent with none (or unknown).
+    async fn inbox_depths(&self, slugs: &[AgentSlug]) -> StoreResult<Vec<u64>>;
 
     /// Effects due by `now` (unix seconds), oldest first, at most `limit`.
     async fn due_effects(&self, now: i64, limit: u32) -> StoreResult<Vec<PendingEffect>>;
@@ -359,6 +362,15 @@ impl Retention {
             keys_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
+}
+
+/// The depths of `slugs` in their order, from `(slug, rows)` pairs of those with rows.
+pub(crate) fn depths_in_order(slugs: &[AgentSlug], counted: Vec<(String, i64)>) -> Vec<u64> {
+    let counted: std::collections::HashMap<String, i64> = counted.into_iter().collect();
+    slugs
+        .iter()
+        .map(|s| counted.get(s.as_str()).map_or(0, |n| *n as u64))
+        .collect()
 }
 
 /// Seconds since the Unix epoch.

@@ -25,6 +25,21 @@ pub struct SlugRange {
     pub to: Option<String>,
 }
 
+impl SlugRange {
+    /// The slugs in both ranges; `None` when there can be none.
+    pub fn intersect(&self, other: &SlugRange) -> Option<SlugRange> {
+        let from = self.from.as_str().max(other.from.as_str()).to_owned();
+        let to = match (&self.to, &other.to) {
+            (None, to) | (to, None) => to.clone(),
+            (Some(a), Some(b)) => Some(a.min(b).clone()),
+        };
+        match &to {
+            Some(to) if *to <= from => None,
+            _ => Some(SlugRange { from, to }),
+        }
+    }
+}
+
 impl AgentPattern {
     /// Parses one pattern; the error says why, for the caller to name the field.
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -140,5 +155,23 @@ mod tests {
         let exact = AgentPattern::parse("pl").unwrap().range();
         assert!(inside("pl", &exact) && !inside("pl-", &exact) && !inside("pk", &exact));
         assert!(inside("anything", &AgentPattern::Any.range()));
+    }
+
+    /// A search within a token's patterns: the intersection holds exactly the slugs both
+    /// ranges hold, and is empty (`None`) when they are disjoint.
+    #[test]
+    fn ranges_intersect() {
+        let range = |p: &str| AgentPattern::parse(p).unwrap().range();
+        let within = |a: &str, b: &str| range(a).intersect(&range(b));
+        assert_eq!(within("*", "pl-*"), Some(range("pl-*")));
+        assert_eq!(within("pl-*", "*"), Some(range("pl-*")));
+        assert_eq!(within("pl-*", "pl-a*"), Some(range("pl-a*")));
+        assert_eq!(within("pl-a*", "pl-*"), Some(range("pl-a*")));
+        assert_eq!(within("pl-*", "pl-a"), Some(range("pl-a")));
+        assert_eq!(within("pl-a", "pl-a*"), Some(range("pl-a")));
+        assert_eq!(within("pl-a", "pl-b*"), None);
+        assert_eq!(within("pl-*", "co-*"), None);
+        assert_eq!(within("co-*", "pl-*"), None);
+        assert_eq!(within("pl", "pl-*"), None);
     }
 }

@@ -23,7 +23,7 @@ use crate::{
     ids::AgentSlug,
     matrix::room_act::RoomAct,
     store::{AgentRecord, WriteOp},
-    tokens::pattern::AgentPattern,
+    tokens::pattern::{AgentPattern, SlugRange},
 };
 
 /// Longest display name.
@@ -99,13 +99,23 @@ pub(crate) struct AgentProfile {
     registered: bool,
 }
 
+/// An agent's state, and how many items its inbox retains.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AgentView {
+    #[serde(flatten)]
+    state: AgentState,
+    /// Items retained in the agent's inbox (`inbox.retention_count` and
+    /// `inbox.retention_age_s` bound it), read or not.
+    inbox_depth: u64,
+}
+
 #[utoipa::path(
     get,
     path = "/bridge/v1/agents/{agent}",
     tag = "agents",
     params(("agent" = AgentSlug, Path, description = "The agent")),
     responses(
-        (status = 200, description = "The agent's state", body = AgentState),
+        (status = 200, description = "The agent's state", body = AgentView),
         (status = 404, description = "No such agent", body = ErrorAnswer),
     ),
 )]
@@ -117,7 +127,9 @@ pub async fn get_agent(
         .known_agent(&slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("unknown agent {slug}")))?;
-    Ok(HttpResponse::Ok().json(agent.send(GetState).await?))
+    let state = agent.send(GetState).await?;
+    let inbox_depth = app.store.inbox_depths(&[slug]).await?[0];
+    Ok(HttpResponse::Ok().json(AgentView { state, inbox_depth }))
 }
 
 #[utoipa::path(
@@ -176,19 +188,24 @@ pub struct ListQuery {
     /// The page's size, 1 to 10,000 (default 1,000).
     #[param(minimum = 1, maximum = 10_000)]
     limit: Option<u32>,
+    /// Only agents whose slug starts with this (a search: index range scans within the
+    /// token's agents, however many there are).
+    #[param(value_type = Option<AgentSlug>)]
+    prefix: Option<String>,
 }
 
 /// A page of agents.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct AgentList {
-    agents: Vec<AgentState>,
+    agents: Vec<AgentView>,
     /// The `after` of the next page; absent on the last one.
     next: Option<String>,
 }
 
-/// Every hosted agent the caller acts for, in slug order, a page at a time (`after`,
-/// `limit`; `next` names the `after` of the following page): live agents with their actor
-/// state, others from the store.
+/// Every hosted agent the caller acts for (whose slug starts with `prefix`, when given), in
+/// slug order, a page at a time (`after`, `limit`; `next` names the `after` of the
+/// following page): live agents with their actor state, others from the store, each with
+/// its inbox depth (one store query per page).
 #[utoipa::path(
     get,
     path = "/bridge/v1/agents",
@@ -211,12 +228,19 @@ pub async fn list_agents(
             )))
         }
     };
-    let records = agents_within(&app, grant.patterns(), after.as_ref(), limit).await?;
+    let prefix = query.prefix.as_deref().map(prefix_param).transpose()?;
+    let within = Within {
+        patterns: grant.patterns(),
+        prefix: prefix.as_ref(),
+    };
+    let records = agents_within(&app, within, after.as_ref(), limit).await?;
     let next = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.slug.to_string()))
         .flatten();
+    let slugs: Vec<AgentSlug> = records.iter().map(|r| r.slug.clone()).collect();
+    let depths = app.store.inbox_depths(&slugs).await?;
     let mut agents = Vec::with_capacity(records.len());
-    for r in records {
+    for (r, inbox_depth) in records.into_iter().zip(depths) {
         let state = match app.agents.get(&r.slug) {
             Some(addr) => addr.send(GetState).await?,
             None => AgentState {
@@ -232,29 +256,66 @@ pub async fn list_agents(
                 live: false,
             },
         };
-        agents.push(state);
+        agents.push(AgentView { state, inbox_depth });
     }
     Ok(HttpResponse::Ok().json(AgentList { agents, next }))
 }
 
-/// The first `limit` stored agents after `after` that one of `patterns` covers: a page of
-/// each pattern's range in slug order (index range scans), merged.
+/// `prefix`: a slug's start (a whole slug included), as the range of slugs it starts.
+fn prefix_param(raw: &str) -> Result<SlugRange, ApiError> {
+    AgentSlug::parse(raw).map_err(|e| ApiError::InvalidParam(format!("prefix: {e}")))?;
+    Ok(AgentPattern::Prefix(raw.into()).range())
+}
+
+/// Which agents a listing covers: the token's, narrowed to a prefix's when searching.
+#[derive(Clone, Copy)]
+struct Within<'a> {
+    patterns: &'a [AgentPattern],
+    prefix: Option<&'a SlugRange>,
+}
+
+/// The first `limit` stored agents after `after` that one of the patterns covers (and the
+/// prefix, if any): a page of each pattern's range (narrowed to the prefix's) in slug
+/// order (index range scans), merged.
 async fn agents_within(
     app: &AppState,
-    patterns: &[AgentPattern],
+    within: Within<'_>,
     after: Option<&AgentSlug>,
     limit: u32,
 ) -> Result<Vec<AgentRecord>, ApiError> {
-    let patterns = match patterns.iter().find(|p| **p == AgentPattern::Any) {
+    let patterns = match within.patterns.iter().find(|p| **p == AgentPattern::Any) {
         Some(any) => std::slice::from_ref(any),
-        None => patterns,
+        None => within.patterns,
     };
     let mut records = Vec::new();
     for pattern in patterns {
-        records.extend(app.store.agents(after, &pattern.range(), limit).await?);
+        let range = match within.prefix {
+            None => pattern.range(),
+            Some(prefix) => match pattern.range().intersect(prefix) {
+                Some(range) => range,
+                None => continue,
+            },
+        };
+        records.extend(app.store.agents(after, &range, limit).await?);
     }
     records.sort_by(|a, b| a.slug.cmp(&b.slug));
     records.dedup_by(|a, b| a.slug == b.slug);
     records.truncate(limit as usize);
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_slug_starts() {
+        let range = prefix_param("plan").unwrap();
+        assert_eq!(range, AgentPattern::Prefix("plan".into()).range());
+        assert!(prefix_param(&"a".repeat(64)).is_ok(), "a whole slug");
+        for bad in ["", "-x", "Plan", "pl an", "pl*", &"a".repeat(65)] {
+            let err = prefix_param(bad).unwrap_err().to_string();
+            assert!(err.starts_with("prefix: "), "{bad:?}: {err}");
+        }
+    }
 }

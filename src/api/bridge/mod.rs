@@ -3,6 +3,7 @@
 //! scope it needs ([`super::grant`]), validates its input, then talks to the agent's actor
 //! (directly, through the registry), the supervisor or the token table.
 
+pub mod activity;
 pub mod acts;
 pub mod agents;
 pub mod custom;

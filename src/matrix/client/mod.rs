@@ -17,6 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
 mod health;
+mod report;
 mod urls;
 
 use super::{
@@ -29,7 +30,7 @@ use super::{
     },
     HomeserverError,
 };
-use crate::{config::Config, metrics::METRICS};
+use crate::{activity::Activity, config::Config, metrics::METRICS};
 
 /// Errcode of a registration for a user that already exists.
 const M_USER_IN_USE: &str = "M_USER_IN_USE";
@@ -53,10 +54,12 @@ struct Inner {
     appservice_id: String,
     /// Updated by calls and by the ping loop; read by `/ready` and the bridge.
     readiness: Readiness,
+    /// Told of calls that fail for good, for the console's live view.
+    activity: Arc<Activity>,
 }
 
 impl HomeserverClient {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, activity: Arc<Activity>) -> Self {
         let mut auth = HeaderValue::from_str(&format!(
             "Bearer {}",
             config.secrets.as_token.expose_secret()
@@ -74,6 +77,7 @@ impl HomeserverClient {
                 policy: RetryPolicy::default(),
                 appservice_id: config.appservice.id.clone(),
                 readiness: Readiness::default(),
+                activity,
             }),
         }
     }
@@ -165,6 +169,9 @@ impl HomeserverClient {
             .hs_latency
             .with_label_values(&[endpoint, outcome])
             .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            self.report_failure(endpoint, &url, e);
+        }
         result
     }
 

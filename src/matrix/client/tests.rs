@@ -6,6 +6,11 @@ use super::*;
 
 /// A client of a homeserver at `url`, its config's `[limits]` holding `limits`.
 fn client(url: &str, limits: &str) -> HomeserverClient {
+    client_reporting(url, limits).0
+}
+
+/// [`client`], and the live view of errors it reports to.
+fn client_reporting(url: &str, limits: &str) -> (HomeserverClient, Arc<Activity>) {
     let file = tempfile::NamedTempFile::new().unwrap();
     let toml = format!(
         "[homeserver]\nurl = \"{url}\"\nserver_name = \"hs.local\"\n\
@@ -17,7 +22,15 @@ fn client(url: &str, limits: &str) -> HomeserverClient {
         ("MOSAIC_HS_TOKEN", "h".repeat(32)),
         ("MOSAIC_BRIDGE_TOKENS", "b".repeat(32)),
     ];
-    HomeserverClient::new(&Config::load(file.path(), &env).expect("the test config loads"))
+    let config = Config::load(file.path(), &env).expect("the test config loads");
+    let ns = crate::ids::Namespaces::new(
+        config.homeserver.server_name.clone(),
+        &config.appservice.agent_prefix,
+        &config.appservice.alias_prefix,
+        &config.appservice.sender_localpart,
+    );
+    let activity = Activity::new(ns);
+    (HomeserverClient::new(&config, activity.clone()), activity)
 }
 
 /// A homeserver that accepts connections and never answers; open until dropped.
@@ -58,5 +71,28 @@ async fn a_call_waiting_for_a_slot_fails_at_its_deadline() {
     assert!(text.contains("limits.hs_max_in_flight"), "{text}");
     assert!(!holder.is_finished(), "the slot was held all along");
     holder.abort();
+    server.abort();
+}
+
+/// A call that fails for good is told to the live view of errors: its endpoint, what went
+/// wrong, and the agent it was made as (from the masquerade), nothing of its body.
+#[tokio::test]
+async fn a_failed_call_is_reported_with_its_agent() {
+    let (url, server) = silent_homeserver().await;
+    let limits = "hs_deadline_ms = 300\nhs_attempt_timeout_ms = 100";
+    let (hs, activity) = client_reporting(&url, limits);
+    let user = UserId::parse("@agent-worker:hs.local").unwrap();
+    let room = ruma::RoomId::parse("!r:hs.local").unwrap();
+    hs.leave(&user, &room, Some("a reason that stays private"))
+        .await
+        .unwrap_err();
+    let errors = activity.recent();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert_eq!(e.source, crate::activity::ErrorSource::Homeserver);
+    assert_eq!(e.kind, Some("unreachable"));
+    assert_eq!(e.agent.as_ref().map(|a| a.as_str()), Some("worker"));
+    assert_eq!((e.status, e.errcode.as_deref()), (None, None));
+    assert!(!format!("{e:?}").contains("private"));
     server.abort();
 }

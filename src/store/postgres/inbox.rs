@@ -1,12 +1,13 @@
 //! Reading an agent's inbox from the store: entries after a cursor (with their events),
-//! the newest cursor it has had, and the floor retention left.
+//! the newest cursor it has had, the floor retention left, and how many rows agents'
+//! inboxes hold.
 
 use sqlx::{PgPool, Row};
 
 use super::{limit, utf8};
 use crate::{
     ids::AgentSlug,
-    store::{InboxEntry, StoreResult, StoredEntry},
+    store::{depths_in_order, InboxEntry, StoreResult, StoredEntry},
 };
 
 pub(super) async fn read_inbox(
@@ -62,4 +63,18 @@ pub(super) async fn inbox_floor(pool: &PgPool, slug: &AgentSlug) -> StoreResult<
             .fetch_optional(pool)
             .await?;
     Ok(floor.unwrap_or(0))
+}
+
+/// Rows of each of `slugs`' inboxes: one query, an index range count per agent.
+pub(super) async fn inbox_depths(pool: &PgPool, slugs: &[AgentSlug]) -> StoreResult<Vec<u64>> {
+    if slugs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<&str> = slugs.iter().map(AgentSlug::as_str).collect();
+    let counted: Vec<(String, i64)> =
+        sqlx::query_as("SELECT slug, COUNT(*) FROM inbox WHERE slug = ANY($1) GROUP BY slug")
+            .bind(list)
+            .fetch_all(pool)
+            .await?;
+    Ok(depths_in_order(slugs, counted))
 }

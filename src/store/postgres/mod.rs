@@ -231,6 +231,10 @@ impl Store for PgStore {
             .await?)
     }
 
+    async fn inbox_depths(&self, slugs: &[AgentSlug]) -> StoreResult<Vec<u64>> {
+        inbox::inbox_depths(&self.pool, slugs).await
+    }
+
     async fn due_effects(&self, now: i64, limit: u32) -> StoreResult<Vec<PendingEffect>> {
         effects::due(&self.pool, now, limit).await
     }

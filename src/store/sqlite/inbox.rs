@@ -1,9 +1,10 @@
 //! Reading an agent's inbox from the store: entries after a cursor (with their events),
-//! the newest cursor it has had, and the floor retention left.
+//! the newest cursor it has had, the floor retention left, and how many rows agents'
+//! inboxes hold.
 
 use sqlx::{Row, SqlitePool};
 
-use super::super::{InboxEntry, StoreResult, StoredEntry};
+use super::super::{depths_in_order, InboxEntry, StoreResult, StoredEntry};
 use crate::ids::AgentSlug;
 
 pub(super) async fn read_inbox(
@@ -57,4 +58,21 @@ pub(super) async fn inbox_floor(pool: &SqlitePool, slug: &AgentSlug) -> StoreRes
             .fetch_optional(pool)
             .await?;
     Ok(floor.unwrap_or(0))
+}
+
+/// Rows of each of `slugs`' inboxes: one query, an index range count per agent.
+pub(super) async fn inbox_depths(pool: &SqlitePool, slugs: &[AgentSlug]) -> StoreResult<Vec<u64>> {
+    if slugs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<&str> = slugs.iter().map(AgentSlug::as_str).collect();
+    let list = serde_json::to_string(&list).expect("strings serialise");
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT slug, COUNT(*) FROM inbox WHERE slug IN (SELECT value FROM json_each(?)) \
+         GROUP BY slug",
+    )
+    .bind(list)
+    .fetch_all(pool)
+    .await?;
+    Ok(depths_in_order(slugs, counted))
 }

@@ -349,6 +349,10 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?)
     }
+
+    async fn inbox_depths(&self, slugs: &[AgentSlug]) -> StoreResult<Vec<u64>> {
+        inbox::inbox_depths(&self.pool, slugs).await
+    }
 }
 
 mod batch;

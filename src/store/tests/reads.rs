@@ -1,12 +1,16 @@
-//! Agents, their deletion, and provisioning keys, as written and read back.
+//! Agents, their deletion, their inboxes' depths, and provisioning keys, as written and
+//! read back.
 
 use super::{commit, delivery, open, sent_key, slug, txn, Backend};
-use crate::store::{AgentRecord, MembershipChange, ProvisionKey, RequestDigest, WriteOp};
+use crate::store::{
+    AgentRecord, MembershipChange, ProvisionKey, RequestDigest, Retention, WriteOp,
+};
 
 on_every_backend!(
     agents_are_counted_and_named,
     a_deleted_agent_goes_with_its_rows_and_one_made_in_the_same_batch_stays,
     a_provisioning_key_keeps_its_first_answer,
+    inbox_depths_count_what_each_inbox_retains,
 );
 
 fn agent(name: &str, display_name: Option<&str>) -> WriteOp {
@@ -130,4 +134,39 @@ async fn a_provisioning_key_keeps_its_first_answer(backend: Backend) {
         Some(key(r#"{"room_id":"!first"}"#))
     );
     assert!(s.provision_key("k").await.unwrap().is_none());
+}
+
+/// One query answers the depth of every agent asked about, in the order asked, counting
+/// each agent's rows only (an event for two agents is one row in each inbox), and follows
+/// retention and deletion.
+async fn inbox_depths_count_what_each_inbox_retains(backend: Backend) {
+    let s = open(backend).await;
+    s.apply(&[agent("a", None), agent("b", None), agent("c", None)])
+        .await
+        .unwrap();
+    assert!(s.inbox_depths(&[]).await.unwrap().is_empty());
+    let all = [slug("c"), slug("a"), slug("b"), slug("unknown")];
+    assert_eq!(s.inbox_depths(&all).await.unwrap(), [0, 0, 0, 0]);
+    commit(
+        &s,
+        vec![
+            txn(
+                "t1",
+                vec![delivery("$1", &["a", "b"]), delivery("$2", &["a"])],
+            ),
+            txn("t2", vec![delivery("$3", &["a"])]),
+        ],
+    )
+    .await;
+    assert_eq!(s.inbox_depths(&all).await.unwrap(), [0, 3, 1, 0]);
+    assert_eq!(s.inbox_depth().await.unwrap(), 4, "the total agrees");
+    // Retention keeps two rows per agent.
+    let keep = Retention::inbox(2, std::time::Duration::from_secs(3600));
+    assert_eq!(s.prune(&keep).await.unwrap(), 1);
+    assert_eq!(s.inbox_depths(&all).await.unwrap(), [0, 2, 1, 0]);
+    s.apply(&[WriteOp::DeleteAgent(slug("a"))]).await.unwrap();
+    assert_eq!(
+        s.inbox_depths(&[slug("a"), slug("b")]).await.unwrap(),
+        [0, 1]
+    );
 }
