@@ -2,7 +2,7 @@
 //! in a room with an agent, a read token and a token to revoke; then
 //! `node --test tests/browser/console.test.mjs` drives headless Chromium through the
 //! console (sign in, find the agent, watch a message arrive, see an error, revoke a
-//! token, what a read token sees). Needs Debian's Chromium (`scripts/install-browser.sh`)
+//! token, what a read token sees). Needs Debian's Chromium (`scripts/install-test-tools.sh`)
 //! and the browser test's npm packages (`npm ci` in `tests/browser`, which
 //! `scripts/install-node-deps.sh` runs). On failure the page's screenshot and HTML are under
 //! `target/console-screenshots/`.
@@ -28,7 +28,7 @@ fn browser_prerequisites(browser_dir: &Path) -> Result<(), String> {
     let mut missing = Vec::new();
     if !Path::new(&chromium).exists() {
         missing.push(format!(
-            "Chromium is not at {chromium}: run scripts/install-browser.sh (as root)"
+            "Chromium is not at {chromium}: run scripts/install-test-tools.sh (as root)"
         ));
     }
     if !browser_dir.join("node_modules/playwright-core").is_dir() {
