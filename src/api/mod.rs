@@ -324,6 +324,11 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         scope: Scope::Ops,
+        pattern: "/console/",
+        handlers: &[Handler::new(Verb::Get, |r| r.to(console::slash))],
+    },
+    Route {
+        scope: Scope::Ops,
         pattern: "/console/{file}",
         handlers: &[Handler::new(Verb::Get, |r| r.to(console::file))],
     },

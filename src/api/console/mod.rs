@@ -64,6 +64,14 @@ pub async fn page() -> HttpResponse {
     serve(&PAGE)
 }
 
+/// `GET /console/`: the page's address with the slash a browser or a person may add; sent
+/// to the page, since the page's relative file names resolve from `/console` only.
+pub async fn slash() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "../console"))
+        .finish()
+}
+
 /// `GET /console/{file}`: one of the page's files; any other name is 404.
 pub async fn file(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     FILES
@@ -95,6 +103,7 @@ mod tests {
     > {
         App::new()
             .route("/console", web::get().to(page))
+            .route("/console/", web::get().to(slash))
             .route("/console/{file}", web::get().to(file))
     }
 
@@ -121,6 +130,14 @@ mod tests {
             let body = to_bytes(res.into_body()).await.unwrap();
             assert!(!body.is_empty(), "{path}");
         }
+    }
+
+    #[actix_web::test]
+    async fn the_address_with_a_slash_leads_to_the_page() {
+        let app = init_service(app()).await;
+        let res = call_service(&app, TestRequest::get().uri("/console/").to_request()).await;
+        assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(res.headers().get(header::LOCATION).unwrap(), "../console");
     }
 
     #[actix_web::test]
