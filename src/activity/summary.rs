@@ -105,8 +105,8 @@ pub fn totals() -> Totals {
         .iter()
         .flat_map(MetricFamily::get_metric)
         .filter(|m| label(m.get_label(), "outcome").is_some_and(failed))
-        .map(|m| m.get_histogram().get_sample_count() as f64)
-        .sum();
+        .map(|m| m.get_histogram().get_sample_count())
+        .sum::<u64>() as f64;
     Traffic {
         requests,
         transactions: sum(&METRICS.transactions),
@@ -117,13 +117,14 @@ pub fn totals() -> Totals {
     }
 }
 
+/// The total of every series of `counters`: 0 (not `-0`, the empty `f64` sum) when none.
 fn sum(counters: &IntCounterVec) -> f64 {
     counters
         .collect()
         .iter()
         .flat_map(MetricFamily::get_metric)
         .map(|m| m.get_counter().get_value())
-        .sum()
+        .fold(0.0, |total, v| total + v)
 }
 
 fn label<'a>(labels: &'a [prometheus::proto::LabelPair], name: &str) -> Option<&'a str> {
@@ -156,6 +157,15 @@ pub fn rates(then: &Totals, now: &Totals, dt: Duration) -> Rates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A family with no series yet totals 0, which JSON spells `0.0`, not `-0.0`.
+    #[test]
+    fn an_empty_family_totals_positive_zero() {
+        let empty =
+            IntCounterVec::new(prometheus::Opts::new("empty_total", "none"), &["l"]).unwrap();
+        let total = sum(&empty);
+        assert!(total == 0.0 && total.is_sign_positive(), "{total:?}");
+    }
 
     #[test]
     fn rates_are_differences_over_the_interval() {
