@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 import { adminClient, testEnv } from "./support/env.js";
 import { roomWithAgent, say } from "./support/human.js";
-import { delay, within } from "./support/wait.js";
+import { eventually, within } from "./support/wait.js";
 
 const EXAMPLE = fileURLToPath(new URL("../examples/agent-loop.js", import.meta.url));
 
@@ -34,25 +34,24 @@ test("the agent loop example answers in the thread and stops on SIGINT", { timeo
   try {
     const asked = await say(room, "please send the report");
     const inThread = (e: RoomEvent) => (e.content["m.relates_to"] as { event_id?: string } | undefined)?.event_id === asked;
-    const events = await within(30_000, () => `the loop's answers (its log: ${log})`, (async () => {
-      for (;;) {
-        const page = await client.roomMessages(room, agent, { dir: "b", limit: 30 });
-        const answers = (page.events as RoomEvent[]).filter(inThread);
-        if (answers.some((e) => e.content.msgtype === "m.file")) return answers;
-        await delay(200);
-      }
-    })());
+    // The loop must not end before it answered: its exit fails the test at once.
+    const died = exited.then((code) => {
+      throw new Error(`the loop exited (${code}) before it answered: ${log}`);
+    });
+    const answered = eventually(30_000, () => `the loop's answers (its log: ${log})`, async () => {
+      const page = await client.roomMessages(room, agent, { dir: "b", limit: 30 });
+      const answers = (page.events as RoomEvent[]).filter(inThread);
+      return answers.some((e) => e.content.msgtype === "m.file") ? answers : undefined;
+    });
+    const events = await Promise.race([answered, died]);
     const kinds = events.map((e) => (e.type === "m.reaction" ? "reaction" : String(e.content.msgtype)));
     assert.deepEqual(kinds.sort(), ["m.file", "m.text", "reaction"], JSON.stringify(events));
-    const cursor = await within(10_000, "the stored cursor", (async () => {
-      for (;;) {
-        const stored = (await readFile(cursorFile, "utf8")).trim();
-        const page = await client.events(agent, { since: "", limit: 100 });
-        const item = page.events.find((e) => e.event_id === asked);
-        if (item && BigInt(stored) >= BigInt(item.cursor)) return stored;
-        await delay(200);
-      }
-    })());
+    const cursor = await eventually(10_000, "the stored cursor", async () => {
+      const stored = (await readFile(cursorFile, "utf8")).trim();
+      const page = await client.events(agent, { limit: 100 });
+      const item = page.events.find((e) => e.event_id === asked);
+      return item && BigInt(stored) >= BigInt(item.cursor) ? stored : undefined;
+    });
     assert.match(cursor, /^[0-9]+$/);
     loop.kill("SIGINT");
     assert.equal(await within(10_000, "the loop's exit", exited), 0, log);

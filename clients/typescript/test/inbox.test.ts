@@ -12,7 +12,7 @@ import { BridgeError, MosaicClient, type InboxItem, type ReconnectInfo } from ".
 import { adminClient, testEnv, unique } from "./support/env.js";
 import { roomWithAgent, say } from "./support/human.js";
 import { BreakingProxy } from "./support/proxy.js";
-import { delay, until, within } from "./support/wait.js";
+import { delay, eventually, until, within } from "./support/wait.js";
 
 const WAIT_MS = 20_000;
 
@@ -70,13 +70,10 @@ describe("the inbox iterator", { timeout: 90_000 }, () => {
     const { agent, room } = await roomWithAgent("ts-latest");
     const before = await say(room, "before");
     // Wait until the daemon has it, so that "latest" is after it.
-    await within(WAIT_MS, "the first message in the inbox", (async () => {
-      for (let since = ""; ; ) {
-        const page = await client.events(agent, { since, timeout_ms: 5000 });
-        if (page.events.some((e) => e.event_id === before)) return;
-        since = page.next;
-      }
-    })());
+    await eventually(WAIT_MS, "the first message in the inbox", async () => {
+      const page = await client.events(agent, { limit: 100 });
+      return page.events.some((e) => e.event_id === before) ? true : undefined;
+    });
     const stop = new AbortController();
     const inbox = client.inbox(agent, { since: "latest", signal: stop.signal });
     try {
@@ -95,15 +92,16 @@ describe("the inbox iterator", { timeout: 90_000 }, () => {
     const { next: start } = await client.events(agent, { since: "latest" });
     for (const text of ["one", "two", "three"]) await say(room, text);
     let stored = "";
+    const first = new AbortController();
     const loop = async () => {
-      for await (const item of client.inbox(agent, { since: start })) {
+      for await (const item of client.inbox(agent, { since: start, signal: first.signal })) {
         if (isBody("one")(item)) {
           stored = item.cursor;
           break;
         }
       }
     };
-    await within(WAIT_MS, "the first message", loop());
+    await within(WAIT_MS, "the first message", loop()).finally(() => first.abort());
     assert.notEqual(stored, "");
     const stop = new AbortController();
     const again = client.inbox(agent, { since: stored, signal: stop.signal });

@@ -54,3 +54,21 @@ export async function until<T>(
   })();
   return within(ms, () => `${what} (kept so far: ${JSON.stringify(kept)})`, all);
 }
+
+/** The first value `probe` answers (not undefined), asked every `everyMs` until `ms` have passed. */
+export async function eventually<T>(
+  ms: number,
+  what: string | (() => string),
+  probe: () => Promise<T | undefined>,
+  everyMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await probe();
+    if (got !== undefined) return got;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`);
+    }
+    await delay(everyMs);
+  }
+}
