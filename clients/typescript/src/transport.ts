@@ -5,7 +5,7 @@
  * failure only for calls that are safe to repeat. Attempts and total time are bounded.
  */
 
-import { BridgeError, ConnectionError, type ErrorAnswer } from "./errors.js";
+import { BridgeError, ConnectionError, ProtocolError, type ErrorAnswer } from "./errors.js";
 import { backoffMs, RETRY_STATUSES, retryAfterMs, sleep } from "./retry.js";
 
 /** What a retry is about to wait for; for logs and metrics. */
@@ -121,12 +121,12 @@ export class Transport {
       let wait: number | undefined;
       try {
         const res = await this.open(call, this.attemptSignal(call.signal));
-        if (res.ok) return (await readJson(res)) as T;
+        if (res.ok) return parseJson(await res.text(), what) as T;
         failure = await toBridgeError(res, what);
         if (!RETRY_STATUSES.has(res.status)) throw failure;
         wait = failure.retryAfterMs;
       } catch (e) {
-        if (e instanceof BridgeError) throw e;
+        if (e instanceof BridgeError || e instanceof ProtocolError) throw e;
         if (call.signal?.aborted) throw call.signal.reason ?? e;
         failure = new ConnectionError(what, attempt, e);
         if (!call.idempotent) throw failure;
@@ -147,10 +147,14 @@ export class Transport {
   }
 }
 
-/** The JSON of an answer (`{}` for an empty one). */
-async function readJson(res: Response): Promise<unknown> {
-  const text = await res.text();
-  return text === "" ? {} : JSON.parse(text);
+/** The JSON of a success answer (`{}` for an empty one). */
+function parseJson(text: string, what: string): unknown {
+  if (text === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ProtocolError(`${what}: an answer that is not JSON: ${text.slice(0, 100)}`);
+  }
 }
 
 /** The error an answer of status ≥ 400 stands for. */

@@ -54,3 +54,14 @@ test("after no answer, uploads and token creation are not repeated; answers with
   const { c: proxied } = client([{ status: 502, json: undefined }]);
   await assert.rejects(proxied.getAgent("a"), { name: "BridgeError", status: 502, errcode: "M_UNKNOWN" });
 });
+
+test("a success answer that is not JSON is a ProtocolError, not retried", async () => {
+  let calls = 0;
+  const broken = async () => {
+    calls += 1;
+    return new Response("<html>proxy</html>", { status: 200 });
+  };
+  const c = new MosaicClient({ baseUrl: "http://bridge.test", token: "t", fetch: broken });
+  await assert.rejects(c.listTokens(), { name: "ProtocolError" });
+  assert.equal(calls, 1);
+});
