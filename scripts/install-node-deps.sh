@@ -12,6 +12,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # The directories with a package.json and a package-lock.json.
 NODE_DIRS=(
     clients/typescript
+    tests/browser
 )
 
 STAMP=.installed-from-lock
