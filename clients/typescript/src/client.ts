@@ -8,6 +8,8 @@
 import { followInbox, type InboxOptions } from "./inbox.js";
 import { Transport, type Call, type TransportOptions } from "./transport.js";
 import type {
+  ActivityQuery,
+  ActivityReading,
   AgentList,
   AgentListQuery,
   AgentProfile,
@@ -229,6 +231,13 @@ export class MosaicClient {
   /** Revokes a token at once. */
   revokeToken(id: string, options?: CallOptions): Promise<Empty> {
     return this.send({ method: "DELETE", path: `${V1}/tokens/${seg(id)}`, idempotent: true }, options);
+  }
+
+  // Operations (`read`).
+
+  /** One reading of the traffic counters and the latest errors (the console's live view). */
+  activity(query: ActivityQuery = {}, options?: CallOptions): Promise<ActivityReading> {
+    return this.read("/activity", query, options);
   }
 
   private read<T>(path: string, query: Call["query"], options?: CallOptions): Promise<T> {

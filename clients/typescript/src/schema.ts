@@ -4,6 +4,22 @@
  */
 
 export interface paths {
+    "/bridge/v1/activity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["activity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/bridge/v1/agents": {
         parameters: {
             query?: never;
@@ -12,9 +28,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Every hosted agent the caller acts for, in slug order, a page at a time (`after`,
-         *     `limit`; `next` names the `after` of the following page): live agents with their actor
-         *     state, others from the store.
+         * Every hosted agent the caller acts for (whose slug starts with `prefix`, when given), in
+         *     slug order, a page at a time (`after`, `limit`; `next` names the `after` of the
+         *     following page): live agents with their actor state, others from the store, each with
+         *     its inbox depth (one store query per page).
          */
         get: operations["list_agents"];
         put?: never;
@@ -285,9 +302,47 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description One error, as the live view shows it. */
+        ActivityError: {
+            agent?: null | components["schemas"]["AgentSlug"];
+            errcode?: string | null;
+            /**
+             * @description A homeserver failure's kind: `server_error`, `rate_limited`, `unreachable` or
+             *     `bad_response`.
+             */
+            kind?: string | null;
+            /** @description The bridge request's method. */
+            method?: string | null;
+            /** @description The bridge request's `X-Request-Id`. */
+            request_id?: string | null;
+            /**
+             * Format: int64
+             * @description Numbers errors in the order they happened (the SSE `id:`).
+             */
+            seq: number;
+            source: components["schemas"]["ErrorSource"];
+            /**
+             * Format: int32
+             * @description The HTTP status, when there was an answer.
+             */
+            status?: number | null;
+            /** @description The bridge route's pattern (`/bridge/v1/messages`), or the homeserver endpoint. */
+            target: string;
+            /**
+             * Format: int64
+             * @description When, in milliseconds since the Unix epoch.
+             */
+            time_ms: number;
+        };
+        /** @description A reading of the traffic and the errors kept. */
+        ActivitySnapshot: {
+            /** @description Oldest first. */
+            errors: components["schemas"]["ActivityError"][];
+            summary: components["schemas"]["Summary"];
+        };
         /** @description A page of agents. */
         AgentList: {
-            agents: components["schemas"]["AgentState"][];
+            agents: components["schemas"]["AgentView"][];
             /** @description The `after` of the next page; absent on the last one. */
             next?: string | null;
         };
@@ -326,11 +381,31 @@ export interface components {
             typing_rooms: components["schemas"]["RoomId"][];
             user_id: components["schemas"]["UserId"];
         };
+        /** @description An agent's state, and how many items its inbox retains. */
+        AgentView: components["schemas"]["AgentState"] & {
+            /**
+             * Format: int64
+             * @description Items retained in the agent's inbox (`inbox.retention_count` and
+             *     `inbox.retention_age_s` bound it), read or not.
+             */
+            inbox_depth: number;
+        };
         /**
          * @description `format` accepted on the bridge.
          * @enum {string}
          */
         BodyFormat: "markdown" | "plain";
+        /** @description Bridge requests by status class. */
+        ByClass: {
+            /** Format: double */
+            "2xx": number;
+            /** Format: double */
+            "3xx": number;
+            /** Format: double */
+            "4xx": number;
+            /** Format: double */
+            "5xx": number;
+        };
         /** @description The answer of a request that has nothing to tell but its success: `{}`. */
         Empty: Record<string, unknown>;
         /**
@@ -347,6 +422,11 @@ export interface components {
             /** Format: int64 */
             retry_after_ms?: number | null;
         };
+        /**
+         * @description Where an error happened.
+         * @enum {string}
+         */
+        ErrorSource: "bridge" | "homeserver";
         /** @description The event an act made. */
         EventAnswer: {
             event_id: components["schemas"]["EventId"];
@@ -574,6 +654,33 @@ export interface components {
             /** @description State events as the homeserver gives them. */
             events: Record<string, unknown>[];
         };
+        /** @description One reading: the totals, the gauges, and (in a stream) the rates since the last one. */
+        Summary: {
+            /**
+             * Format: int64
+             * @description Agent actors running on this replica.
+             */
+            agents_live: number;
+            /** Format: int64 */
+            interval_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Effects of transactions waiting in the outbox.
+             */
+            outbox_pending: number;
+            per_s?: null | components["schemas"]["Traffic"];
+            /**
+             * Format: int64
+             * @description Event streams open (inbox long-polls and streams, and this view's).
+             */
+            streams_open: number;
+            /**
+             * Format: int64
+             * @description When, in milliseconds since the Unix epoch.
+             */
+            time_ms: number;
+            totals: components["schemas"]["Traffic"];
+        };
         /** @description Every issued token. */
         TokenList: {
             tokens: components["schemas"]["TokenView"][];
@@ -623,6 +730,39 @@ export interface components {
             token?: string | null;
         };
         /**
+         * @description Counts since the daemon started, or per second (the same fields). Counts are whole
+         *     numbers; JSON has one type of number for both.
+         */
+        Traffic: {
+            /**
+             * Format: double
+             * @description Inbox items written (one per agent an event concerns).
+             */
+            deliveries: number;
+            /**
+             * Format: double
+             * @description Events in them.
+             */
+            events: number;
+            /**
+             * Format: double
+             * @description Homeserver calls that failed for good: 429 or 5xx, unreachable, unreadable answers.
+             */
+            homeserver_errors: number;
+            /**
+             * Format: double
+             * @description Homeserver call attempts retried.
+             */
+            homeserver_retries: number;
+            /** @description Bridge API requests answered, by status class. */
+            requests: components["schemas"]["ByClass"];
+            /**
+             * Format: double
+             * @description Transactions the homeserver pushed (retries included).
+             */
+            transactions: number;
+        };
+        /**
          * @description Turns an agent's typing indicator on (for `timeout_ms`, capped by the configuration) or
          *     off. Typing on creates the agent and joins it to the room when needed.
          */
@@ -652,6 +792,69 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    activity: {
+        parameters: {
+            query?: {
+                /** @description How many of the errors kept to send first, newest last: 0 to 100 (default 100). */
+                replay?: number;
+            };
+            header?: {
+                /** @description With a stream: the last error `id:` seen; only later errors are sent again */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A reading (`Accept: application/json`), or a stream of `summary` events every second and `error` events (`Accept: text/event-stream`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActivitySnapshot"];
+                    "text/event-stream": components["schemas"]["Summary"];
+                };
+            };
+            /** @description Invalid input; `error` names the field or parameter (`M_BAD_JSON`, `M_NOT_JSON`, `M_INVALID_PARAM`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No token, an unknown, revoked or expired one, or one without the scope or agent the call needs (`M_FORBIDDEN`); or a configured bound reached (`M_RESOURCE_LIMIT_EXCEEDED`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Too many requests: the token's rate or a full queue (`M_LIMIT_EXCEEDED`; wait `retry_after_ms`, also in `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The homeserver is unreachable or the daemon is stopping (`M_UNAVAILABLE`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
     list_agents: {
         parameters: {
             query?: {
@@ -659,6 +862,11 @@ export interface operations {
                 after?: components["schemas"]["AgentSlug"];
                 /** @description The page's size, 1 to 10,000 (default 1,000). */
                 limit?: number;
+                /**
+                 * @description Only agents whose slug starts with this (a search: index range scans within the
+                 *     token's agents, however many there are).
+                 */
+                prefix?: components["schemas"]["AgentSlug"];
             };
             header?: never;
             path?: never;
@@ -731,7 +939,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AgentState"];
+                    "application/json": components["schemas"]["AgentView"];
                 };
             };
             /** @description Invalid input; `error` names the field or parameter (`M_BAD_JSON`, `M_NOT_JSON`, `M_INVALID_PARAM`) */

@@ -58,6 +58,7 @@ export type AgentProfile = Answer<"put_agent">;
 export type InboxPage = Answer<"agent_events">;
 export type TokenView = Answer<"create_token">;
 export type TokenList = Answer<"list_tokens">;
+export type ActivityReading = Answer<"activity">;
 export type Empty = Answer<"mark_read">;
 
 /** One item of an agent's inbox (a page's `events`, or one event of the stream). */
@@ -66,6 +67,7 @@ export type InboxItem = Schemas["InboxItem"];
 export type HistoryQuery = Omit<QueryOf<"history">, "agent">;
 export type AgentListQuery = QueryOf<"list_agents">;
 export type InboxPageQuery = QueryOf<"agent_events">;
+export type ActivityQuery = QueryOf<"activity">;
 
 /** Options every method takes. */
 export interface CallOptions {

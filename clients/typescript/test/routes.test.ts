@@ -72,4 +72,9 @@ test("every route answers what its generated type says", { timeout: 60_000 }, as
   const issued = await client.createToken({ name: unique("ts-route"), scopes: ["send"], agents: [`${agent}*`] });
   assert.deepEqual(issued.scopes, ["send"]);
   assert.deepEqual(await client.revokeToken(issued.id), {});
+
+  const found = await client.listAgents({ prefix: agent.slice(0, 6) });
+  assert.ok(found.agents.every((a) => a.agent.startsWith(agent.slice(0, 6))), JSON.stringify(found));
+  const reading = await client.activity({ replay: 10 });
+  assert.ok(reading.summary.totals.requests["2xx"] > 0 && Array.isArray(reading.errors), JSON.stringify(reading));
 });
