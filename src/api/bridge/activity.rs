@@ -53,16 +53,8 @@ pub(crate) struct ActivitySnapshot {
 
 /// `replay`: how many kept errors to send.
 fn replay_param(raw: Option<&str>) -> Result<usize, ApiError> {
-    match raw {
-        None => Ok(REPLAYED),
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n <= REPLAYED)
-            .ok_or_else(|| {
-                ApiError::InvalidParam(format!("replay: must be an integer from 0 to {REPLAYED}"))
-            }),
-    }
+    let max = REPLAYED as u64;
+    super::events::parse_bounded("replay", raw, max, 0, max).map(|n| n as usize)
 }
 
 #[utoipa::path(

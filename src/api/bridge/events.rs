@@ -97,7 +97,8 @@ fn parse_cursor(name: &str, raw: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
-fn parse_bounded(
+/// The query parameter `name`: `default` when absent, else an integer from `min` to `max`.
+pub(super) fn parse_bounded(
     name: &str,
     raw: Option<&str>,
     default: u64,
