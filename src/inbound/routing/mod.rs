@@ -7,20 +7,18 @@
 
 use std::borrow::Cow;
 
-use ruma::{
-    events::{room::member::MembershipState, Mentions},
-    EventId, IdParseError, RoomId, UserId,
-};
+use ruma::{events::Mentions, EventId, IdParseError, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 mod ephemeral;
+mod membership;
 mod mentions;
 mod skip;
 mod tombstone;
 
-use self::mentions::Mentioned;
 pub use self::skip::{SkipReason, Skipped};
+use self::{membership::member_event, mentions::Mentioned};
 use super::directory::{Directory, RoomAgents};
 use crate::{
     config::InboundConfig,
@@ -28,7 +26,7 @@ use crate::{
     metrics::{event_type_label, METRICS},
     store::{
         fingerprint::{FingerprintBuilder, FingerprintKey},
-        Effect, EventDelivery, InboxEvent, MembershipChange, TransactionWrite,
+        EventDelivery, InboxEvent, MembershipChange, TransactionWrite,
     },
 };
 
@@ -120,11 +118,6 @@ impl<'a> RawEnvelope<'a> {
         }
         Ok(ev)
     }
-}
-
-#[derive(Deserialize)]
-struct MemberContent {
-    membership: MembershipState,
 }
 
 #[derive(Deserialize, Default)]
@@ -249,86 +242,6 @@ impl EventTypeCounts {
     }
 }
 
-fn member_event(
-    txn_id: &str,
-    ev: &Envelope<'_>,
-    ns: &Namespaces,
-    inbound: &InboundConfig,
-    routed: &mut Routed,
-) {
-    let Some(target) = ev.state_key.and_then(|k| UserId::parse(k).ok()) else {
-        let error = "the state key is not a user id";
-        let reason = SkipReason::InvalidId;
-        routed
-            .skipped
-            .note(txn_id, Some(ev.event_id), reason, error);
-        return;
-    };
-    let membership = match serde_json::from_str::<MemberContent>(ev.content.get()) {
-        Ok(c) => c.membership,
-        Err(e) => {
-            let error = format!("no valid membership: {e}");
-            let reason = SkipReason::BadContent;
-            routed
-                .skipped
-                .note(txn_id, Some(ev.event_id), reason, &error);
-            return;
-        }
-    };
-    let is_bot = target == *ns.sender();
-    let slug = ns.agent_slug(&target);
-    if !is_bot && slug.is_none() {
-        return;
-    }
-    // The daemon's own invites (the sender bot provisioning a room or letting an agent in,
-    // an agent inviting another) are never the policy's to refuse.
-    let ours = || ev.sender == ns.sender() || ns.agent_slug(ev.sender).is_some();
-    if membership == MembershipState::Invite && !ours() && !invite_allowed(ev.sender, inbound) {
-        tracing::info!(invitee = %target, inviter = %ev.sender, room = %ev.room_id, "invite refused by inbound.invite_allow");
-        routed.write.effects.push(Effect::RejectInvite {
-            user: target.clone(),
-            room: ev.room_id.to_owned(),
-            inviter: ev.sender.to_owned(),
-        });
-        return;
-    }
-    let Some(slug) = slug else {
-        if membership == MembershipState::Invite {
-            routed.write.effects.push(Effect::BotJoin {
-                room: ev.room_id.to_owned(),
-            });
-        }
-        return;
-    };
-    match membership {
-        MembershipState::Invite => {
-            if inbound.auto_join {
-                routed.write.effects.push(Effect::AcceptInvite {
-                    slug,
-                    room: ev.room_id.to_owned(),
-                });
-            } else {
-                tracing::info!(agent = %slug, inviter = %ev.sender, room = %ev.room_id, "invite not accepted");
-            }
-        }
-        MembershipState::Join => {
-            routed.write.memberships.push(MembershipChange {
-                slug,
-                room_id: ev.room_id.to_owned(),
-                joined: true,
-            });
-        }
-        MembershipState::Leave | MembershipState::Ban => {
-            routed.write.memberships.push(MembershipChange {
-                slug,
-                room_id: ev.room_id.to_owned(),
-                joined: false,
-            });
-        }
-        _ => {}
-    }
-}
-
 /// The agents joined to `room` once the membership changes met so far in this transaction
 /// apply. The directory itself changes only when the transaction is recorded, so a
 /// transaction that is a duplicate (or fails to record) changes nothing.
@@ -386,18 +299,6 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
         }),
         recipients,
     });
-}
-
-/// Whether `inbound.invite_allow` names the inviter: `*`, its server (`:server`) or itself.
-fn invite_allowed(inviter: &UserId, inbound: &InboundConfig) -> bool {
-    inbound
-        .invite_allow
-        .iter()
-        .any(|entry| match entry.strip_prefix(':') {
-            _ if entry == "*" => true,
-            Some(server) => inviter.server_name().as_str() == server,
-            None => entry == inviter.as_str(),
-        })
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Tests of routing: deliveries and mentions, identifiers, invites, fingerprints.
 
 use super::*;
-use crate::store::fingerprint::{FingerprintKey, TxnVerdict};
+use crate::store::{
+    fingerprint::{FingerprintKey, TxnVerdict},
+    Effect,
+};
 use serde_json::json;
 
 /// A directory where agent `a` is joined to `!r`, and that room.
