@@ -170,7 +170,7 @@ impl Metrics {
             process: Registry::new(),
             names: Vec::new(),
         };
-        let r = &m.registry.clone();
+        let r = &m.registry;
         let mut names = Vec::new();
         register(r, &mut names, m.transactions.clone());
         register(r, &mut names, m.invites.clone());
