@@ -232,6 +232,23 @@ impl Metrics {
     }
 }
 
+/// One open event stream (an inbox reader's or the live view's), counted in
+/// `event_streams_open` while it lives.
+pub struct OpenStream(());
+
+impl OpenStream {
+    pub fn count() -> Self {
+        METRICS.streams_open.inc();
+        Self(())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        METRICS.streams_open.dec();
+    }
+}
+
 /// Registers `collector` in `registry` and notes its full names in `names`.
 fn register<C: Collector + 'static>(registry: &Registry, names: &mut Vec<String>, collector: C) {
     names.extend(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::{ids::AgentSlug, metrics::METRICS};
+use crate::{ids::AgentSlug, metrics::OpenStream};
 
 #[derive(Default)]
 pub struct StreamSlots {
@@ -16,6 +16,7 @@ pub struct StreamSlots {
 pub struct Slot {
     slots: Arc<StreamSlots>,
     slug: AgentSlug,
+    _open: OpenStream,
 }
 
 impl StreamSlots {
@@ -26,17 +27,16 @@ impl StreamSlots {
             return None;
         }
         *n += 1;
-        METRICS.streams_open.inc();
         Some(Slot {
             slots: self.clone(),
             slug: slug.clone(),
+            _open: OpenStream::count(),
         })
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        METRICS.streams_open.dec();
         self.slots.open.remove_if_mut(&self.slug, |_, n| {
             *n -= 1;
             *n == 0

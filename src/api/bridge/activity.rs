@@ -28,7 +28,7 @@ use crate::{
         error::ApiError,
         grant::{Grant, ReadScope},
     },
-    metrics::METRICS,
+    metrics::OpenStream,
 };
 
 /// How often a stream sends a summary.
@@ -110,22 +110,6 @@ pub async fn activity(
         .streaming(stream(app.into_inner(), subscription, max_life)))
 }
 
-/// Counts a stream among the open ones while it lives.
-struct OpenStream;
-
-impl OpenStream {
-    fn new() -> Self {
-        METRICS.streams_open.inc();
-        Self
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        METRICS.streams_open.dec();
-    }
-}
-
 struct StreamState {
     app: Arc<AppState>,
     errors: broadcast::Receiver<Arc<ActivityError>>,
@@ -168,7 +152,7 @@ fn stream(
         tick,
         last: (first.totals, Instant::now()),
         ends_at: Instant::now() + max_life,
-        _open: OpenStream::new(),
+        _open: OpenStream::count(),
     };
     futures_util::stream::unfold(state, |mut st| async move {
         loop {
