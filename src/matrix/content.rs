@@ -8,8 +8,8 @@ use ruma::{
     events::{
         relation::{InReplyTo, Reply, Thread},
         room::message::{
-            EmoteMessageEventContent, MessageType, NoticeMessageEventContent, Relation,
-            ReplacementMetadata, RoomMessageEventContent, TextMessageEventContent,
+            EmoteMessageEventContent, FormattedBody, MessageType, NoticeMessageEventContent,
+            Relation, ReplacementMetadata, RoomMessageEventContent, TextMessageEventContent,
         },
         Mentions,
     },
@@ -145,10 +145,30 @@ impl OutgoingMessage {
         content.mentions = Some(Mentions::with_user_ids(self.mentions.iter().cloned()));
         match &self.edit_of {
             Some(original) => {
-                content.make_replacement(ReplacementMetadata::new(original.clone(), None))
+                let plain = formatted(&mut content.msgtype).is_none_or(|f| f.is_none());
+                let mut edit =
+                    content.make_replacement(ReplacementMetadata::new(original.clone(), None));
+                if plain {
+                    // ruma gives a plain edit an HTML fallback of just "* ": a client
+                    // showing it would lose the text.
+                    if let Some(f) = formatted(&mut edit.msgtype) {
+                        *f = None;
+                    }
+                }
+                edit
             }
             None => content,
         }
+    }
+}
+
+/// The HTML body of a text-like message (`None` for other types).
+fn formatted(msgtype: &mut MessageType) -> Option<&mut Option<FormattedBody>> {
+    match msgtype {
+        MessageType::Text(t) => Some(&mut t.formatted),
+        MessageType::Notice(n) => Some(&mut n.formatted),
+        MessageType::Emote(e) => Some(&mut e.formatted),
+        _ => None,
     }
 }
 
@@ -371,5 +391,21 @@ mod tests {
         assert_eq!(new["formatted_body"], "<p><strong>fixed</strong> text</p>");
         assert_eq!(new["m.mentions"], json!({"user_ids": ["@a:hs"]}));
         assert!(new.get("m.relates_to").is_none());
+    }
+
+    /// A plain edit stays plain: no HTML fallback beside its body (ruma 0.16 writes one of
+    /// just `"* "` for text without HTML).
+    #[test]
+    fn a_plain_edit_has_no_html() {
+        let mut m = msg("fixed text");
+        m.edit_of = Some("$orig".try_into().unwrap());
+        let v = serde_json::to_value(m.to_content()).unwrap();
+        assert_eq!(v["body"], "* fixed text");
+        assert!(v.get("formatted_body").is_none(), "{v}");
+        assert!(v.get("format").is_none(), "{v}");
+        assert_eq!(
+            v["m.new_content"],
+            json!({"msgtype": "m.text", "body": "fixed text", "m.mentions": {}})
+        );
     }
 }

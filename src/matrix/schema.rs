@@ -1,8 +1,8 @@
 //! Matrix identifiers at the bridge API's boundary: how its OpenAPI document describes them
 //! (ruma's types have no schema of their own: strings of the shape ruma accepts, so that
 //! generated valid input is valid here too; request and answer types name these in
-//! `#[schema(value_type = ...)]`), and the one rule of the spec ruma does not enforce for
-//! event ids, their 255-byte limit ([`event_id`], [`optional_event_id`]).
+//! `#[schema(value_type = ...)]`), and the one rule of the spec ruma does not enforce,
+//! the 255-byte limit of every identifier ([`bounded`] and its variants).
 
 use utoipa::openapi::{schema::Schema, ObjectBuilder, RefOr, Type};
 
@@ -15,25 +15,61 @@ const SERVER: &str = "[A-Za-z0-9.-]+(:[0-9]{1,4})?";
 /// alphabet, and what room and event ids of recent room versions use).
 const OPAQUE: &str = "[!-9;-~]+";
 
-/// `#[serde(deserialize_with = "crate::matrix::schema::event_id")]`: an event id of at
-/// most 255 bytes, as the spec says and the document promises.
-pub fn event_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ruma::OwnedEventId, D::Error> {
-    let id = <ruma::OwnedEventId as serde::Deserialize>::deserialize(d)?;
-    if id.as_str().len() > MAX_ID {
-        return Err(serde::de::Error::custom(format!(
-            "an event id is at most {MAX_ID} bytes"
-        )));
+/// `#[serde(deserialize_with = "crate::matrix::schema::bounded")]`: a Matrix identifier
+/// (user, room, event or alias id) of at most 255 bytes, as the spec says and the document
+/// promises. ruma accepts longer ones once any crate in the build asks it to (the crypto
+/// crate does), so the limit is kept here.
+pub fn bounded<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + AsRef<str>,
+{
+    let id = T::deserialize(d)?;
+    within_limit(id.as_ref()).map_err(serde::de::Error::custom)?;
+    Ok(id)
+}
+
+/// [`bounded`] for an optional field (with `#[serde(default)]`).
+pub fn optional_bounded<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + AsRef<str>,
+{
+    let id = <Option<T> as serde::Deserialize>::deserialize(d)?;
+    if let Some(id) = &id {
+        within_limit(id.as_ref()).map_err(serde::de::Error::custom)?;
     }
     Ok(id)
 }
 
-/// [`event_id`] for an optional field (with `#[serde(default)]`).
-pub fn optional_event_id<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<ruma::OwnedEventId>, D::Error> {
-    #[derive(serde::Deserialize)]
-    struct Bounded(#[serde(deserialize_with = "event_id")] ruma::OwnedEventId);
-    Ok(<Option<Bounded> as serde::Deserialize>::deserialize(d)?.map(|b| b.0))
+/// [`bounded`] for a list of identifiers.
+pub fn bounded_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + AsRef<str>,
+{
+    let ids = <Vec<T> as serde::Deserialize>::deserialize(d)?;
+    for id in &ids {
+        within_limit(id.as_ref()).map_err(serde::de::Error::custom)?;
+    }
+    Ok(ids)
+}
+
+/// An identifier from a path or a string field, parsed by ruma and held to the limit.
+pub fn parse_bounded<'a, T>(s: &'a str) -> Result<T, String>
+where
+    T: TryFrom<&'a str>,
+    T::Error: std::fmt::Display,
+{
+    within_limit(s)?;
+    T::try_from(s).map_err(|e| e.to_string())
+}
+
+fn within_limit(id: &str) -> Result<(), String> {
+    if id.len() > MAX_ID {
+        return Err(format!("a Matrix identifier is at most {MAX_ID} bytes"));
+    }
+    Ok(())
 }
 
 fn id(description: &str, pattern: String, example: &str) -> RefOr<Schema> {
@@ -193,12 +229,12 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_past_255_bytes_are_refused() {
+    fn identifiers_past_255_bytes_are_refused() {
         #[derive(serde::Deserialize, Debug)]
         struct Body {
-            #[serde(deserialize_with = "event_id")]
+            #[serde(deserialize_with = "bounded")]
             id: ruma::OwnedEventId,
-            #[serde(default, deserialize_with = "optional_event_id")]
+            #[serde(default, deserialize_with = "optional_bounded")]
             other: Option<ruma::OwnedEventId>,
         }
         let read =
@@ -214,5 +250,15 @@ mod tests {
         let e = read(serde_json::json!({ "id": "$a", "other": long })).unwrap_err();
         assert!(e.contains("at most 255"), "{e}");
         assert!(read(serde_json::json!({ "id": "$a", "other": null })).is_ok());
+
+        let room = format!("!{}", "r".repeat(254));
+        assert!(parse_bounded::<OwnedRoomId>(&room).is_ok());
+        let e = parse_bounded::<OwnedRoomId>(&format!("{room}r")).unwrap_err();
+        assert!(e.contains("at most 255"), "{e}");
+        let users = |n: usize| serde_json::json!([format!("@{}:s", "u".repeat(n))]);
+        #[derive(serde::Deserialize)]
+        struct Mentions(#[serde(deserialize_with = "bounded_list")] Vec<OwnedUserId>);
+        assert!(serde_json::from_value::<Mentions>(users(252)).is_ok());
+        assert!(serde_json::from_value::<Mentions>(users(253)).is_err());
     }
 }

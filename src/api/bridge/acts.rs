@@ -112,10 +112,11 @@ impl EventAnswer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReactionRequest {
     agent: AgentSlug,
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     /// The event reacted to.
-    #[serde(deserialize_with = "crate::matrix::schema::event_id")]
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::EventId)]
     event_id: OwnedEventId,
     /// The reaction, usually one emoji; 1 to 256 bytes.
@@ -176,10 +177,11 @@ pub async fn react(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedactionRequest {
     agent: AgentSlug,
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     /// The event redacted.
-    #[serde(deserialize_with = "crate::matrix::schema::event_id")]
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::EventId)]
     event_id: OwnedEventId,
     /// Why, as the room's members see it; at most 1024 bytes.
@@ -233,14 +235,15 @@ pub async fn redact(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReceiptRequest {
     agent: AgentSlug,
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     /// The newest event read.
-    #[serde(deserialize_with = "crate::matrix::schema::event_id")]
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::EventId)]
     event_id: OwnedEventId,
     /// The thread's root event, for a threaded receipt.
-    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_bounded")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     thread_id: Option<OwnedEventId>,
 }
@@ -298,7 +301,7 @@ pub async fn leave(
     room: web::Path<String>,
     payload: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = OwnedRoomId::try_from(room.as_str())
+    let room = crate::matrix::schema::parse_bounded::<OwnedRoomId>(&room)
         .map_err(|e| ApiError::InvalidParam(format!("room_id: {e}")))?;
     let req: LeaveRequest = body::read_json(payload, app.config.limits.max_body_bytes)?;
     grant.agent(&req.agent)?;

@@ -32,6 +32,7 @@ const MAX_NAME_LEN: usize = 255;
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventRequest {
     agent: AgentSlug,
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     /// The event type, e.g. `org.example.task` (1 to 255 bytes). `m.room.member`,

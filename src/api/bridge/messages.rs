@@ -30,6 +30,7 @@ const MAX_MENTIONS: usize = 100;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendRequest {
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     agent: AgentSlug,
@@ -41,20 +42,20 @@ pub(crate) struct SendRequest {
     #[serde(default)]
     format: BodyFormat,
     /// An event the message replies to.
-    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_bounded")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     reply_to: Option<OwnedEventId>,
     /// The root of the thread the message belongs to.
-    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_bounded")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     thread_root: Option<OwnedEventId>,
     /// The agent's earlier message this one replaces (an edit: `m.replace` with the new
     /// content); not with `reply_to` or `thread_root` (an edit keeps the original's).
-    #[serde(default, deserialize_with = "crate::matrix::schema::optional_event_id")]
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_bounded")]
     #[schema(value_type = Option<crate::matrix::schema::EventId>)]
     edit_of: Option<OwnedEventId>,
     /// Users the message mentions (`m.mentions`), at most 100.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::matrix::schema::bounded_list")]
     #[schema(value_type = Vec<crate::matrix::schema::UserId>, max_items = 100)]
     mentions: Vec<OwnedUserId>,
     /// The client's idempotency key, per agent and room: a retry with the same key and body

@@ -50,6 +50,7 @@ pub(crate) struct ProvisionBody {
     #[schema(value_type = Vec<crate::matrix::schema::UserId>, max_items = 50)]
     invite: Vec<String>,
     /// A space the sender bot administers; the room is added as its child.
+    #[serde(default, deserialize_with = "crate::matrix::schema::optional_bounded")]
     #[schema(value_type = Option<crate::matrix::schema::RoomId>)]
     space_id: Option<OwnedRoomId>,
     /// Agents to join, at most 50 (the token must act for each).
@@ -87,7 +88,7 @@ fn validate(b: ProvisionBody) -> Result<ProvisionRequest, ApiError> {
     }
     let mut invite: Vec<OwnedUserId> = Vec::with_capacity(b.invite.len());
     for (i, u) in b.invite.iter().enumerate() {
-        match OwnedUserId::try_from(u.as_str()) {
+        match crate::matrix::schema::parse_bounded::<OwnedUserId>(u) {
             Ok(id) if u.starts_with('@') => invite.push(id),
             _ => return bad(format!("invite[{i}]: {u:?} is not a user id")),
         }

@@ -95,8 +95,8 @@ async fn reader(
     room: &str,
     agent: &str,
 ) -> Result<(OwnedRoomId, OwnedUserId), ApiError> {
-    let room =
-        OwnedRoomId::try_from(room).map_err(|e| ApiError::InvalidParam(format!("room_id: {e}")))?;
+    let room = crate::matrix::schema::parse_bounded::<OwnedRoomId>(room)
+        .map_err(|e| ApiError::InvalidParam(format!("room_id: {e}")))?;
     let slug = slug_param(agent)?;
     grant.agent(&slug)?;
     if app.store.agent(&slug).await?.is_none() {

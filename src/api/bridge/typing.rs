@@ -26,6 +26,7 @@ const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TypingRequest {
+    #[serde(deserialize_with = "crate::matrix::schema::bounded")]
     #[schema(value_type = crate::matrix::schema::RoomId)]
     room_id: OwnedRoomId,
     agent: AgentSlug,
