@@ -39,6 +39,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 pub enum AppError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("end-to-end encryption: {0}")]
+    E2ee(#[from] crate::e2ee::cipher::CipherError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -73,6 +75,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     app.agents.start_arbiters(workers);
     app.load_directory().await?;
     app.load_stored().await?;
+    app.open_e2ee().await?;
     // Retention runs once before the first request, so no reader sees entries that
     // the configured limits already exclude (and a reader behind them learns of the gap).
     apply_retention(&app).await;

@@ -18,6 +18,9 @@
 //!   readers, stream slots.
 //! - [`access`]: who calls the bridge: every bridge token by digest, with its scopes,
 //!   agent patterns, expiry and rate limit; the one place requests are authorised.
+//! - [`e2ee`]: end-to-end encryption for agents in encrypted rooms: each one's device and
+//!   crypto machine (matrix-sdk-crypto) over a store sealed with the store cipher and
+//!   written through the group commit, and the machine's requests sent as its device.
 //! - [`cluster`]: several replicas on one PostgreSQL database: this replica's lease, each
 //!   agent's owner (with an epoch as fencing token), the leader lock, and the listener of
 //!   other replicas' commit notices.
@@ -36,7 +39,7 @@
 //!   [`whole_number`]: request fields that JSON may spell `5` or `5.0`.
 //!
 //! Dependencies go one way: `api` → `actors` → `inbound` → `inbox` → `store`, and
-//! `actors` → `access` → `store`, `actors` → `cluster` → `store`, with `config`, `ids`, `tokens`, `matrix`, `metrics` and
+//! `actors` → `access` → `store`, `actors` → `cluster` → `store`, `actors` → `e2ee` → `store`, with `config`, `ids`, `tokens`, `matrix`, `metrics` and
 //! `whole_number` below (and `activity` below `matrix`: a failed call is told to it); a lower module reaches a higher one only through a trait it
 //! declares (`inbound::AgentNotices`, `inbox::HangUp`, `cluster::listen::Replicated`).
 
@@ -48,6 +51,7 @@ pub mod app;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod e2ee;
 pub mod ids;
 pub mod inbound;
 pub mod inbox;

@@ -154,6 +154,23 @@ fn registration_yaml_has_the_fields_and_namespaces() {
     let off = offline("cli-registration-off", DaemonOptions::default()).run(&["registration"]);
     let off: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&off.stdout).expect("YAML");
     assert_eq!(off["receive_ephemeral"].as_bool(), Some(false));
+    // Appservice encryption is asked for only with [e2ee] enabled.
+    assert!(y.get("org.matrix.msc3202").is_none(), "{text}");
+    assert!(off.get("io.element.msc4190").is_none());
+    let e2ee = offline(
+        "cli-registration-e2ee",
+        DaemonOptions {
+            receive_ephemeral: true,
+            extra_toml: "[e2ee]\nenabled = true\n".into(),
+            env: vec![("MOSAIC_E2EE_KEY".into(), "e".repeat(40))],
+            ..Default::default()
+        },
+    )
+    .run(&["registration"]);
+    let e2ee: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&e2ee.stdout).expect("YAML");
+    assert_eq!(e2ee["org.matrix.msc3202"].as_bool(), Some(true));
+    assert_eq!(e2ee["io.element.msc4190"].as_bool(), Some(true));
+    assert_eq!(e2ee["receive_ephemeral"].as_bool(), Some(true));
 
     let ns = |kind: &str| -> Vec<(bool, Regex)> {
         y["namespaces"][kind]

@@ -5,6 +5,7 @@
 //! docs/performance.md, memory): its profile and its room state are boxed, and present only
 //! once there is something in them.
 
+mod crypto;
 mod membership;
 mod ready;
 mod send;
@@ -16,6 +17,7 @@ use actix::prelude::*;
 use ruma::{OwnedMxcUri, OwnedRoomId, OwnedUserId};
 use serde::Serialize;
 
+pub use crypto::CryptoMachine;
 pub use membership::{JoinRoom, MembershipChanged};
 pub use ready::Joining;
 pub use send::{ActInRoom, Sent};
@@ -39,6 +41,8 @@ pub struct AgentActor {
     /// types. The actor stays within 72 bytes this way, which keeps its actix task in a
     /// smaller allocation class.
     rooms: Option<Box<RoomState>>,
+    /// The crypto machine, once the agent needed one (end-to-end encryption on).
+    crypto: Option<matrix_sdk_crypto::OlmMachine>,
 }
 
 /// What an agent keeps per room. Its maps are B-trees: empty, they take no heap and half
@@ -60,6 +64,7 @@ impl AgentActor {
             registered: false,
             profile: None,
             rooms: None,
+            crypto: None,
         }
     }
 

@@ -34,6 +34,13 @@ pub enum AgentError {
     /// may be taking them over).
     #[error("this replica cannot act for agents now (its lease is not current)")]
     LeaseLost,
+    /// The agent's encryption failed (its crypto machine could not be opened, or a message
+    /// could not be encrypted).
+    #[error("end-to-end encryption failed: {0}")]
+    Encryption(String),
+    /// End-to-end encryption is needed but not on (`[e2ee] enabled`).
+    #[error("end-to-end encryption is off ([e2ee] enabled = false)")]
+    EncryptionOff,
     /// Creating the agent would pass `limits.max_agents`.
     #[error("at most {max} agents are hosted (limits.max_agents)")]
     LimitReached { max: usize },

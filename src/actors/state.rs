@@ -26,6 +26,7 @@ use crate::{
     activity::Activity,
     cluster::Cluster,
     config::Config,
+    e2ee::{cipher::CipherError, E2ee},
     ids::{AgentSlug, Namespaces},
     inbound::{
         routing::{Routed, Router},
@@ -64,6 +65,9 @@ pub struct AppState {
     pub cluster: Arc<Cluster>,
     /// The errors of the moment, for the console's live view.
     pub activity: Arc<Activity>,
+    /// End-to-end encryption, set at start-up when `[e2ee] enabled`
+    /// ([`AppState::open_e2ee`]).
+    pub e2ee: OnceLock<Arc<E2ee>>,
     /// Set once the supervisor runs ([`AppState::start_supervisor`]).
     supervisor: OnceLock<Addr<Supervisor>>,
     /// Agents in the store, counted at start-up and as new ones are let in (approximate
@@ -138,6 +142,7 @@ impl AppState {
             directory,
             inboxes,
             config,
+            e2ee: OnceLock::new(),
             supervisor: OnceLock::new(),
             stored_agents: AtomicUsize::new(0),
         })
@@ -151,6 +156,25 @@ impl AppState {
         let n = self.store.agent_count().await?;
         self.stored_agents
             .store(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Opens end-to-end encryption when `[e2ee] enabled` (the store cipher, made the first
+    /// time): before any request, so no agent acts without it.
+    pub async fn open_e2ee(&self) -> Result<(), CipherError> {
+        let (true, Some(secret)) = (self.config.e2ee.enabled, &self.config.secrets.e2ee_key) else {
+            return Ok(());
+        };
+        let cipher = crate::e2ee::cipher::open(self.store.as_ref(), secret).await?;
+        let e2ee = E2ee::new(
+            self.hs.clone(),
+            self.store.clone(),
+            self.writer.clone(),
+            cipher,
+            self.ns.clone(),
+        );
+        let _ = self.e2ee.set(Arc::new(e2ee));
+        tracing::info!("end-to-end encryption on: agents in encrypted rooms get devices");
         Ok(())
     }
 

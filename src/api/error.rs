@@ -234,6 +234,11 @@ impl From<AgentError> for ApiError {
             e @ AgentError::LimitReached { .. } => ApiError::ResourceLimit(e.to_string()),
             e @ AgentError::IdempotencyConflict(_) => ApiError::IdempotencyConflict(e.to_string()),
             e @ AgentError::EncryptedRoom(_) => ApiError::EncryptedRoom(e.to_string()),
+            e @ AgentError::EncryptionOff => ApiError::EncryptedRoom(e.to_string()),
+            e @ AgentError::Encryption(_) => ApiError::Unavailable {
+                error: e.to_string(),
+                retry_after: Some(Duration::from_secs(1)),
+            },
         }
     }
 }

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::{
-    Env, FileConfig, Secrets, ENV_AS_TOKEN, ENV_BRIDGE_TOKENS, ENV_HS_TOKEN, ENV_METRICS_TOKEN,
-    ENV_STORE_PASSWORD, MIN_TOKEN_LEN,
+    Env, FileConfig, Secrets, ENV_AS_TOKEN, ENV_BRIDGE_TOKENS, ENV_E2EE_KEY, ENV_HS_TOKEN,
+    ENV_METRICS_TOKEN, ENV_STORE_PASSWORD, MIN_TOKEN_LEN,
 };
 use crate::{
     ids::{longest_agent_id, longest_alias, MAX_ALIAS_NAME_LEN, MAX_ID_BYTES, MAX_SLUG_LEN},
@@ -46,6 +46,7 @@ pub(super) fn read_secrets(env: &dyn Env, problems: &mut Vec<String>) -> Option<
     let as_token = single(ENV_AS_TOKEN, true).flatten();
     let hs_token = single(ENV_HS_TOKEN, true).flatten();
     let metrics_token = single(ENV_METRICS_TOKEN, false);
+    let e2ee_key = single(ENV_E2EE_KEY, false);
     let bridge_tokens = match env.var(ENV_BRIDGE_TOKENS) {
         None => {
             problems.push(format!(
@@ -76,6 +77,9 @@ pub(super) fn read_secrets(env: &dyn Env, problems: &mut Vec<String>) -> Option<
     if let Some(Some(t)) = &metrics_token {
         roles.push((ENV_METRICS_TOKEN.to_owned(), t));
     }
+    if let Some(Some(t)) = &e2ee_key {
+        roles.push((ENV_E2EE_KEY.to_owned(), t));
+    }
     for (i, t) in bridge_tokens.iter().flatten().enumerate() {
         roles.push((format!("{ENV_BRIDGE_TOKENS} token #{}", i + 1), t));
     }
@@ -98,6 +102,7 @@ pub(super) fn read_secrets(env: &dyn Env, problems: &mut Vec<String>) -> Option<
         hs_token: hs_token?,
         bridge_tokens: bridge_tokens?,
         metrics_token: metrics_token?,
+        e2ee_key: e2ee_key?,
     })
 }
 

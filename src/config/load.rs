@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::{
-    check, Config, ConfigError, Env, FileConfig, InboundConfig, ENV_ADVERTISE_URL,
+    check, Config, ConfigError, Env, FileConfig, InboundConfig, ENV_ADVERTISE_URL, ENV_E2EE_KEY,
     ENV_METRICS_TOKEN,
 };
 
@@ -75,6 +75,20 @@ impl Config {
                     "metrics.require_token: {ENV_METRICS_TOKEN} is not set"
                 ));
             }
+            let e2ee_key = secrets.as_ref().map(|s| s.e2ee_key.is_some());
+            if file.e2ee.enabled && e2ee_key == Some(false) {
+                problems.push(format!(
+                    "e2ee.enabled: {ENV_E2EE_KEY} is not set (it seals the agents' encryption \
+                     keys in the store; keep it: without it they cannot be read again)"
+                ));
+            }
+            if file.e2ee.enabled && !file.appservice.receive_ephemeral {
+                problems.push(
+                    "e2ee.enabled: needs appservice.receive_ephemeral = true (the homeserver \
+                     pushes to-device messages, which carry the keys, only with it)"
+                        .into(),
+                );
+            }
         }
         match (file, secrets) {
             (Some(f), Some(secrets)) if problems.is_empty() => Ok(Config {
@@ -93,6 +107,7 @@ impl Config {
                 metrics: f.metrics,
                 log: f.log,
                 ha: f.ha,
+                e2ee: f.e2ee,
                 secrets,
             }),
             _ => Err(ConfigError { problems }),

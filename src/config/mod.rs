@@ -29,6 +29,9 @@ pub const ENV_METRICS_TOKEN: &str = "MOSAIC_METRICS_TOKEN";
 pub const ENV_CONFIG: &str = "MOSAIC_AS_CONFIG";
 /// Environment variable: the PostgreSQL store's password (put into `store.url`).
 pub const ENV_STORE_PASSWORD: &str = "MOSAIC_STORE_PASSWORD";
+/// Environment variable: the secret that seals agents' encryption keys in the store
+/// (needed with `[e2ee] enabled`).
+pub const ENV_E2EE_KEY: &str = "MOSAIC_E2EE_KEY";
 /// Environment variable: overrides `ha.advertise_url` (set from the pod's address).
 pub const ENV_ADVERTISE_URL: &str = "MOSAIC_ADVERTISE_URL";
 /// Environment variable that switches log output to JSON.
@@ -50,6 +53,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub ha: HaConfig,
+    pub e2ee: E2eeConfig,
     pub secrets: Secrets,
 }
 
@@ -64,6 +68,9 @@ pub struct Secrets {
     pub metrics_token: Option<SecretString>,
     /// The PostgreSQL store's password (`MOSAIC_STORE_PASSWORD`), when it needs one.
     pub store_password: Option<SecretString>,
+    /// Seals agents' encryption keys in the store (`MOSAIC_E2EE_KEY`); set when
+    /// `[e2ee] enabled`.
+    pub e2ee_key: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -80,6 +87,7 @@ impl std::fmt::Debug for Secrets {
                 "store_password",
                 &self.store_password.as_ref().map(|_| "[redacted]"),
             )
+            .field("e2ee_key", &self.e2ee_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -276,6 +284,19 @@ pub struct HaConfig {
     pub advertise_url: Option<Url>,
 }
 
+/// `[e2ee]`: end-to-end encryption for agents in encrypted rooms.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct E2eeConfig {
+    /// Agents in encrypted rooms get devices and keys of their own, decrypt what they
+    /// receive and encrypt what they send. Needs `MOSAIC_E2EE_KEY`,
+    /// `appservice.receive_ephemeral`, and a homeserver that pushes to-device messages and
+    /// key counts to application services (Synapse: `experimental_features`
+    /// `msc3202_transaction_extensions` and `msc2409_to_device_messages_enabled`).
+    #[serde(default)]
+    pub enabled: bool,
+}
+
 /// `[metrics]`: the Prometheus endpoint.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -349,6 +370,8 @@ struct FileConfig {
     log: LogConfig,
     #[serde(default)]
     ha: HaConfig,
+    #[serde(default)]
+    e2ee: E2eeConfig,
 }
 
 /// Every problem found while loading; `Display` prints one line per problem.

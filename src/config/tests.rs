@@ -266,3 +266,49 @@ fn identifiers_too_long_for_matrix_are_refused() {
     );
     assert!(err.contains("over Matrix's 255"), "{err}");
 }
+
+/// `[e2ee] enabled` needs its secret and ephemeral pushes; the secret serves one role.
+#[test]
+fn encryption_needs_its_key_and_ephemeral_pushes() {
+    const K: &str = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
+    let base = [(ENV_AS_TOKEN, A), (ENV_HS_TOKEN, H), (ENV_BRIDGE_TOKENS, B)];
+    let on = write(&format!(
+        "{GOOD}receive_ephemeral = true\n[e2ee]\nenabled = true\n"
+    ));
+    let text = Config::load(on.path(), &base).unwrap_err().to_string();
+    assert!(
+        text.contains("e2ee.enabled: MOSAIC_E2EE_KEY is not set"),
+        "{text}"
+    );
+
+    let with_key = [base[0], base[1], base[2], (ENV_E2EE_KEY, K)];
+    let c = Config::load(on.path(), &with_key).unwrap();
+    assert!(c.e2ee.enabled);
+    assert!(!format!("{c:?}").contains(K));
+
+    let no_ephemeral = write(&format!("{GOOD}[e2ee]\nenabled = true\n"));
+    let text = Config::load(no_ephemeral.path(), &with_key)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("e2ee.enabled: needs appservice.receive_ephemeral = true"),
+        "{text}"
+    );
+
+    let reused = [base[0], base[1], base[2], (ENV_E2EE_KEY, H)];
+    let text = Config::load(on.path(), &reused).unwrap_err().to_string();
+    assert!(
+        text.contains("MOSAIC_HS_TOKEN and MOSAIC_E2EE_KEY must differ"),
+        "{text}"
+    );
+    let short = [base[0], base[1], base[2], (ENV_E2EE_KEY, "short")];
+    let text = Config::load(on.path(), &short).unwrap_err().to_string();
+    assert!(
+        text.contains("MOSAIC_E2EE_KEY is shorter than 32"),
+        "{text}"
+    );
+
+    // Off by default, and then the key is not needed.
+    let off = Config::load(write(GOOD).path(), &base).unwrap();
+    assert!(!off.e2ee.enabled);
+}

@@ -39,12 +39,19 @@ pub fn registration(config: &Config, ns: &Namespaces) -> Registration {
 }
 
 /// The registration as YAML text. `receive_ephemeral` is always written, also when it is
-/// off (ruma leaves a false one out), so that whoever reads the file knows.
+/// off (ruma leaves a false one out), so that whoever reads the file knows. With `[e2ee]
+/// enabled` it also asks for appservice encryption: masquerading as a device, to-device
+/// messages and key counts in transactions (`org.matrix.msc3202`), and creating devices for
+/// its users (`io.element.msc4190`).
 pub fn registration_yaml(config: &Config, ns: &Namespaces) -> String {
     let reg = registration(config, ns);
     let mut yaml = serde_yaml_ng::to_value(&reg).expect("registration serialises");
     if let serde_yaml_ng::Value::Mapping(map) = &mut yaml {
         map.insert("receive_ephemeral".into(), reg.receive_ephemeral.into());
+        if config.e2ee.enabled {
+            map.insert("org.matrix.msc3202".into(), true.into());
+            map.insert("io.element.msc4190".into(), true.into());
+        }
     }
     serde_yaml_ng::to_string(&yaml).expect("registration serialises")
 }

@@ -20,7 +20,8 @@ use super::{
 /// One act of an agent in a room, carried out in the room's order.
 #[derive(Debug, Clone)]
 pub enum RoomAct {
-    Message(OutgoingMessage),
+    /// A message (boxed: it is the largest act by far).
+    Message(Box<OutgoingMessage>),
     /// An `m.annotation` of `event` with `key` (an emoji, usually).
     Reaction {
         event: OwnedEventId,

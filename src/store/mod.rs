@@ -141,6 +141,35 @@ pub enum WriteOp {
     /// before the batch's other writes, so that a new agent of the name in the same batch
     /// stays).
     DeleteAgent(AgentSlug),
+    /// Rows of an agent's crypto store (end-to-end encryption), sealed by it.
+    Crypto(CryptoWrite),
+}
+
+/// Rows of one agent's crypto store, in the order its machine wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoWrite {
+    pub slug: AgentSlug,
+    pub rows: Vec<CryptoRow>,
+}
+
+/// One item of an agent's crypto store (see `e2ee::store`): `kind` names what it is
+/// ("account", "session", ...), `key` which one of its kind; `value` is sealed (encrypted)
+/// bytes, or `None` to delete the row.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CryptoRow {
+    pub kind: &'static str,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for CryptoRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CryptoRow")
+            .field("kind", &self.kind)
+            .field("key", &self.key)
+            .field("sealed_len", &self.value.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 /// What the store did with one write.
@@ -328,6 +357,14 @@ pub trait Store: Commits {
     async fn put_token(&self, token: &TokenRecord) -> StoreResult<()>;
     /// Deletes an issued token; whether there was one.
     async fn delete_token(&self, id: &TokenId) -> StoreResult<bool>;
+
+    /// An agent's crypto rows (end-to-end encryption): `(kind, key, sealed value)`.
+    async fn e2ee_items(&self, slug: &AgentSlug) -> StoreResult<Vec<(String, String, Vec<u8>)>>;
+    /// A named encryption key of the store (sealed), if it has been kept.
+    async fn e2ee_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Keeps `value` under `name` unless a value is kept there already; answers the value
+    /// kept (this one, or the one that was first).
+    async fn put_e2ee_key_once(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
 /// What the retention job keeps.

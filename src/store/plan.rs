@@ -14,7 +14,8 @@
 //! - an agent, room, membership or room fact ends as its last write in the batch leaves
 //!   it; a send key keeps its first event id (and the store's, when it has one);
 //! - agents deleted are removed before the batch's other writes, so a new agent of the
-//!   name in the same batch stays.
+//!   name in the same batch stays;
+//! - a crypto row ends as its last write in the batch leaves it (kept or deleted).
 
 use std::collections::{HashMap, HashSet};
 
@@ -44,6 +45,10 @@ pub(super) struct Plan<'a> {
     pub encrypted: Vec<&'a str>,
     /// `(room_id, replacement)`.
     pub upgrades: Vec<(&'a str, &'a str)>,
+    /// Crypto rows kept: `(slug, kind, key, sealed value)`...
+    pub crypto_kept: Vec<(&'a str, &'a str, &'a str, &'a [u8])>,
+    /// ...and deleted: `(slug, kind, key)`.
+    pub crypto_deleted: Vec<(&'a str, &'a str, &'a str)>,
     outcomes: Vec<Planned>,
 }
 
@@ -93,6 +98,7 @@ impl<'a> Plan<'a> {
         let mut rooms: LastWrite<&str, &RoomRecord> = LastWrite::default();
         let mut encrypted: LastWrite<&str, ()> = LastWrite::default();
         let mut upgrades: LastWrite<&str, &str> = LastWrite::default();
+        let mut crypto: LastWrite<(&str, &str, &str), Option<&[u8]>> = LastWrite::default();
         let mut plan = Plan {
             deleted: Vec::new(),
             txns: Vec::new(),
@@ -105,6 +111,8 @@ impl<'a> Plan<'a> {
             rooms: Vec::new(),
             encrypted: Vec::new(),
             upgrades: Vec::new(),
+            crypto_kept: Vec::new(),
+            crypto_deleted: Vec::new(),
             outcomes: Vec::with_capacity(batch.len()),
         };
         for op in batch {
@@ -188,6 +196,13 @@ impl<'a> Plan<'a> {
                     plan.deleted.push(slug.as_str());
                     Planned::Done
                 }
+                WriteOp::Crypto(w) => {
+                    for row in &w.rows {
+                        let key = (w.slug.as_str(), row.kind, row.key.as_str());
+                        crypto.set(key, row.value.as_deref());
+                    }
+                    Planned::Done
+                }
             };
             plan.outcomes.push(outcome);
         }
@@ -213,6 +228,12 @@ impl<'a> Plan<'a> {
         plan.rooms = rooms.into_values().map(|(_, r)| r).collect();
         plan.encrypted = encrypted.into_values().map(|(room, ())| room).collect();
         plan.upgrades = upgrades.into_values().collect();
+        for ((slug, kind, key), value) in crypto.into_values() {
+            match value {
+                Some(value) => plan.crypto_kept.push((slug, kind, key, value)),
+                None => plan.crypto_deleted.push((slug, kind, key)),
+            }
+        }
         Ok(plan)
     }
 

@@ -141,7 +141,7 @@ pub async fn send_message(
     // replacement when it was upgraded (its power levels no longer let agents speak; an
     // agent not yet in the replacement joins it as for any room).
     let related = req.edit_of.is_some() || req.reply_to.is_some() || req.thread_root.is_some();
-    let message = RoomAct::Message(OutgoingMessage {
+    let message = RoomAct::Message(Box::new(OutgoingMessage {
         body: req.body,
         msgtype: req.msgtype,
         format: req.format,
@@ -150,7 +150,7 @@ pub async fn send_message(
         mentions: req.mentions,
         edit_of: req.edit_of,
         media,
-    });
+    }));
     let clear = req.allow_unencrypted;
     let moved = match related {
         true => None,

@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
+mod devices;
 mod health;
 mod report;
 mod urls;

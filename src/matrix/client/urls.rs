@@ -15,6 +15,14 @@ impl HomeserverClient {
         client_url(&self.inner.prefix, segments, user)
     }
 
+    /// The homeserver's base URL (what ruma builds request URLs on).
+    pub(in crate::matrix) fn base_url(&self) -> &str {
+        self.inner
+            .prefix
+            .strip_suffix("/_matrix/client")
+            .unwrap_or(&self.inner.prefix)
+    }
+
     /// A `/_matrix/media/...` URL (the client prefix's sibling).
     pub(in crate::matrix) fn media_url(
         &self,

@@ -14,7 +14,8 @@
 //!    database says which event ids are new (also against a concurrent writer, which it
 //!    makes wait), and the recipients of those get cursors from the `inbox_cursors`
 //!    sequence, in batch order;
-//! 5. [`super::facts`]: every other row, one statement;
+//! 5. [`super::facts`]: every other row, one statement; crypto rows of end-to-end
+//!    encryption, when the batch has any, one more ([`super::e2ee`]);
 //!
 //! then `COMMIT`. Rows travel as typed arrays (`UNNEST`), so statements never change text
 //! (each is prepared once per connection) and no batch meets a bind-parameter limit.
@@ -66,7 +67,8 @@ const CLAIM_TXNS: &str = "INSERT INTO transactions AS t (txn_id, handled_at) \
 /// deletion raises the floor; its trigger runs at the end of the statement).
 const DELETE_AGENTS: &str = "WITH agent AS (DELETE FROM agents WHERE slug = ANY($1)), \
     membership AS (DELETE FROM memberships WHERE slug = ANY($1)), \
-    sent_key AS (DELETE FROM sent WHERE slug = ANY($1)) \
+    sent_key AS (DELETE FROM sent WHERE slug = ANY($1)), \
+    crypto AS (DELETE FROM e2ee_items WHERE slug = ANY($1)) \
     DELETE FROM inbox WHERE slug = ANY($1)";
 /// `$1`: slugs; after [`DELETE_AGENTS`], which raised them.
 const DELETE_FLOORS: &str = "DELETE FROM inbox_floors WHERE slug = ANY($1)";
@@ -137,6 +139,7 @@ pub(super) async fn apply(
     }
     let written = write_events(&mut tx, &plan.events, now).await?;
     facts::write(&mut tx, &plan, now).await?;
+    super::e2ee::write(&mut tx, &plan).await?;
     let outcomes = plan.outcomes(written)?;
     if let Some(notice) = CommitNotice::of(origin, batch, &outcomes) {
         notify(&mut tx, &notice).await?;

@@ -270,9 +270,22 @@ impl Store for PgStore {
     async fn delete_token(&self, id: &TokenId) -> StoreResult<bool> {
         tokens::delete(&self.pool, id, self.origin).await
     }
+
+    async fn e2ee_items(&self, slug: &AgentSlug) -> StoreResult<Vec<(String, String, Vec<u8>)>> {
+        e2ee::items(&self.pool, slug).await
+    }
+
+    async fn e2ee_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        e2ee::key(&self.pool, name).await
+    }
+
+    async fn put_e2ee_key_once(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        e2ee::put_key_once(&self.pool, name, value).await
+    }
 }
 
 mod batch;
+mod e2ee;
 pub use self::batch::NOTICE_CHANNEL;
 mod effects;
 mod facts;

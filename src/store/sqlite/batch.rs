@@ -82,13 +82,20 @@ const INSERT_ENCRYPTED: &str = "INSERT INTO encrypted_rooms (room_id, seen_at) \
     SELECT value->>0, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
 /// What goes with a deleted agent, one statement per table (the floor after the inbox,
 /// whose deletion raises it).
-const DELETE_AGENTS: [&str; 5] = [
+const DELETE_AGENTS: [&str; 6] = [
     "DELETE FROM agents WHERE slug IN (SELECT value FROM json_each(?))",
     "DELETE FROM memberships WHERE slug IN (SELECT value FROM json_each(?))",
     "DELETE FROM sent WHERE slug IN (SELECT value FROM json_each(?))",
     "DELETE FROM inbox WHERE slug IN (SELECT value FROM json_each(?))",
     "DELETE FROM inbox_floors WHERE slug IN (SELECT value FROM json_each(?))",
+    "DELETE FROM e2ee_items WHERE slug IN (SELECT value FROM json_each(?))",
 ];
+/// Crypto rows travel as JSON with their sealed value in hex.
+const UPSERT_CRYPTO: &str = "INSERT INTO e2ee_items (slug, kind, item_key, value) \
+    SELECT value->>0, value->>1, value->>2, unhex(value->>3) FROM json_each(?) WHERE true \
+    ON CONFLICT (slug, kind, item_key) DO UPDATE SET value = excluded.value";
+const DELETE_CRYPTO: &str = "DELETE FROM e2ee_items WHERE (slug, kind, item_key) IN \
+    (SELECT value->>0, value->>1, value->>2 FROM json_each(?))";
 const UPSERT_ROOMS: &str = "INSERT INTO rooms (room_id, alias, space_id, created_at) \
     SELECT value->>0, value->>1, value->>2, ? FROM json_each(?) WHERE true \
     ON CONFLICT (room_id) DO UPDATE SET alias = excluded.alias, space_id = excluded.space_id";
@@ -222,6 +229,13 @@ pub(super) async fn write_batch(
     let encrypted: Vec<_> = plan.encrypted.iter().map(|room| (*room,)).collect();
     w.rows(INSERT_ENCRYPTED, Some(now), &encrypted)?;
     w.rows(UPSERT_UPGRADES, Some(now), &plan.upgrades)?;
+    let kept: Vec<_> = plan
+        .crypto_kept
+        .iter()
+        .map(|(slug, kind, key, value)| (slug, kind, key, hex::encode(value)))
+        .collect();
+    w.rows(UPSERT_CRYPTO, None, &kept)?;
+    w.rows(DELETE_CRYPTO, None, &plan.crypto_deleted)?;
     w.sql.push_str("COMMIT");
     sqlx::query_with(&w.sql, w.args).execute(&mut *conn).await?;
     plan.outcomes(written)

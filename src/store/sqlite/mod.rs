@@ -344,6 +344,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn e2ee_items(&self, slug: &AgentSlug) -> StoreResult<Vec<(String, String, Vec<u8>)>> {
+        e2ee::items(&self.pool, slug).await
+    }
+
+    async fn e2ee_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        e2ee::key(&self.pool, name).await
+    }
+
+    async fn put_e2ee_key_once(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        self.durable(e2ee::put_key_once(&mut *self.writing().await, name, value).await)
+            .await
+    }
+
     async fn inbox_depth(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
             .fetch_one(&self.pool)
@@ -357,6 +370,7 @@ impl Store for SqliteStore {
 
 mod batch;
 mod checkpoint;
+mod e2ee;
 mod effects;
 mod inbox;
 mod keys;

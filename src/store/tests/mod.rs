@@ -56,6 +56,7 @@ macro_rules! on_every_backend {
 mod batch;
 pub(crate) mod database;
 mod dedupe;
+mod e2ee;
 mod reads;
 mod retention;
 mod rooms;
