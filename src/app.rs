@@ -10,6 +10,7 @@ use actix_web::{middleware::from_fn, web, App, HttpServer};
 
 use crate::{
     actors::{
+        enrol::Enrolment,
         outbox,
         replicated::ReplicaNotices,
         supervisor::{registry::AgentRegistry, PrepareShutdown},
@@ -90,9 +91,15 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 
     let supervisor_arbiter = Arbiter::new();
     let supervisor = app.start_supervisor(&supervisor_arbiter.handle());
+    let enrolment = app.e2ee.get().map(|_| {
+        let enrolment = Arc::new(Enrolment::default());
+        actix_rt::spawn(enrolment.clone().run(app.clone()));
+        enrolment
+    });
     after_commit.connect(Arc::new(ActorNotices {
         agents: app.agents.clone(),
         outbox: app.outbox.clone(),
+        enrolment,
     }));
     let max_body = app.config.limits.max_body_bytes;
     let max_transaction = app.config.limits.max_transaction_bytes;

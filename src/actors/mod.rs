@@ -4,6 +4,7 @@
 //! the daemon's shared state, and the way everything else reaches an agent.
 
 pub mod agent;
+pub mod enrol;
 pub mod error;
 pub mod outbox;
 pub mod replicated;
@@ -13,8 +14,10 @@ pub mod supervisor;
 use std::sync::Arc;
 
 pub use self::state::{AppState, Creation, StateParts};
-use self::{agent::MembershipChanged, outbox::Outbox, supervisor::registry::AgentRegistry};
-use crate::{inbound::AgentNotices, store::MembershipChange};
+use self::{
+    agent::MembershipChanged, enrol::Enrolment, outbox::Outbox, supervisor::registry::AgentRegistry,
+};
+use crate::{ids::AgentSlug, inbound::AgentNotices, store::MembershipChange};
 
 /// How a homeserver transaction was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub enum TransactionAck {
 pub struct ActorNotices {
     pub agents: Arc<AgentRegistry>,
     pub outbox: Arc<Outbox>,
+    /// With end-to-end encryption on: agents to give devices.
+    pub enrolment: Option<Arc<Enrolment>>,
 }
 
 impl AgentNotices for ActorNotices {
@@ -44,5 +49,11 @@ impl AgentNotices for ActorNotices {
 
     fn effects_recorded(&self) {
         self.outbox.wake();
+    }
+
+    fn in_encrypted_room(&self, slug: &AgentSlug) {
+        if let Some(enrolment) = &self.enrolment {
+            enrolment.add(slug);
+        }
     }
 }

@@ -20,6 +20,9 @@ impl ReplicaNotices {
         ActorNotices {
             agents: self.app.agents.clone(),
             outbox: self.app.outbox.clone(),
+            // The replica that committed enrols the agents its commit put in encrypted
+            // rooms.
+            enrolment: None,
         }
     }
 }

@@ -7,8 +7,11 @@
 
 use std::sync::{Arc, OnceLock};
 
+use ruma::RoomId;
+
 use super::directory::Directory;
 use crate::{
+    ids::AgentSlug,
     inbox::Inboxes,
     metrics::METRICS,
     store::{writer::CommitHook, MembershipChange, TransactionOutcome, WriteOp, WriteOutcome},
@@ -21,6 +24,10 @@ pub trait AgentNotices: Send + Sync + 'static {
     fn membership_changed(&self, change: MembershipChange);
     /// A commit stored effects (accepting invites, sender-bot joins) in the outbox.
     fn effects_recorded(&self);
+    /// An agent is now in an encrypted room (it joined one, or a room it is in became
+    /// encrypted): with end-to-end encryption on it needs its device and keys before
+    /// others encrypt for it.
+    fn in_encrypted_room(&self, slug: &AgentSlug);
 }
 
 pub struct AfterCommit {
@@ -45,6 +52,31 @@ impl AfterCommit {
     }
 }
 
+impl AfterCommit {
+    /// Applies a membership change to the directory; a join into an encrypted room is
+    /// told.
+    fn apply_membership(&self, change: &MembershipChange) {
+        self.directory.apply(change);
+        if change.joined && self.directory.is_encrypted(&change.room_id) {
+            if let Some(n) = self.notices.get() {
+                n.in_encrypted_room(&change.slug);
+            }
+        }
+    }
+
+    /// Marks `room` encrypted; the first time, its agents are told.
+    fn mark_encrypted(&self, room: &RoomId) {
+        if !self.directory.mark_encrypted(room) {
+            return;
+        }
+        if let Some(n) = self.notices.get() {
+            for slug in self.directory.agents_in(room) {
+                n.in_encrypted_room(&slug);
+            }
+        }
+    }
+}
+
 impl CommitHook for AfterCommit {
     fn committed(&self, ops: Vec<WriteOp>, outcomes: &[WriteOutcome]) {
         let (mut delivered, mut duplicates) = (0u64, 0u64);
@@ -66,7 +98,7 @@ impl CommitHook for AfterCommit {
                     // Connected before the HTTP server accepts a transaction.
                     let notices = self.notices.get();
                     for room in &txn.encrypted_rooms {
-                        self.directory.mark_encrypted(room);
+                        self.mark_encrypted(room);
                     }
                     for upgrade in &txn.upgrades {
                         self.directory.record_upgrade(upgrade);
@@ -75,7 +107,7 @@ impl CommitHook for AfterCommit {
                         self.directory.set_typing(typing);
                     }
                     for change in txn.memberships {
-                        self.directory.apply(&change);
+                        self.apply_membership(&change);
                         if let Some(n) = notices {
                             n.membership_changed(change);
                         }
@@ -85,10 +117,10 @@ impl CommitHook for AfterCommit {
                     }
                 }
                 (WriteOp::Membership(change), WriteOutcome::Done) => {
-                    self.directory.apply(&change);
+                    self.apply_membership(&change);
                 }
                 (WriteOp::RoomEncrypted(room), WriteOutcome::Done) => {
-                    self.directory.mark_encrypted(&room);
+                    self.mark_encrypted(&room);
                 }
                 (WriteOp::DeleteAgent(slug), WriteOutcome::Done) => {
                     self.directory.forget(&slug);

@@ -54,11 +54,10 @@ impl Directory {
         self.rooms.get(room).is_some_and(|a| a.contains(slug))
     }
 
-    /// Notes that `room` is encrypted (a room never stops being).
-    pub fn mark_encrypted(&self, room: &RoomId) {
-        if !self.encrypted.contains(room) {
-            self.encrypted.insert(room.to_owned());
-        }
+    /// Notes that `room` is encrypted (a room never stops being); `true` when it was not
+    /// known to be.
+    pub fn mark_encrypted(&self, room: &RoomId) -> bool {
+        !self.encrypted.contains(room) && self.encrypted.insert(room.to_owned())
     }
 
     /// Whether `room` is known to be encrypted.

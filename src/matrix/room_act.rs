@@ -23,10 +23,7 @@ pub enum RoomAct {
     /// A message (boxed: it is the largest act by far).
     Message(Box<OutgoingMessage>),
     /// An `m.annotation` of `event` with `key` (an emoji, usually).
-    Reaction {
-        event: OwnedEventId,
-        key: String,
-    },
+    Reaction { event: OwnedEventId, key: String },
     /// Redacts `event`, saying why when `reason` is given.
     Redaction {
         event: OwnedEventId,
@@ -39,9 +36,7 @@ pub enum RoomAct {
         thread: Option<OwnedEventId>,
     },
     /// Leaves the room, saying why when `reason` is given.
-    Leave {
-        reason: Option<String>,
-    },
+    Leave { reason: Option<String> },
     /// Any other event: a state event when `state_key` is given, else a room event.
     Custom {
         event_type: String,

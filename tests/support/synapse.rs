@@ -191,6 +191,7 @@ impl Synapse {
              registration_shared_secret: '{secret}'\n\
              presence:\n  enabled: false\n\
              caches:\n  sync_response_cache_duration: 0\n\
+             experimental_features:\n  msc3202_transaction_extensions: true\n  msc2409_to_device_messages_enabled: true\n\
              app_service_config_files:\n",
             server = self.server_name,
             url = self.base_url,
