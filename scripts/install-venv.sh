@@ -21,7 +21,7 @@ die() {
     exit 1
 }
 installed() { [ -x "$VENV/bin/python" ] && (cd / && "$VENV/bin/python" -c "import $MODULE") >/dev/null 2>&1; }
-version() { (cd / && "$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('${SPEC%%[=<>~ ]*}'))"); }
+version() { (cd / && "$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('${SPEC%%[][=<>~ ]*}'))"); }
 
 if installed; then
     say "$(version) already installed in $VENV"

@@ -59,6 +59,13 @@ pub struct Metrics {
     /// Bridge calls sent on to the agent's owner replica, by outcome (`answered`,
     /// `unreachable`, `failed`).
     pub forwarded: IntCounterVec,
+    /// Encrypted room events for agents, by outcome: `decrypted`, `undecrypted` (no
+    /// recipient's machine had the room key).
+    pub e2ee_events: IntCounterVec,
+    /// End-to-end encryption failures by stage: `unreadable` (a part of a transaction),
+    /// `machine` (opening an agent's machine), `to_device`, `requests` (the machine's
+    /// key uploads, queries, claims, to-device sends), `decrypt`.
+    pub e2ee_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -168,6 +175,22 @@ impl Metrics {
             .unwrap(),
             registry,
             process: Registry::new(),
+            e2ee_events: IntCounterVec::new(
+                Opts::new(
+                    "e2ee_events_total",
+                    "Encrypted room events for agents, by outcome",
+                ),
+                &["outcome"],
+            )
+            .unwrap(),
+            e2ee_failures: IntCounterVec::new(
+                Opts::new(
+                    "e2ee_failures_total",
+                    "End-to-end encryption failures, by stage",
+                ),
+                &["stage"],
+            )
+            .unwrap(),
             names: Vec::new(),
         };
         let r = &m.registry;
@@ -178,6 +201,8 @@ impl Metrics {
         register(r, &mut names, m.effects_pending.clone());
         register(r, &mut names, m.replica_leader.clone());
         register(r, &mut names, m.forwarded.clone());
+        register(r, &mut names, m.e2ee_events.clone());
+        register(r, &mut names, m.e2ee_failures.clone());
         register(r, &mut names, m.events_received.clone());
         register(r, &mut names, m.inbox_deliveries.clone());
         register(r, &mut names, m.events_duplicate.clone());

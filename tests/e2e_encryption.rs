@@ -7,7 +7,7 @@ pub mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{daemon::DaemonOptions, stack_api::WAIT, wait_until, Human, Stack};
+use support::{daemon::DaemonOptions, nio::NioClient, stack_api::WAIT, wait_until, Human, Stack};
 
 /// Every agent's device id.
 const DEVICE: &str = "MOSAICAS";
@@ -102,4 +102,44 @@ fn an_agent_in_an_encrypted_room_gets_a_device_whose_keys_survive_a_restart() {
         Some(1),
         "one device: {devices}"
     );
+}
+
+/// A human with a real crypto client (matrix-nio) writes into an encrypted room the agent
+/// is in: the message reaches the agent's inbox decrypted, also after a daemon restart.
+#[test]
+fn a_humans_encrypted_message_reaches_the_inbox_decrypted() {
+    let mut stack = encrypted_stack("e2ee-decrypt");
+    let agent = support::unique("reader");
+    let user = stack.agent_user(&agent);
+    let alice = stack.human("alice");
+    let mut phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
+    let room = encrypted_room(&alice);
+    alice.invite(&room, &user);
+    wait_until(WAIT, "the agent's device keys are published", || {
+        device_keys(&alice, &user)
+    });
+
+    let said = phone.send(&room, "hello, agent: can you read this?");
+    let inbox = stack.wait_inbox(&agent, std::slice::from_ref(&said), WAIT);
+    let item = inbox
+        .iter()
+        .find(|e| e["event_id"] == said.as_str())
+        .unwrap();
+    assert_eq!(item["type"], "m.room.message", "{item}");
+    assert_eq!(item["decrypted"], true, "{item}");
+    assert!(item.get("encrypted").is_none(), "{item}");
+    assert_eq!(item["content"]["body"], "hello, agent: can you read this?");
+    assert_eq!(item["sender"], alice.user_id.as_str());
+
+    // After a restart the agent's machine is restored: the same session's next message
+    // is decrypted too.
+    stack.daemon.restart();
+    let again = phone.send(&room, "still there?");
+    let inbox = stack.wait_inbox(&agent, std::slice::from_ref(&again), WAIT);
+    let item = inbox
+        .iter()
+        .find(|e| e["event_id"] == again.as_str())
+        .unwrap();
+    assert_eq!(item["decrypted"], true, "{item}");
+    assert_eq!(item["content"]["body"], "still there?");
 }

@@ -16,3 +16,7 @@ CREATE TABLE e2ee_keys (
     name  TEXT PRIMARY KEY NOT NULL,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
+
+-- An encrypted event the daemon decrypted before storing it: `event_type` and `content` are
+-- the clear event's, and readers are told so.
+ALTER TABLE events ADD COLUMN decrypted INTEGER NOT NULL DEFAULT 0;

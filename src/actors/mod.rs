@@ -4,6 +4,7 @@
 //! the daemon's shared state, and the way everything else reaches an agent.
 
 pub mod agent;
+pub mod decrypt;
 pub mod enrol;
 pub mod error;
 pub mod outbox;

@@ -11,6 +11,7 @@ use serde_json::{json, value::RawValue};
 use super::{body, error::ApiError};
 use crate::{
     actors::{agent::EnsureRegistered, error::AgentError, AppState, TransactionAck},
+    e2ee::pushed::CryptoParts,
     inbound::routing::Pushed,
     metrics::METRICS,
 };
@@ -20,10 +21,10 @@ const MAX_TXN_ID_LEN: usize = 255;
 
 /// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw (borrowed from the
 /// body, not copied) so one malformed event cannot fail the batch. Ephemeral events (stable
-/// and MSC2409 names) are routed when asked for; to-device messages are read only for the
-/// transaction's fingerprint; other keys (MSC extensions) are ignored. Public, with its
-/// accessors, so
-/// that the fuzz target (`fuzz/`) parses a body exactly as this route does.
+/// and MSC2409 names) are routed when asked for; to-device messages (part of the
+/// transaction's fingerprint) and the other parts of end-to-end encryption (MSC3202) go to
+/// the agents' crypto machines when it is on; other keys are ignored. Public, with its
+/// accessors, so that the fuzz target (`fuzz/`) parses a body exactly as this route does.
 #[derive(Deserialize)]
 pub struct Transaction<'a> {
     #[serde(borrow)]
@@ -36,6 +37,30 @@ pub struct Transaction<'a> {
     to_device: Vec<&'a RawValue>,
     #[serde(default, borrow, rename = "de.sorunome.msc2409.to_device")]
     to_device_unstable: Vec<&'a RawValue>,
+    /// End-to-end encryption (MSC3202): per user and device, one-time keys left (under
+    /// two names: Synapse sends both)...
+    #[serde(
+        default,
+        borrow,
+        rename = "org.matrix.msc3202.device_one_time_key_counts"
+    )]
+    one_time_key_counts: Option<&'a RawValue>,
+    #[serde(
+        default,
+        borrow,
+        rename = "org.matrix.msc3202.device_one_time_keys_count"
+    )]
+    one_time_keys_count: Option<&'a RawValue>,
+    /// ...fallback key types not used yet...
+    #[serde(
+        default,
+        borrow,
+        rename = "org.matrix.msc3202.device_unused_fallback_key_types"
+    )]
+    unused_fallback_keys: Option<&'a RawValue>,
+    /// ...and users whose devices changed.
+    #[serde(default, borrow, rename = "org.matrix.msc3202.device_lists")]
+    device_lists: Option<&'a RawValue>,
 }
 
 impl<'a> Transaction<'a> {
@@ -49,6 +74,19 @@ impl<'a> Transaction<'a> {
     pub fn to_device(&self) -> Vec<&'a RawValue> {
         let both = [&self.to_device, &self.to_device_unstable];
         both.into_iter().flatten().copied().collect()
+    }
+
+    /// The encryption parts, with `to_device` as [`Transaction::to_device`] gave them.
+    pub fn crypto<'b>(&self, to_device: &'b [&'a RawValue]) -> CryptoParts<'b>
+    where
+        'a: 'b,
+    {
+        CryptoParts {
+            to_device,
+            one_time_key_counts: self.one_time_key_counts.or(self.one_time_keys_count),
+            unused_fallback_keys: self.unused_fallback_keys,
+            device_lists: self.device_lists,
+        }
     }
 }
 
@@ -86,6 +124,10 @@ pub async fn put_transaction(
         ephemeral: &ephemeral,
         to_device: &to_device,
     });
+    let mut routed = routed;
+    if let Some(e2ee) = app.e2ee.get() {
+        crate::actors::decrypt::prepare(&app, e2ee, &mut routed, txn.crypto(&to_device)).await;
+    }
     let ack = app.record_transaction(routed).await.map_err(|e| {
             METRICS.transactions.with_label_values(&["failed"]).inc();
             tracing::error!(txn_id = %txn_id, error = %e, "transaction not recorded; the homeserver will retry");
@@ -163,4 +205,32 @@ pub async fn ping() -> HttpResponse {
 /// `/_matrix/app/v1/thirdparty/*`: no third-party protocols are bridged.
 pub async fn thirdparty() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no third-party protocols".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Synapse sends the one-time-key counts under both of MSC3202's names at once (a
+    /// body refused for that would lose its to-device messages: a retry carries none).
+    #[test]
+    fn encryption_parts_are_read_under_every_name_synapse_uses() {
+        let body = r#"{"events": [],
+            "de.sorunome.msc2409.to_device": [{"type": "m.room.encrypted", "content": {}}],
+            "org.matrix.msc3202.device_one_time_keys_count": {"@a:hs": {"D": {"signed_curve25519": 1}}},
+            "org.matrix.msc3202.device_one_time_key_counts": {"@a:hs": {"D": {"signed_curve25519": 1}}},
+            "org.matrix.msc3202.device_unused_fallback_key_types": {"@a:hs": {"D": []}},
+            "org.matrix.msc3202.device_lists": {"changed": [], "left": []}}"#;
+        let txn: Transaction<'_> = serde_json::from_str(body).unwrap();
+        let to_device = txn.to_device();
+        let parts = txn.crypto(&to_device);
+        assert_eq!(parts.to_device.len(), 1);
+        assert!(parts.one_time_key_counts.is_some());
+        assert!(parts.unused_fallback_keys.is_some());
+        assert!(parts.device_lists.is_some());
+        let one_name = r#"{"events": [],
+            "org.matrix.msc3202.device_one_time_keys_count": {}}"#;
+        let txn: Transaction<'_> = serde_json::from_str(one_name).unwrap();
+        assert!(txn.crypto(&[]).one_time_key_counts.is_some());
+    }
 }

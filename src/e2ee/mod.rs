@@ -20,6 +20,7 @@ use matrix_sdk_store_encryption::StoreCipher;
 use ruma::DeviceId;
 
 pub mod cipher;
+pub mod pushed;
 pub mod requests;
 pub mod store;
 

@@ -144,6 +144,7 @@ pub(crate) fn test_entry(cursor: i64, mentioned: bool, content: &str) -> InboxEn
             event_type: "m.room.message".into(),
             content: serde_json::value::RawValue::from_string(content.into()).unwrap(),
             origin_server_ts: 7,
+            decrypted: false,
             json_members: Default::default(),
         }),
     }

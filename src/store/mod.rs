@@ -81,6 +81,9 @@ pub struct InboxEvent {
     pub event_type: String,
     pub content: Box<RawValue>,
     pub origin_server_ts: i64,
+    /// Received encrypted and decrypted by the daemon: `event_type` and `content` are the
+    /// clear event's.
+    pub decrypted: bool,
     /// The event's members as the bridge API writes them, serialised once by the first
     /// reader and copied by every other recipient's reader.
     pub json_members: OnceLock<Box<str>>,

@@ -25,6 +25,7 @@ pub struct StoredEntry {
     pub event_type: String,
     pub content: String,
     pub origin_server_ts: i64,
+    pub decrypted: bool,
 }
 
 impl StoredEntry {
@@ -42,6 +43,7 @@ impl StoredEntry {
             content: RawValue::from_string(self.content)
                 .map_err(|e| corrupt("event content", &e))?,
             origin_server_ts: self.origin_server_ts,
+            decrypted: self.decrypted,
             json_members: Default::default(),
         };
         Ok(InboxEntry {

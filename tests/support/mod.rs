@@ -32,6 +32,7 @@ pub mod human;
 pub mod inbox;
 pub mod metrics;
 pub mod mock_hs;
+pub mod nio;
 pub mod ports;
 pub mod postgres;
 pub mod process;

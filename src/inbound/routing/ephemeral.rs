@@ -209,6 +209,7 @@ impl<'a> Items<'a> {
                 event_type: kind.to_owned(),
                 content,
                 origin_server_ts: ts,
+                decrypted: false,
                 json_members: Default::default(),
             }),
             recipients: agents.into_iter().map(|a| (a, false)).collect(),

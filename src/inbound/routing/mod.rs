@@ -295,6 +295,7 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
             event_type: ev.kind.to_owned(),
             content: ev.content.to_owned(),
             origin_server_ts: ev.origin_server_ts,
+            decrypted: false,
             json_members: Default::default(),
         }),
         recipients,

@@ -73,26 +73,27 @@ const DELETE_AGENTS: &str = "WITH agent AS (DELETE FROM agents WHERE slug = ANY(
 /// `$1`: slugs; after [`DELETE_AGENTS`], which raised them.
 const DELETE_FLOORS: &str = "DELETE FROM inbox_floors WHERE slug = ANY($1)";
 
-/// `$1` now; candidate events (`$2`..`$7`: event id, room, sender, type, content,
-/// origin_server_ts), numbered from 1 in batch order; their recipients (`$8`: the number of
-/// the event, `$9` slug, `$10` mentioned), in batch order. Returns `(0, event number,
+/// `$1` now; candidate events (`$2`..`$8`: event id, room, sender, type, content,
+/// origin_server_ts, decrypted), numbered from 1 in batch order; their recipients (`$9`: the
+/// number of the event, `$10` slug, `$11` mentioned), in batch order. Returns `(0, event number,
 /// NULL)` per event written and `(1, recipient number, cursor)` per inbox row. Cursors are
 /// drawn from the sequence, then matched to the rows in order (the drawing order of
 /// `nextval` within one statement is not promised).
 const WRITE_EVENTS: &str = "WITH candidate AS MATERIALIZED ( \
         SELECT * FROM unnest($2::bytea[], $3::text[], $4::text[], $5::bytea[], $6::text[], \
-            $7::int8[]) WITH ORDINALITY \
-            AS c(event_id, room_id, sender, event_type, content, origin_server_ts, n)), \
+            $7::int8[], $8::bool[]) WITH ORDINALITY \
+            AS c(event_id, room_id, sender, event_type, content, origin_server_ts, decrypted, n)), \
     written AS ( \
         INSERT INTO events \
-            (event_id, room_id, sender, event_type, content, origin_server_ts, received_at) \
-        SELECT event_id, room_id, sender, event_type, content, origin_server_ts, $1 \
+            (event_id, room_id, sender, event_type, content, origin_server_ts, decrypted, \
+            received_at) \
+        SELECT event_id, room_id, sender, event_type, content, origin_server_ts, decrypted, $1 \
             FROM candidate ORDER BY event_id \
         ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id), \
     delivered AS MATERIALIZED ( \
         SELECT r.n, r.slug, r.mentioned, w.id AS event_ref, \
             row_number() OVER (ORDER BY r.n) AS rank \
-        FROM unnest($8::int8[], $9::text[], $10::bool[]) WITH ORDINALITY \
+        FROM unnest($9::int8[], $10::text[], $11::bool[]) WITH ORDINALITY \
             AS r(event_n, slug, mentioned, n) \
         JOIN candidate c ON c.n = r.event_n \
         JOIN written w ON w.event_id = c.event_id), \
@@ -213,6 +214,7 @@ async fn write_events(
     let mut types = Vec::with_capacity(events.len());
     let mut contents = Vec::with_capacity(events.len());
     let mut times = Vec::with_capacity(events.len());
+    let mut decrypted = Vec::with_capacity(events.len());
     let (mut event_numbers, mut slugs, mut mentioned) = (Vec::new(), Vec::new(), Vec::new());
     for (i, d) in events.iter().enumerate() {
         let ev = &d.event;
@@ -222,6 +224,7 @@ async fn write_events(
         types.push(ev.event_type.as_bytes());
         contents.push(ev.content.get());
         times.push(ev.origin_server_ts);
+        decrypted.push(ev.decrypted);
         for (slug, m) in &d.recipients {
             event_numbers.push(i as i64 + 1);
             slugs.push(slug.as_str());
@@ -236,6 +239,7 @@ async fn write_events(
         .bind(&types)
         .bind(&contents)
         .bind(&times)
+        .bind(&decrypted)
         .bind(&event_numbers)
         .bind(&slugs)
         .bind(&mentioned)

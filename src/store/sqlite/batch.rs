@@ -54,8 +54,10 @@ const UPSERT_TXNS: &str = "INSERT INTO transactions \
     ON CONFLICT (txn_id) DO UPDATE SET handled_at = excluded.handled_at, \
     events_digest = excluded.events_digest, extras_digest = excluded.extras_digest";
 const INSERT_EVENTS: &str = "INSERT INTO events \
-    (id, event_id, room_id, sender, event_type, content, origin_server_ts, received_at) \
-    SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, ? \
+    (id, event_id, room_id, sender, event_type, content, origin_server_ts, decrypted, \
+    received_at) \
+    SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+    value->>7, ? \
     FROM json_each(?)";
 // Explicit cursors also raise sqlite_sequence, so AUTOINCREMENT never hands out a used one.
 const INSERT_INBOX: &str = "INSERT INTO inbox (seq, slug, event_ref, mentioned, received_at) \
@@ -163,6 +165,7 @@ pub(super) async fn write_batch(
             &ev.event_type,
             ev.content.get(),
             ev.origin_server_ts,
+            ev.decrypted,
         ));
         let cursors = d
             .recipients
@@ -241,8 +244,8 @@ pub(super) async fn write_batch(
     plan.outcomes(written)
 }
 
-/// `(id, event_id, room_id, sender, type, content, origin_server_ts)`
-type EventRow<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, i64);
+/// `(id, event_id, room_id, sender, type, content, origin_server_ts, decrypted)`
+type EventRow<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, i64, bool);
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("row encoding: {e}")))

@@ -247,6 +247,7 @@ pub(crate) fn delivery(event_id: &str, to: &[&str]) -> EventDelivery {
             event_type: "m.room.message".into(),
             content: RawValue::from_string(r#"{"body":"x"}"#.into()).unwrap(),
             origin_server_ts: 1,
+            decrypted: false,
             json_members: Default::default(),
         }),
         recipients: to.iter().map(|s| (slug(s), false)).collect(),

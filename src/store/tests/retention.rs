@@ -31,6 +31,7 @@ fn marked(i: usize, to: &str) -> EventDelivery {
             event_type: "m.room.message".into(),
             content: RawValue::from_string(format!(r#"{{"body":"{MARKER} {i}"}}"#)).unwrap(),
             origin_server_ts: 1,
+            decrypted: false,
             json_members: Default::default(),
         }),
         recipients: vec![(slug(to), false)],

@@ -1,0 +1,186 @@
+//! Encryption's part of a pushed transaction, before it is recorded: what the
+//! transaction carries for the agents' crypto machines (to-device messages with room keys,
+//! one-time-key counts, device list changes) goes to each agent's machine first, which
+//! then sends what it must (replenished one-time keys, key queries); then each encrypted
+//! room event delivered to agents is decrypted, once, by the first of its recipients'
+//! machines that holds its room key, and recorded in the clear (`decrypted`). An event no
+//! recipient can decrypt is recorded as it came (`encrypted`). Nothing here fails the
+//! transaction: what goes wrong is logged and counted, and the rest goes on.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use matrix_sdk_crypto::types::events::room::encrypted::EncryptedEvent;
+use matrix_sdk_crypto::{
+    DecryptionSettings, EncryptionSyncChanges, MegolmError, OlmMachine, TrustRequirement,
+};
+use ruma::serde::Raw;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{agent::CryptoMachine, AppState};
+use crate::{
+    e2ee::{
+        pushed::{self, CryptoParts, ForAgent},
+        requests, E2ee,
+    },
+    ids::AgentSlug,
+    inbound::routing::Routed,
+    metrics::METRICS,
+    store::{EventDelivery, InboxEvent},
+};
+
+/// Agents do not verify devices: room keys are accepted from any device of a room member
+/// (what a client does for unverified devices), and the sender is as the homeserver says.
+fn settings() -> DecryptionSettings {
+    DecryptionSettings {
+        sender_device_trust_requirement: TrustRequirement::Untrusted,
+    }
+}
+
+/// Feeds the transaction's crypto parts to the agents' machines, then decrypts its
+/// encrypted deliveries in place.
+pub async fn prepare(app: &AppState, _e2ee: &E2ee, routed: &mut Routed, parts: CryptoParts<'_>) {
+    let encrypted = routed
+        .write
+        .deliveries
+        .iter()
+        .any(|d| d.event.event_type == "m.room.encrypted");
+    if parts.is_empty() && !encrypted {
+        return;
+    }
+    let sorted = pushed::sort(&parts, &app.ns);
+    for problem in &sorted.skipped {
+        METRICS
+            .e2ee_failures
+            .with_label_values(&["unreadable"])
+            .inc();
+        tracing::warn!(txn_id = %routed.write.txn_id, problem, "skipped a part of a transaction for encryption");
+    }
+    let device_lists = &sorted.device_lists;
+    join_all(sorted.agents.into_iter().map(|(slug, part)| async move {
+        receive(app, &slug, part, device_lists).await;
+    }))
+    .await;
+    for delivery in &mut routed.write.deliveries {
+        if delivery.event.event_type == "m.room.encrypted" {
+            decrypt(app, delivery).await;
+        }
+    }
+}
+
+/// One agent's part: into its machine, then whatever the machine has to send.
+async fn receive(
+    app: &AppState,
+    slug: &AgentSlug,
+    part: ForAgent,
+    device_lists: &ruma::api::client::sync::sync_events::DeviceLists,
+) {
+    let Some(machine) = machine(app, slug).await else {
+        return;
+    };
+    let changes = EncryptionSyncChanges {
+        to_device_events: part.to_device,
+        changed_devices: device_lists,
+        one_time_keys_counts: &part.one_time_key_counts,
+        unused_fallback_keys: part.unused_fallback_keys.as_deref(),
+        next_batch_token: None,
+    };
+    if let Err(e) = machine.receive_sync_changes(changes, &settings()).await {
+        METRICS
+            .e2ee_failures
+            .with_label_values(&["to_device"])
+            .inc();
+        tracing::warn!(agent = %slug, error = %e, "to-device messages not taken by the crypto machine");
+    }
+    if let Err(e) = requests::flush(&machine, &app.hs).await {
+        METRICS.e2ee_failures.with_label_values(&["requests"]).inc();
+        tracing::warn!(agent = %slug, error = %e, "the crypto machine's requests failed; sent again later");
+    }
+}
+
+/// The agent's machine, or `None` (logged) when it cannot be opened now.
+async fn machine(app: &AppState, slug: &AgentSlug) -> Option<OlmMachine> {
+    match app.ask(slug, CryptoMachine).await {
+        Ok(Ok(machine)) => Some(machine),
+        Ok(Err(e)) | Err(e) => {
+            METRICS.e2ee_failures.with_label_values(&["machine"]).inc();
+            tracing::warn!(agent = %slug, error = %e, "no crypto machine for the agent now");
+            None
+        }
+    }
+}
+
+/// The clear event's type and content, as the decrypted event JSON holds them.
+#[derive(Deserialize)]
+struct Clear {
+    #[serde(rename = "type")]
+    kind: String,
+    content: Box<RawValue>,
+}
+
+/// Decrypts `delivery` with the first recipient's machine that can, replacing its event by
+/// the clear one.
+async fn decrypt(app: &AppState, delivery: &mut EventDelivery) {
+    let ev = delivery.event.clone();
+    let raw: Raw<EncryptedEvent> = match encrypted_event_json(&ev) {
+        Some(raw) => raw,
+        None => return,
+    };
+    for (slug, _) in &delivery.recipients {
+        let Some(machine) = machine(app, slug).await else {
+            continue;
+        };
+        match machine
+            .decrypt_room_event(&raw, &ev.room_id, &settings())
+            .await
+        {
+            Ok(decrypted) => {
+                match serde_json::from_str::<Clear>(decrypted.event.json().get()) {
+                    Ok(clear) => {
+                        delivery.event = Arc::new(InboxEvent {
+                            room_id: ev.room_id.clone(),
+                            event_id: ev.event_id.clone(),
+                            sender: ev.sender.clone(),
+                            event_type: clear.kind,
+                            content: clear.content,
+                            origin_server_ts: ev.origin_server_ts,
+                            decrypted: true,
+                            json_members: Default::default(),
+                        });
+                        METRICS.e2ee_events.with_label_values(&["decrypted"]).inc();
+                    }
+                    Err(e) => {
+                        METRICS.e2ee_failures.with_label_values(&["decrypt"]).inc();
+                        tracing::warn!(event_id = %ev.event_id, error = %e, "a decrypted event is not an event");
+                    }
+                }
+                return;
+            }
+            Err(MegolmError::MissingRoomKey(_)) => continue,
+            Err(e) => {
+                METRICS.e2ee_failures.with_label_values(&["decrypt"]).inc();
+                tracing::warn!(agent = %slug, event_id = %ev.event_id, error = %e, "cannot decrypt an event");
+            }
+        }
+    }
+    METRICS
+        .e2ee_events
+        .with_label_values(&["undecrypted"])
+        .inc();
+}
+
+/// The event as the machine reads it (the envelope with its encrypted content).
+fn encrypted_event_json(ev: &InboxEvent) -> Option<Raw<EncryptedEvent>> {
+    let json = serde_json::json!({
+        "type": "m.room.encrypted",
+        "event_id": ev.event_id,
+        "room_id": ev.room_id,
+        "sender": ev.sender,
+        "origin_server_ts": ev.origin_server_ts,
+        "content": ev.content,
+    });
+    serde_json::value::to_raw_value(&json)
+        .ok()
+        .map(Raw::from_json)
+}

@@ -1,0 +1,108 @@
+"""A human with a real crypto client (matrix-nio with its e2e extra), driven by a test.
+
+Reads one JSON command per line on stdin and answers one JSON line on stdout:
+  {"cmd": "login", "homeserver", "user", "password", "device", "store"}
+  {"cmd": "send", "room", "body"}                -> {"event_id"}
+  {"cmd": "wait_message", "room", "body", "timeout"} -> {"event_id", "sender", "body"}
+  {"cmd": "undecrypted", "room"}                  -> {"events": [event ids nio could not decrypt]}
+  {"cmd": "quit"}
+Every answer has "ok": true, or "ok": false with "error". Devices are trusted without
+verification (ignore_unverified_devices), as a test's human would click through.
+"""
+
+import asyncio
+import json
+import sys
+
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent, RoomMessageText
+from nio.responses import SyncResponse
+
+
+class Human:
+    def __init__(self):
+        self.client = None
+        self.seen = []  # (room_id, event) decrypted text messages, in order
+        self.undecrypted = []  # (room_id, event_id)
+
+    async def sync(self, timeout_ms=0):
+        response = await self.client.sync(timeout=timeout_ms, full_state=False)
+        if not isinstance(response, SyncResponse):
+            raise RuntimeError(f"sync failed: {response}")
+        for room_id, room in response.rooms.join.items():
+            for event in room.timeline.events:
+                if isinstance(event, RoomMessageText):
+                    self.seen.append((room_id, event))
+                elif isinstance(event, MegolmEvent):
+                    self.undecrypted.append((room_id, event.event_id))
+        await self.keys()
+
+    async def keys(self):
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+        if self.client.should_claim_keys:
+            await self.client.keys_claim(self.client.get_users_for_key_claiming())
+
+    async def login(self, c):
+        config = AsyncClientConfig(store_sync_tokens=True, encryption_enabled=True)
+        self.client = AsyncClient(
+            c["homeserver"], c["user"], device_id=c["device"], store_path=c["store"], config=config
+        )
+        response = await self.client.login(c["password"], device_name=c["device"])
+        if not isinstance(response, LoginResponse):
+            raise RuntimeError(f"login failed: {response}")
+        await self.keys()
+        await self.sync()
+        return {"device_id": self.client.device_id}
+
+    async def send(self, c):
+        await self.sync()
+        response = await self.client.room_send(
+            c["room"],
+            "m.room.message",
+            {"msgtype": "m.text", "body": c["body"]},
+            ignore_unverified_devices=True,
+        )
+        event_id = getattr(response, "event_id", None)
+        if event_id is None:
+            raise RuntimeError(f"send failed: {response}")
+        return {"event_id": event_id}
+
+    async def wait_message(self, c):
+        deadline = asyncio.get_event_loop().time() + c.get("timeout", 30)
+        while True:
+            for room_id, event in self.seen:
+                if room_id == c["room"] and c["body"] in event.body:
+                    return {"event_id": event.event_id, "sender": event.sender, "body": event.body}
+            left = deadline - asyncio.get_event_loop().time()
+            if left <= 0:
+                raise RuntimeError(
+                    f"no message with {c['body']!r} in {c['room']} within the timeout; "
+                    f"undecrypted: {self.undecrypted}"
+                )
+            await self.sync(timeout_ms=int(min(left, 2) * 1000))
+
+    async def run(self):
+        loop = asyncio.get_event_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            c = json.loads(line)
+            try:
+                if c["cmd"] == "quit":
+                    break
+                if c["cmd"] == "undecrypted":
+                    answer = {"events": [e for r, e in self.undecrypted if r == c["room"]]}
+                else:
+                    answer = await getattr(self, c["cmd"])(c)
+                answer["ok"] = True
+            except Exception as e:  # the test shows it
+                answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            print(json.dumps(answer), flush=True)
+        if self.client is not None:
+            await self.client.close()
+
+
+asyncio.run(Human().run())
