@@ -104,11 +104,30 @@ fn an_agent_in_an_encrypted_room_gets_a_device_whose_keys_survive_a_restart() {
     );
 }
 
-/// A human with a real crypto client (matrix-nio) writes into an encrypted room the agent
-/// is in: the message reaches the agent's inbox decrypted, also after a daemon restart.
+/// The agent's message into `room`, through the bridge; answers its event id.
+fn agent_says(stack: &Stack, agent: &str, room: &str, body: &str) -> String {
+    let request = json!({"room_id": room, "agent": agent, "body": body});
+    let (status, answer) = stack.daemon.bridge_post("/bridge/v1/messages", &request);
+    assert!(status.is_success(), "{status}: {answer}");
+    answer["event_id"].as_str().expect("event_id").to_owned()
+}
+
+/// What the agent's inbox holds for `event_id`, once it is there.
+fn inbox_item(stack: &Stack, agent: &str, event_id: &str) -> Value {
+    let inbox = stack.wait_inbox(agent, &[event_id.to_owned()], WAIT);
+    inbox
+        .into_iter()
+        .find(|e| e["event_id"] == event_id)
+        .expect("the item")
+}
+
+/// A human with a real crypto client (matrix-nio) and an agent in an encrypted room: the
+/// human's message reaches the agent's inbox decrypted, the agent's reply is encrypted and
+/// the human's client decrypts it; after a daemon restart both still work; a second device
+/// of the human, logged in later, reads the agent's next message.
 #[test]
-fn a_humans_encrypted_message_reaches_the_inbox_decrypted() {
-    let mut stack = encrypted_stack("e2ee-decrypt");
+fn a_human_and_an_agent_talk_in_an_encrypted_room() {
+    let mut stack = encrypted_stack("e2ee-talk");
     let agent = support::unique("reader");
     let user = stack.agent_user(&agent);
     let alice = stack.human("alice");
@@ -120,26 +139,38 @@ fn a_humans_encrypted_message_reaches_the_inbox_decrypted() {
     });
 
     let said = phone.send(&room, "hello, agent: can you read this?");
-    let inbox = stack.wait_inbox(&agent, std::slice::from_ref(&said), WAIT);
-    let item = inbox
-        .iter()
-        .find(|e| e["event_id"] == said.as_str())
-        .unwrap();
+    let item = inbox_item(&stack, &agent, &said);
     assert_eq!(item["type"], "m.room.message", "{item}");
     assert_eq!(item["decrypted"], true, "{item}");
     assert!(item.get("encrypted").is_none(), "{item}");
     assert_eq!(item["content"]["body"], "hello, agent: can you read this?");
     assert_eq!(item["sender"], alice.user_id.as_str());
 
-    // After a restart the agent's machine is restored: the same session's next message
-    // is decrypted too.
+    // The reply goes out encrypted (the homeserver holds only ciphertext) and the human's
+    // client reads it.
+    let reply = agent_says(&stack, &agent, &room, "loud and clear");
+    let stored = alice.call_ok(
+        reqwest::Method::GET,
+        &["rooms", &room, "event", &reply],
+        &[],
+        None,
+    );
+    assert_eq!(stored["type"], "m.room.encrypted", "{stored}");
+    let read = phone.wait_message(&room, "loud and clear", 30);
+    assert_eq!(read["sender"], user.as_str());
+    assert_eq!(read["event_id"], reply.as_str());
+
+    // After a restart the agent's machine is restored: both ways still work.
     stack.daemon.restart();
     let again = phone.send(&room, "still there?");
-    let inbox = stack.wait_inbox(&agent, std::slice::from_ref(&again), WAIT);
-    let item = inbox
-        .iter()
-        .find(|e| e["event_id"] == again.as_str())
-        .unwrap();
+    let item = inbox_item(&stack, &agent, &again);
     assert_eq!(item["decrypted"], true, "{item}");
     assert_eq!(item["content"]["body"], "still there?");
+    agent_says(&stack, &agent, &room, "still here");
+    phone.wait_message(&room, "still here", 30);
+
+    // A second device of the human, new to the agent, reads the agent's next message.
+    let mut laptop = NioClient::login(stack.synapse.base_url(), &alice, "ALICELAPTOP");
+    agent_says(&stack, &agent, &room, "hello, laptop");
+    laptop.wait_message(&room, "hello, laptop", 30);
 }

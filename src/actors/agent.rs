@@ -178,6 +178,11 @@ impl Actor for AgentActor {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
+        if self.crypto.take().is_some() {
+            if let Some(e2ee) = self.app.e2ee.get() {
+                e2ee.closed(&self.slug);
+            }
+        }
         METRICS.agents_live.dec();
         let typing = self.rooms.as_ref().map_or(0, |r| r.typing.rooms().len());
         METRICS.typing_active.sub(typing as i64);

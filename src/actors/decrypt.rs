@@ -40,7 +40,7 @@ fn settings() -> DecryptionSettings {
 
 /// Feeds the transaction's crypto parts to the agents' machines, then decrypts its
 /// encrypted deliveries in place.
-pub async fn prepare(app: &AppState, _e2ee: &E2ee, routed: &mut Routed, parts: CryptoParts<'_>) {
+pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: CryptoParts<'_>) {
     let encrypted = routed
         .write
         .deliveries
@@ -58,6 +58,17 @@ pub async fn prepare(app: &AppState, _e2ee: &E2ee, routed: &mut Routed, parts: C
         tracing::warn!(txn_id = %routed.write.txn_id, problem, "skipped a part of a transaction for encryption");
     }
     let device_lists = &sorted.device_lists;
+    // A device list change concerns every open machine (each ignores users it does not
+    // track); the agents with parts of their own get it with them.
+    let changed = !device_lists.changed.is_empty() || !device_lists.left.is_empty();
+    let others = match changed {
+        true => e2ee.open_machines(|slug| sorted.agents.contains_key(slug)),
+        false => Vec::new(),
+    };
+    join_all(others.iter().map(|machine| async move {
+        told_of_device_changes(machine, device_lists).await;
+    }))
+    .await;
     join_all(sorted.agents.into_iter().map(|(slug, part)| async move {
         receive(app, &slug, part, device_lists).await;
     }))
@@ -96,6 +107,28 @@ async fn receive(
     if let Err(e) = requests::flush(&machine, &app.hs).await {
         METRICS.e2ee_failures.with_label_values(&["requests"]).inc();
         tracing::warn!(agent = %slug, error = %e, "the crypto machine's requests failed; sent again later");
+    }
+}
+
+/// A device list change into an open machine: the users concerned are queried again
+/// before it next encrypts.
+async fn told_of_device_changes(
+    machine: &OlmMachine,
+    device_lists: &ruma::api::client::sync::sync_events::DeviceLists,
+) {
+    let changes = EncryptionSyncChanges {
+        to_device_events: Vec::new(),
+        changed_devices: device_lists,
+        one_time_keys_counts: &Default::default(),
+        unused_fallback_keys: None,
+        next_batch_token: None,
+    };
+    if let Err(e) = machine.receive_sync_changes(changes, &settings()).await {
+        METRICS
+            .e2ee_failures
+            .with_label_values(&["to_device"])
+            .inc();
+        tracing::warn!(user = %machine.user_id(), error = %e, "device list changes not taken by the crypto machine");
     }
 }
 

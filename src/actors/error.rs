@@ -27,8 +27,9 @@ pub enum AgentError {
     /// A client idempotency key already named another request in this room.
     #[error("txn_id {0:?} was already used for a different request in this room")]
     IdempotencyConflict(String),
-    /// A plain message or reaction into an encrypted room, without `allow_unencrypted`.
-    #[error("room {0} is encrypted: agents cannot encrypt yet, so this would go out in the clear; send with \"allow_unencrypted\": true to do so anyway")]
+    /// A message or reaction into an encrypted room with end-to-end encryption off,
+    /// without `allow_unencrypted`.
+    #[error("room {0} is encrypted and end-to-end encryption is off ([e2ee] enabled = false), so this would go out in the clear; send with \"allow_unencrypted\": true to do so anyway")]
     EncryptedRoom(ruma::OwnedRoomId),
     /// This replica's lease is not current: it may not act for agents (another replica
     /// may be taking them over).
@@ -44,6 +45,19 @@ pub enum AgentError {
     /// Creating the agent would pass `limits.max_agents`.
     #[error("at most {max} agents are hosted (limits.max_agents)")]
     LimitReached { max: usize },
+}
+
+impl From<crate::e2ee::E2eeError> for AgentError {
+    /// A homeserver or store failure stays one (the caller's answer says so); the rest is
+    /// the encryption's own.
+    fn from(e: crate::e2ee::E2eeError) -> Self {
+        use crate::e2ee::E2eeError;
+        match e {
+            E2eeError::Homeserver(h) => AgentError::Homeserver(h),
+            E2eeError::Store(s) => AgentError::Store(s),
+            other => AgentError::Encryption(other.to_string()),
+        }
+    }
 }
 
 impl From<actix::MailboxError> for AgentError {

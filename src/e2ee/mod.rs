@@ -15,11 +15,13 @@
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use matrix_sdk_crypto::{store::CryptoStoreError, MegolmError, OlmError, OlmMachine};
 use matrix_sdk_store_encryption::StoreCipher;
 use ruma::DeviceId;
 
 pub mod cipher;
+pub mod outbound;
 pub mod pushed;
 pub mod requests;
 pub mod store;
@@ -58,6 +60,9 @@ pub struct E2ee {
     writer: CommitWriter,
     cipher: Arc<StoreCipher>,
     ns: Namespaces,
+    /// The machines open now (each owned by its agent's actor, which closes it when it
+    /// stops): what a device list change in a transaction is told to.
+    open: DashMap<AgentSlug, OlmMachine>,
 }
 
 impl E2ee {
@@ -74,7 +79,22 @@ impl E2ee {
             writer,
             cipher: Arc::new(cipher),
             ns,
+            open: DashMap::new(),
         }
+    }
+
+    /// The machines open now, but those of `except`.
+    pub fn open_machines(&self, except: impl Fn(&AgentSlug) -> bool) -> Vec<OlmMachine> {
+        self.open
+            .iter()
+            .filter(|m| !except(m.key()))
+            .map(|m| m.value().clone())
+            .collect()
+    }
+
+    /// `slug`'s actor dropped its machine.
+    pub fn closed(&self, slug: &AgentSlug) {
+        self.open.remove(slug);
     }
 
     /// `slug`'s crypto machine: restored from the store, or, the first time, made new with
@@ -96,7 +116,11 @@ impl E2ee {
             DurableStore::restore(rows, sink, self.cipher.clone()).await?
         };
         let machine = OlmMachine::with_store(&user, device, store, None).await?;
+        // Device lists may have changed while the machine was closed: the users it
+        // tracks are queried again before it next encrypts.
+        machine.mark_all_tracked_users_as_dirty().await?;
         requests::flush(&machine, &self.hs).await?;
+        self.open.insert(slug.clone(), machine.clone());
         Ok(machine)
     }
 }

@@ -85,7 +85,12 @@ pub fn sort(parts: &CryptoParts<'_>, ns: &Namespaces) -> Sorted {
     }
     if let Some(raw) = parts.one_time_key_counts {
         match serde_json::from_str::<PerDevice<BTreeMap<OneTimeKeyAlgorithm, UInt>>>(raw.get()) {
-            Ok(counts) => each_agent_device(counts, &agent_of, |slug, counts| {
+            Ok(counts) => each_agent_device(counts, &agent_of, |slug, mut counts| {
+                // A device listed without a count of its one-time keys has none left
+                // (the machine reads a missing count as "unknown" and would not upload).
+                counts
+                    .entry(OneTimeKeyAlgorithm::SignedCurve25519)
+                    .or_insert(UInt::MIN);
                 sorted.agents.entry(slug).or_default().one_time_key_counts = counts;
             }),
             Err(e) => sorted.skipped.push(format!("one-time key counts: {e}")),
@@ -164,7 +169,8 @@ mod tests {
         let to_device: Vec<&RawValue> = to_device.iter().map(|r| &**r).collect();
         let counts = raw(
             json!({"@agent-a:hs": {"MOSAICAS": {"signed_curve25519": 7}},
-                                "@h:hs": {"MOSAICAS": {"signed_curve25519": 1}}}),
+                   "@agent-b:hs": {"MOSAICAS": {}},
+                   "@h:hs": {"MOSAICAS": {"signed_curve25519": 1}}}),
         );
         let fallback = raw(json!({"@agent-b:hs": {"MOSAICAS": ["signed_curve25519"]}}));
         let lists = raw(json!({"changed": ["@h:hs"]}));
@@ -184,6 +190,11 @@ mod tests {
         assert!(a.unused_fallback_keys.is_none());
         let b = &sorted.agents[&AgentSlug::parse("b").unwrap()];
         assert_eq!(b.to_device.len(), 1);
+        // Listed without a count: none left.
+        assert_eq!(
+            b.one_time_key_counts[&OneTimeKeyAlgorithm::SignedCurve25519],
+            UInt::MIN
+        );
         assert_eq!(
             b.unused_fallback_keys.as_deref(),
             Some(&[OneTimeKeyAlgorithm::SignedCurve25519][..])

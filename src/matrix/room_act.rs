@@ -102,6 +102,20 @@ impl RoomAct {
         }
     }
 
+    /// The room event the act sends, as its type and content, for the acts that are
+    /// encrypted in an encrypted room ([`RoomAct::encryptable`]).
+    pub fn room_event<'a>(&'a self, prepared: &'a Prepared) -> Option<(&'a str, &'a RawValue)> {
+        match self {
+            Self::Message(_) | Self::Reaction { .. } => Some((prepared.kind, &prepared.body)),
+            Self::Custom {
+                event_type,
+                state_key: None,
+                content,
+            } => Some((event_type, content)),
+            _ => None,
+        }
+    }
+
     /// Whether the act takes the agent out of the room (rather than needing it in).
     pub fn leaves(&self) -> bool {
         matches!(self, Self::Leave { .. })

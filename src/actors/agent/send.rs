@@ -13,9 +13,10 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use super::{ready::Joining, AgentActor, AppState};
+use super::{crypto::CryptoMachine, ready::Joining, AgentActor, AppState};
 use crate::{
     actors::error::{AgentError, AgentResult},
+    e2ee::outbound,
     ids::AgentSlug,
     matrix::room_act::RoomAct,
     store::{AgentRecord, MembershipChange, RequestDigest, SentKey},
@@ -231,8 +232,10 @@ async fn deliver(
         let into_room = (!act.leaves()).then(|| super::ready::RoomEntry::new(&room, joining));
         super::ready::ready(&app, &record, &user, into_room).await?;
         registered = true;
-        // Known once the agent is in the room (joining learns it).
-        if act.encryptable() && !allow_unencrypted && app.directory.is_encrypted(&room) {
+        // Known once the agent is in the room (joining learns it). With end-to-end
+        // encryption on the act is encrypted; without, it is refused unless allowed.
+        let encrypt = act.encryptable() && !allow_unencrypted && app.directory.is_encrypted(&room);
+        if encrypt && app.e2ee.get().is_none() {
             return Err(AgentError::EncryptedRoom(room));
         }
         // The fencing rule, checked again just before the act goes out: a replica whose
@@ -242,9 +245,22 @@ async fn deliver(
         }
         let request = keyed.as_ref().map(|(_, r)| r);
         let matrix_txn = matrix_txn_id(&slug, &txn_id, request);
-        let event_id = act
-            .perform(&app.hs, &user, &room, &matrix_txn, &prepared)
-            .await?;
+        let event_id = match act.room_event(&prepared).filter(|_| encrypt) {
+            Some((event_type, content)) => {
+                let machine = app.ask(&slug, CryptoMachine).await??;
+                let sealed =
+                    outbound::encrypt(&machine, &app.hs, &room, event_type, content).await?;
+                let event_id = app
+                    .hs
+                    .send_event(&user, &room, "m.room.encrypted", &matrix_txn, &sealed)
+                    .await?;
+                Some(event_id)
+            }
+            None => {
+                act.perform(&app.hs, &user, &room, &matrix_txn, &prepared)
+                    .await?
+            }
+        };
         if act.leaves() {
             app.writer
                 .set_membership(MembershipChange {

@@ -70,8 +70,8 @@ pub(crate) struct SendRequest {
     /// `w`, `h`, `duration`...).
     #[schema(value_type = Option<Object>)]
     info: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Send into an encrypted room anyway, in the clear (refused otherwise: 409
-    /// `M_ENCRYPTED_ROOM`; agents cannot encrypt yet).
+    /// Send into an encrypted room in the clear. Without it such a send is encrypted
+    /// (`[e2ee] enabled`) or refused (409 `M_ENCRYPTED_ROOM`).
     #[serde(default)]
     allow_unencrypted: bool,
 }
