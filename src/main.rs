@@ -49,7 +49,8 @@ enum Command {
     },
     /// Validate the config file and the secret variables; print every problem (exit 2).
     CheckConfig,
-    /// Print fresh random values for the three secret variables, in .env form.
+    /// Print fresh random values for the three secret variables, in .env form (and, commented
+    /// out, one for MOSAIC_E2EE_KEY, needed with [e2ee] enabled).
     GenSecrets,
     /// Issue, list and revoke bridge tokens (talks to a running daemon: MOSAIC_BRIDGE_URL,
     /// default http://127.0.0.1:9000, with an admin MOSAIC_BRIDGE_TOKEN).
@@ -92,6 +93,13 @@ enum TokenCommand {
     },
 }
 
+/// What `check-config` says with end-to-end encryption on: what the homeserver needs, which
+/// the daemon cannot see from here.
+const E2EE_HOMESERVER_NOTE: &str = "end-to-end encryption on: the registration asks for \
+org.matrix.msc3202 and io.element.msc4190 (reload it in the homeserver after a change), and \
+Synapse needs, in homeserver.yaml:\n  experimental_features:\n    \
+msc3202_transaction_extensions: true\n    msc2409_to_device_messages_enabled: true";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -106,6 +114,11 @@ fn main() -> ExitCode {
             println!("{}={}", config::ENV_AS_TOKEN, token());
             println!("{}={}", config::ENV_HS_TOKEN, token());
             println!("{}={}", config::ENV_BRIDGE_TOKENS, token());
+            // Optional: commented out, ready to use.
+            println!(
+                "# with [e2ee] enabled (keep it: the agents' keys cannot be read without it):"
+            );
+            println!("# {}={}", config::ENV_E2EE_KEY, token());
             ExitCode::SUCCESS
         }
         Command::Token(command) => token(command),
@@ -130,6 +143,9 @@ fn main() -> ExitCode {
                     c.appservice.listen,
                     c.secrets.bridge_tokens.len()
                 );
+                if c.e2ee.enabled {
+                    println!("{E2EE_HOMESERVER_NOTE}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => report(&e),

@@ -118,6 +118,38 @@ fn check_config_accepts_a_good_config() {
     assert_eq!(code, 0, "{text}");
 }
 
+/// With end-to-end encryption on, `check-config` says what the homeserver needs (which it
+/// cannot check from here), and names a missing key.
+#[test]
+fn check_config_says_what_encryption_needs_from_the_homeserver() {
+    let key = "k".repeat(40);
+    let d = offline(
+        "cli-e2ee",
+        DaemonOptions {
+            receive_ephemeral: true,
+            extra_toml: "[e2ee]\nenabled = true\n".into(),
+            env: vec![("MOSAIC_E2EE_KEY".into(), key.clone())],
+            ..Default::default()
+        },
+    );
+    let (code, text) = check_config(&d, |_| {});
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("msc3202_transaction_extensions: true"),
+        "{text}"
+    );
+    assert!(
+        text.contains("msc2409_to_device_messages_enabled: true"),
+        "{text}"
+    );
+    assert!(!text.contains(&key), "the key was printed: {text}");
+    let (code, text) = check_config(&d, |c| {
+        c.env_remove("MOSAIC_E2EE_KEY");
+    });
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("MOSAIC_E2EE_KEY is not set"), "{text}");
+}
+
 /// `registration` prints the YAML a homeserver needs: id, url, both tokens, sender,
 /// `rate_limited: false`, `receive_ephemeral`, exclusive user namespaces for the agents and
 /// the sender, and the alias namespace; the regexes claim exactly what they should.
@@ -258,6 +290,17 @@ fn gen_secrets_prints_three_distinct_strong_values() {
     }
     assert_ne!(first[0].1, first[1].1);
     assert_ne!(first[1].1, first[2].1);
+    // The encryption key, optional, comes commented out and ready to use.
+    let out = std::process::Command::new(Daemon::binary())
+        .arg("gen-secrets")
+        .output()
+        .expect("run gen-secrets");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# MOSAIC_E2EE_KEY="))
+        .unwrap_or_else(|| panic!("a commented MOSAIC_E2EE_KEY in {text}"));
+    assert!(key.len() >= 32 && key.chars().all(|c| c.is_ascii_alphanumeric()));
     assert_ne!(first[0].1, first[2].1);
     let second = run();
     assert!(first.iter().zip(&second).all(|(a, b)| a.1 != b.1));

@@ -211,8 +211,9 @@ pub struct AgentState {
     pub avatar_url: Option<String>,
     #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
     pub joined_rooms: Vec<OwnedRoomId>,
-    /// The joined rooms that are encrypted: the agent receives their messages as
-    /// `encrypted` items it cannot read, and may send there only in the clear.
+    /// The joined rooms that are encrypted: with end-to-end encryption on the agent reads
+    /// and writes there encrypted; off, their messages arrive as `encrypted` items it
+    /// cannot read, and it may send there only in the clear.
     #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
     pub encrypted_rooms: Vec<OwnedRoomId>,
     #[schema(value_type = Vec<crate::matrix::schema::RoomId>)]
