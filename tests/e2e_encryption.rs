@@ -7,7 +7,13 @@ pub mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{daemon::DaemonOptions, nio::NioClient, stack_api::WAIT, wait_until, Human, Stack};
+use support::{
+    daemon::DaemonOptions,
+    metrics::metric,
+    nio::NioClient,
+    stack_api::{hs_call, WAIT},
+    wait_until, Human, Stack,
+};
 
 /// Every agent's device id.
 const DEVICE: &str = "MOSAICAS";
@@ -173,4 +179,80 @@ fn a_human_and_an_agent_talk_in_an_encrypted_room() {
     let mut laptop = NioClient::login(stack.synapse.base_url(), &alice, "ALICELAPTOP");
     agent_says(&stack, &agent, &room, "hello, laptop");
     laptop.wait_message(&room, "hello, laptop", 30);
+}
+
+/// Bad input for encryption never stalls a transaction: a corrupt to-device message for
+/// the agent's device and an event of a session nobody has are counted and logged; the
+/// transaction is answered, its plain event delivered, the undecryptable one delivered as
+/// it came; and the real conversation goes on.
+#[test]
+fn corrupt_to_device_messages_and_unknown_sessions_are_counted_not_fatal() {
+    let stack = encrypted_stack("e2ee-bad-input");
+    let agent = support::unique("robust");
+    let user = stack.agent_user(&agent);
+    let alice = stack.human("alice");
+    let mut phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
+    let room = encrypted_room(&alice);
+    alice.invite(&room, &user);
+    wait_until(WAIT, "the agent's device keys are published", || {
+        device_keys(&alice, &user)
+    });
+    let first = phone.send(&room, "first");
+    assert_eq!(inbox_item(&stack, &agent, &first)["decrypted"], true);
+
+    let failures = |stage: &str| {
+        metric(
+            &stack.metrics(),
+            "mosaic_as_e2ee_failures_total",
+            &[("stage", stage)],
+        )
+    };
+    let undecrypted = || {
+        metric(
+            &stack.metrics(),
+            "mosaic_as_e2ee_events_total",
+            &[("outcome", "undecrypted")],
+        )
+    };
+    let (to_device_before, undecrypted_before) = (failures("to_device"), undecrypted());
+    let unknown = format!("$unknown-session-{}", support::unique("e"));
+    let plain = format!("$plain-{}", support::unique("e"));
+    let txn = json!({
+        "events": [
+            {"type": "m.room.encrypted", "event_id": unknown, "room_id": room,
+             "sender": alice.user_id, "origin_server_ts": 1,
+             "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnACgAkLmt6qF84IK",
+                         "device_id": "ALICEPHONE", "sender_key": "c5t2Wls4bbjVZ6ka2GYrBVGJfJiGhHsC8yLqHNqnTyw",
+                         "session_id": "ePqEIH9aqqIMSxMXn2c1PTQ39TQaZ8Ay5DkWXiYQ8oY"}},
+            {"type": "m.room.message", "event_id": plain, "room_id": room,
+             "sender": alice.user_id, "origin_server_ts": 2,
+             "content": {"msgtype": "m.text", "body": "in the clear"}},
+        ],
+        "de.sorunome.msc2409.to_device": [
+            {"type": "m.room.encrypted", "sender": alice.user_id, "to_user_id": user,
+             "to_device_id": DEVICE,
+             "content": {"algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": "not a key",
+                         "ciphertext": {"nobody": {"type": 0, "body": "garbage"}}}},
+            {"type": "m.room_key", "to_user_id": user, "to_device_id": DEVICE, "content": 7},
+            "not even an object",
+        ],
+    });
+    let started = std::time::Instant::now();
+    let path = format!("/_matrix/app/v1/transactions/bad-{}", support::unique("t"));
+    let (status, answer) = hs_call(&stack, reqwest::Method::PUT, &path, Some(&txn), false);
+    assert!(status.is_success(), "{status}: {answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let inbox = stack.wait_inbox(&agent, &[unknown.clone(), plain.clone()], WAIT);
+    let item = |id: &str| inbox.iter().find(|e| e["event_id"] == id).unwrap().clone();
+    assert_eq!(item(&unknown)["encrypted"], true);
+    assert_eq!(item(&plain)["content"]["body"], "in the clear");
+    assert!(undecrypted() > undecrypted_before);
+    assert!(failures("to_device") + failures("unreadable") > to_device_before);
+
+    // The real conversation is unharmed.
+    let next = phone.send(&room, "after the noise");
+    let item = inbox_item(&stack, &agent, &next);
+    assert_eq!(item["decrypted"], true, "{item}");
+    agent_says(&stack, &agent, &room, "still reading you");
+    phone.wait_message(&room, "still reading you", 30);
 }
