@@ -66,6 +66,8 @@ pub struct Metrics {
     /// `machine` (opening an agent's machine), `to_device`, `requests` (the machine's
     /// key uploads, queries, claims, to-device sends), `decrypt`.
     pub e2ee_failures: IntCounterVec,
+    /// Agents' crypto machines open now (in memory).
+    pub e2ee_machines_open: IntGauge,
 }
 
 impl Metrics {
@@ -191,6 +193,11 @@ impl Metrics {
                 &["stage"],
             )
             .unwrap(),
+            e2ee_machines_open: IntGauge::new(
+                "e2ee_machines_open",
+                "Agents' crypto machines open now",
+            )
+            .unwrap(),
             names: Vec::new(),
         };
         let r = &m.registry;
@@ -203,6 +210,7 @@ impl Metrics {
         register(r, &mut names, m.forwarded.clone());
         register(r, &mut names, m.e2ee_events.clone());
         register(r, &mut names, m.e2ee_failures.clone());
+        register(r, &mut names, m.e2ee_machines_open.clone());
         register(r, &mut names, m.events_received.clone());
         register(r, &mut names, m.inbox_deliveries.clone());
         register(r, &mut names, m.events_duplicate.clone());

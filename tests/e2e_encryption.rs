@@ -19,11 +19,16 @@ use support::{
 const DEVICE: &str = "MOSAICAS";
 
 fn encrypted_stack(name: &str) -> Stack {
+    encrypted_stack_with(name, "")
+}
+
+/// [`encrypted_stack`] with more `[e2ee]` settings.
+fn encrypted_stack_with(name: &str, e2ee: &str) -> Stack {
     Stack::start_with(
         name,
         DaemonOptions {
             receive_ephemeral: true,
-            extra_toml: "[e2ee]\nenabled = true\n".into(),
+            extra_toml: format!("[e2ee]\nenabled = true\n{e2ee}"),
             env: vec![(
                 "MOSAIC_E2EE_KEY".into(),
                 support::unique("e2ee-key-").repeat(3),
@@ -79,13 +84,14 @@ fn an_agent_in_an_encrypted_room_gets_a_device_whose_keys_survive_a_restart() {
         "the device signed its keys: {keys}"
     );
 
-    // One-time keys were uploaded: another user can claim one to start an Olm session.
+    // One-time keys were uploaded (right after the device keys, in the same enrolment):
+    // another user can claim one to start an Olm session.
     let claim = json!({"one_time_keys": {&user: {DEVICE: "signed_curve25519"}}});
-    let claimed = alice.call_ok(Method::POST, &["keys", "claim"], &[], Some(&claim));
-    let otk = claimed["one_time_keys"][&user][DEVICE]
-        .as_object()
-        .unwrap_or_else(|| panic!("a one-time key: {claimed}"));
-    assert_eq!(otk.len(), 1, "{claimed}");
+    let otk = wait_until(WAIT, "a one-time key can be claimed", || {
+        let claimed = alice.call_ok(Method::POST, &["keys", "claim"], &[], Some(&claim));
+        claimed["one_time_keys"][&user][DEVICE].as_object().cloned()
+    });
+    assert_eq!(otk.len(), 1, "{otk:?}");
 
     // After a restart, and joining a second encrypted room, the device and its keys are
     // the same (restored from the store, not made again).
@@ -129,11 +135,12 @@ fn inbox_item(stack: &Stack, agent: &str, event_id: &str) -> Value {
 
 /// A human with a real crypto client (matrix-nio) and an agent in an encrypted room: the
 /// human's message reaches the agent's inbox decrypted, the agent's reply is encrypted and
-/// the human's client decrypts it; after a daemon restart both still work; a second device
-/// of the human, logged in later, reads the agent's next message.
+/// the human's client decrypts it; after a daemon restart both still work, and after the
+/// agent's machine was dropped for being idle; a second device of the human, logged in
+/// later, reads the agent's next message.
 #[test]
 fn a_human_and_an_agent_talk_in_an_encrypted_room() {
-    let mut stack = encrypted_stack("e2ee-talk");
+    let mut stack = encrypted_stack_with("e2ee-talk", "idle_s = 1\n");
     let agent = support::unique("reader");
     let user = stack.agent_user(&agent);
     let alice = stack.human("alice");
@@ -174,6 +181,18 @@ fn a_human_and_an_agent_talk_in_an_encrypted_room() {
     assert_eq!(item["content"]["body"], "still there?");
     agent_says(&stack, &agent, &room, "still here");
     phone.wait_message(&room, "still here", 30);
+
+    // Idle, the machine is dropped from memory; the next message restores it.
+    let open = |stack: &Stack| metric(&stack.metrics(), "mosaic_as_e2ee_machines_open", &[]);
+    wait_until(WAIT, "the idle machine is dropped", || {
+        (open(&stack) == 0.0).then_some(())
+    });
+    let later = phone.send(&room, "after a pause");
+    let item = inbox_item(&stack, &agent, &later);
+    assert_eq!(item["decrypted"], true, "{item}");
+    assert_eq!(item["content"]["body"], "after a pause");
+    agent_says(&stack, &agent, &room, "back again");
+    phone.wait_message(&room, "back again", 30);
 
     // A second device of the human, new to the agent, reads the agent's next message.
     let mut laptop = NioClient::login(stack.synapse.base_url(), &alice, "ALICELAPTOP");

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use ruma::{OwnedMxcUri, OwnedRoomId, OwnedUserId};
 use serde::Serialize;
 
-pub use crypto::CryptoMachine;
+pub use crypto::{drop_idle_machines, CryptoMachine};
 pub use membership::{JoinRoom, MembershipChanged};
 pub use ready::Joining;
 pub use send::{ActInRoom, Sent};
@@ -41,8 +41,8 @@ pub struct AgentActor {
     /// types. The actor stays within 72 bytes this way, which keeps its actix task in a
     /// smaller allocation class.
     rooms: Option<Box<RoomState>>,
-    /// The crypto machine, once the agent needed one (end-to-end encryption on).
-    crypto: Option<matrix_sdk_crypto::OlmMachine>,
+    /// The crypto machine, while the agent needs one (end-to-end encryption on).
+    crypto: Option<std::sync::Arc<crate::e2ee::open::OpenMachine>>,
 }
 
 /// What an agent keeps per room. Its maps are B-trees: empty, they take no heap and half
@@ -180,7 +180,7 @@ impl Actor for AgentActor {
     fn stopped(&mut self, ctx: &mut Self::Context) {
         if self.crypto.take().is_some() {
             if let Some(e2ee) = self.app.e2ee.get() {
-                e2ee.closed(&self.slug);
+                e2ee.open.closed(&self.slug);
             }
         }
         METRICS.agents_live.dec();

@@ -21,11 +21,12 @@ use serde_json::value::RawValue;
 use super::{agent::CryptoMachine, AppState};
 use crate::{
     e2ee::{
+        open::MachineLease,
         pushed::{self, CryptoParts, ForAgent},
         requests, E2ee,
     },
     ids::AgentSlug,
-    inbound::routing::Routed,
+    inbound::routing::{mark_mentions, Routed},
     metrics::METRICS,
     store::{EventDelivery, InboxEvent},
 };
@@ -62,7 +63,7 @@ pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: Cr
     // track); the agents with parts of their own get it with them.
     let changed = !device_lists.changed.is_empty() || !device_lists.left.is_empty();
     let others = match changed {
-        true => e2ee.open_machines(|slug| sorted.agents.contains_key(slug)),
+        true => e2ee.open.lend_all(|slug| sorted.agents.contains_key(slug)),
         false => Vec::new(),
     };
     join_all(others.iter().map(|machine| async move {
@@ -133,7 +134,7 @@ async fn told_of_device_changes(
 }
 
 /// The agent's machine, or `None` (logged) when it cannot be opened now.
-async fn machine(app: &AppState, slug: &AgentSlug) -> Option<OlmMachine> {
+async fn machine(app: &AppState, slug: &AgentSlug) -> Option<MachineLease> {
     match app.ask(slug, CryptoMachine).await {
         Ok(Ok(machine)) => Some(machine),
         Ok(Err(e)) | Err(e) => {
@@ -160,7 +161,8 @@ async fn decrypt(app: &AppState, delivery: &mut EventDelivery) {
         Some(raw) => raw,
         None => return,
     };
-    for (slug, _) in &delivery.recipients {
+    let recipients: Vec<AgentSlug> = delivery.recipients.iter().map(|(s, _)| s.clone()).collect();
+    for slug in &recipients {
         let Some(machine) = machine(app, slug).await else {
             continue;
         };
@@ -171,6 +173,10 @@ async fn decrypt(app: &AppState, delivery: &mut EventDelivery) {
             Ok(decrypted) => {
                 match serde_json::from_str::<Clear>(decrypted.event.json().get()) {
                     Ok(clear) => {
+                        if clear.kind == "m.room.message" {
+                            let recipients = &mut delivery.recipients;
+                            mark_mentions(&clear.content, recipients, &app.ns, &app.directory);
+                        }
                         delivery.event = Arc::new(InboxEvent {
                             room_id: ev.room_id.clone(),
                             event_id: ev.event_id.clone(),

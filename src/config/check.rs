@@ -217,6 +217,7 @@ pub(super) fn check_file(f: &FileConfig, problems: &mut Vec<String>) {
             f.store.idempotency_keep.as_secs(),
         ),
         ("inbox.retention_age_s", f.inbox.retention_age.as_secs()),
+        ("e2ee.idle_s", f.e2ee.idle.as_secs()),
     ];
     for (key, v) in positive {
         if v == 0 {

@@ -77,6 +77,9 @@ pub fn retention_count() -> u32 {
 pub fn takeover() -> Duration {
     Duration::from_secs(10)
 }
+pub fn e2ee_idle() -> Duration {
+    Duration::from_secs(600)
+}
 pub fn retention_age() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }

@@ -285,7 +285,7 @@ pub struct HaConfig {
 }
 
 /// `[e2ee]`: end-to-end encryption for agents in encrypted rooms.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct E2eeConfig {
     /// Agents in encrypted rooms get devices and keys of their own, decrypt what they
@@ -295,6 +295,11 @@ pub struct E2eeConfig {
     /// `msc3202_transaction_extensions` and `msc2409_to_device_messages_enabled`).
     #[serde(default)]
     pub enabled: bool,
+    /// An agent's crypto machine unused for this long is dropped from memory (`idle_s`);
+    /// its next use restores it from the store.
+    #[serde(rename = "idle_s", with = "seconds")]
+    #[serde(default = "defaults::e2ee_idle")]
+    pub idle: Duration,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -342,6 +347,11 @@ impl Default for InboxConfig {
 impl Default for HaConfig {
     fn default() -> Self {
         toml::from_str("").expect("ha defaults")
+    }
+}
+impl Default for E2eeConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("e2ee defaults")
     }
 }
 impl Default for StoreConfig {

@@ -308,6 +308,18 @@ fn encryption_needs_its_key_and_ephemeral_pushes() {
         "{text}"
     );
 
+    // The SQLite store only, for now.
+    let on_pg = write(&format!(
+        "{GOOD}receive_ephemeral = true\n[store]\nurl = \"postgres://db/m\"\n[e2ee]\nenabled = true\n"
+    ));
+    let text = Config::load(on_pg.path(), &with_key)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("e2ee.enabled: needs the SQLite store"),
+        "{text}"
+    );
+
     // Off by default, and then the key is not needed.
     let off = Config::load(write(GOOD).path(), &base).unwrap();
     assert!(!off.e2ee.enabled);

@@ -1,5 +1,5 @@
 //! The store cipher that seals every crypto row (matrix-sdk-store-encryption's
-//! `StoreCipher`, ChaCha20-Poly1305): made at random by the first daemon that needs it,
+//! `StoreCipher`, XChaCha20-Poly1305): made at random by the first daemon that needs it,
 //! kept in the store sealed with a key derived from `MOSAIC_E2EE_KEY` (SHA-256 of the
 //! secret: it is a random string of at least 32 characters, so no slow passphrase
 //! derivation is needed), and opened with that key by every start and replica. Without the

@@ -15,18 +15,21 @@
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use matrix_sdk_crypto::{store::CryptoStoreError, MegolmError, OlmError, OlmMachine};
 use matrix_sdk_store_encryption::StoreCipher;
 use ruma::DeviceId;
 
 pub mod cipher;
+pub mod open;
 pub mod outbound;
 pub mod pushed;
 pub mod requests;
 pub mod store;
 
-use self::store::{CryptoRow, CryptoRows, DurableStore};
+use self::{
+    open::{OpenMachine, OpenMachines},
+    store::{CryptoRow, CryptoRows, DurableStore},
+};
 use crate::{
     ids::{AgentSlug, Namespaces},
     matrix::{HomeserverClient, HomeserverError},
@@ -60,9 +63,8 @@ pub struct E2ee {
     writer: CommitWriter,
     cipher: Arc<StoreCipher>,
     ns: Namespaces,
-    /// The machines open now (each owned by its agent's actor, which closes it when it
-    /// stops): what a device list change in a transaction is told to.
-    open: DashMap<AgentSlug, OlmMachine>,
+    /// The machines open now.
+    pub open: OpenMachines,
 }
 
 impl E2ee {
@@ -79,28 +81,14 @@ impl E2ee {
             writer,
             cipher: Arc::new(cipher),
             ns,
-            open: DashMap::new(),
+            open: OpenMachines::default(),
         }
-    }
-
-    /// The machines open now, but those of `except`.
-    pub fn open_machines(&self, except: impl Fn(&AgentSlug) -> bool) -> Vec<OlmMachine> {
-        self.open
-            .iter()
-            .filter(|m| !except(m.key()))
-            .map(|m| m.value().clone())
-            .collect()
-    }
-
-    /// `slug`'s actor dropped its machine.
-    pub fn closed(&self, slug: &AgentSlug) {
-        self.open.remove(slug);
     }
 
     /// `slug`'s crypto machine: restored from the store, or, the first time, made new with
     /// its device created and its keys uploaded. Whatever the machine still has to send
     /// (keys not yet uploaded, after a crash) is sent before it is handed out.
-    pub async fn machine(&self, slug: &AgentSlug) -> Result<OlmMachine, E2eeError> {
+    pub async fn machine(&self, slug: &AgentSlug) -> Result<Arc<OpenMachine>, E2eeError> {
         let user = self.ns.agent_user_id(slug);
         let device = <&DeviceId>::from(DEVICE_ID);
         let rows = self.store.e2ee_items(slug).await?;
@@ -120,8 +108,7 @@ impl E2ee {
         // tracks are queried again before it next encrypts.
         machine.mark_all_tracked_users_as_dirty().await?;
         requests::flush(&machine, &self.hs).await?;
-        self.open.insert(slug.clone(), machine.clone());
-        Ok(machine)
+        Ok(self.open.opened(slug, machine))
     }
 }
 

@@ -127,6 +127,21 @@ pub(super) struct MessageContent {
     mentions: Option<Mentions>,
 }
 
+/// Sets the mention flag of each recipient of a message whose content was learnt after
+/// routing (decrypted): as routing does for a message in the clear.
+pub fn mark_mentions(
+    content: &RawValue,
+    recipients: &mut [(AgentSlug, bool)],
+    ns: &Namespaces,
+    directory: &Directory,
+) {
+    let content = serde_json::from_str::<MessageContent>(content.get()).unwrap_or_default();
+    let mentions = Mentioned::new(&content, ns);
+    for (slug, mentioned) in recipients {
+        *mentioned = mentions.names(slug, ns, directory);
+    }
+}
+
 /// What routing reads besides the transaction: shared, read-only while it runs.
 pub struct Router<'a> {
     pub key: &'a FingerprintKey,
