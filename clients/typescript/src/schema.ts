@@ -364,8 +364,9 @@ export interface components {
             avatar_url?: string | null;
             display_name?: string | null;
             /**
-             * @description The joined rooms that are encrypted: the agent receives their messages as
-             *     `encrypted` items it cannot read, and may send there only in the clear.
+             * @description The joined rooms that are encrypted: with end-to-end encryption on the agent reads
+             *     and writes there encrypted; off, their messages arrive as `encrypted` items it
+             *     cannot read, and it may send there only in the clear.
              */
             encrypted_rooms: components["schemas"]["RoomId"][];
             joined_rooms: components["schemas"]["RoomId"][];
@@ -623,8 +624,8 @@ export interface components {
         SendRequest: {
             agent: components["schemas"]["AgentSlug"];
             /**
-             * @description Send into an encrypted room anyway, in the clear (refused otherwise: 409
-             *     `M_ENCRYPTED_ROOM`; agents cannot encrypt yet).
+             * @description Send into an encrypted room in the clear. Without it such a send is encrypted
+             *     (`[e2ee] enabled`) or refused (409 `M_ENCRYPTED_ROOM`).
              */
             allow_unencrypted?: boolean;
             /** @description The text: Markdown by default (`format`), at most 64 KiB. */
