@@ -5,7 +5,6 @@
 use std::{net::SocketAddr, time::Duration};
 
 use ruma::OwnedServerName;
-use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
@@ -13,9 +12,11 @@ mod check;
 mod defaults;
 mod env;
 mod load;
+mod secrets;
 
 use self::defaults::{millis, seconds};
 pub use self::env::{Env, ProcessEnv};
+pub use self::secrets::Secrets;
 
 /// Environment variable holding the as_token (daemon → homeserver).
 pub const ENV_AS_TOKEN: &str = "MOSAIC_AS_TOKEN";
@@ -55,41 +56,6 @@ pub struct Config {
     pub ha: HaConfig,
     pub e2ee: E2eeConfig,
     pub secrets: Secrets,
-}
-
-/// Secrets read from the environment only. `Debug` never shows their values.
-#[derive(Clone)]
-pub struct Secrets {
-    pub as_token: SecretString,
-    pub hs_token: SecretString,
-    /// Empty means "bridge disabled": every bridge request is refused.
-    pub bridge_tokens: Vec<SecretString>,
-    /// The token `/metrics` requires; `None`: `/metrics` is open.
-    pub metrics_token: Option<SecretString>,
-    /// The PostgreSQL store's password (`MOSAIC_STORE_PASSWORD`), when it needs one.
-    pub store_password: Option<SecretString>,
-    /// Seals agents' encryption keys in the store (`MOSAIC_E2EE_KEY`); set when
-    /// `[e2ee] enabled`.
-    pub e2ee_key: Option<SecretString>,
-}
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secrets")
-            .field("as_token", &"[redacted]")
-            .field("hs_token", &"[redacted]")
-            .field("bridge_tokens", &self.bridge_tokens.len())
-            .field(
-                "metrics_token",
-                &self.metrics_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field(
-                "store_password",
-                &self.store_password.as_ref().map(|_| "[redacted]"),
-            )
-            .field("e2ee_key", &self.e2ee_key.as_ref().map(|_| "[redacted]"))
-            .finish()
-    }
 }
 
 /// `[homeserver]`: where the homeserver is.

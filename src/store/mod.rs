@@ -6,6 +6,7 @@
 //! [`writer`] batches inbound transactions into group commits.
 
 mod backend;
+mod crypto;
 pub mod fingerprint;
 pub mod notice;
 mod plan;
@@ -27,6 +28,7 @@ use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 
 pub use self::backend::{check_reachable, check_url, open};
+pub use self::crypto::{CryptoRow, CryptoWrite};
 pub(crate) use self::stored::{StoredEntry, StoredToken};
 pub use self::transaction::{Effect, MembershipChange, RoomTyping, RoomUpgrade, TransactionWrite};
 use crate::{
@@ -148,32 +150,6 @@ pub enum WriteOp {
     Crypto(CryptoWrite),
 }
 
-/// Rows of one agent's crypto store, in the order its machine wrote them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CryptoWrite {
-    pub slug: AgentSlug,
-    pub rows: Vec<CryptoRow>,
-}
-
-/// One item of an agent's crypto store (see `e2ee::store`): `kind` names what it is
-/// ("account", "session", ...), `key` which one of its kind; `value` is sealed (encrypted)
-/// bytes, or `None` to delete the row.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CryptoRow {
-    pub kind: &'static str,
-    pub key: String,
-    pub value: Option<Vec<u8>>,
-}
-
-impl std::fmt::Debug for CryptoRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CryptoRow")
-            .field("kind", &self.kind)
-            .field("key", &self.key)
-            .field("sealed_len", &self.value.as_ref().map(Vec::len))
-            .finish()
-    }
-}
 
 /// What the store did with one write.
 #[derive(Debug, Clone, PartialEq, Eq)]
