@@ -24,18 +24,20 @@ fn encrypted_stack(name: &str) -> Stack {
 
 /// [`encrypted_stack`] with more `[e2ee]` settings.
 fn encrypted_stack_with(name: &str, e2ee: &str) -> Stack {
-    Stack::start_with(
-        name,
-        DaemonOptions {
-            receive_ephemeral: true,
-            extra_toml: format!("[e2ee]\nenabled = true\n{e2ee}"),
-            env: vec![(
-                "MOSAIC_E2EE_KEY".into(),
-                support::unique("e2ee-key-").repeat(3),
-            )],
-            ..Default::default()
-        },
-    )
+    Stack::start_with(name, e2ee_options(e2ee))
+}
+
+/// A daemon with end-to-end encryption on, and `e2ee` more `[e2ee]` settings.
+fn e2ee_options(e2ee: &str) -> DaemonOptions {
+    DaemonOptions {
+        receive_ephemeral: true,
+        extra_toml: format!("[e2ee]\nenabled = true\n{e2ee}"),
+        env: vec![(
+            "MOSAIC_E2EE_KEY".into(),
+            support::unique("e2ee-key-").repeat(3),
+        )],
+        ..Default::default()
+    }
 }
 
 fn encrypted_room(human: &Human) -> String {
@@ -274,4 +276,33 @@ fn corrupt_to_device_messages_and_unknown_sessions_are_counted_not_fatal() {
     assert_eq!(item["decrypted"], true, "{item}");
     agent_says(&stack, &agent, &room, "still reading you");
     phone.wait_message(&room, "still reading you", 30);
+}
+
+/// A homeserver without appservice encryption's features: `/ready` says what is missing
+/// once a transaction for an agent with a device comes without one-time-key counts.
+#[test]
+fn ready_says_when_the_homeserver_does_not_deliver_what_encryption_needs() {
+    let stack = Stack::start_with_homeserver("e2ee-not-delivered", e2ee_options(""), |synapse| {
+        synapse.without_appservice_encryption()
+    });
+    let agent = support::unique("lonely");
+    let user = stack.agent_user(&agent);
+    let alice = stack.human("alice");
+    let room = encrypted_room(&alice);
+    alice.invite(&room, &user);
+    wait_until(WAIT, "the agent's device keys are published", || {
+        device_keys(&alice, &user)
+    });
+    let said = alice.send_text(&room, "anyone?");
+    stack.wait_inbox(&agent, &[said], WAIT);
+    let (status, answer) = wait_until(WAIT, "/ready reports encryption", || {
+        let (status, text) = stack.daemon.get("/ready");
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status == reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some((status, answer))
+    });
+    let problem = answer["problems"]["e2ee"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("msc3202_transaction_extensions"),
+        "{status}: {answer}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Encryption's part of a pushed transaction, before it is recorded: what the
 //! transaction carries for the agents' crypto machines (to-device messages with room keys,
 //! one-time-key counts, device list changes) goes to each agent's machine first, which
-//! then sends what it must (replenished one-time keys, key queries); then each encrypted
+//! then sends what it must (replenished one-time keys, key queries) in the background; then each encrypted
 //! room event delivered to agents is decrypted, once, by the first of its recipients'
 //! machines that holds its room key, and recorded in the clear (`decrypted`). An event no
 //! recipient can decrypt is recorded as it came (`encrypted`). Nothing here fails the
@@ -42,15 +42,26 @@ fn settings() -> DecryptionSettings {
 /// Feeds the transaction's crypto parts to the agents' machines, then decrypts its
 /// encrypted deliveries in place.
 pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: CryptoParts<'_>) {
-    let encrypted = routed
-        .write
-        .deliveries
+    let deliveries = &routed.write.deliveries;
+    let encrypted = deliveries
         .iter()
         .any(|d| d.event.event_type == "m.room.encrypted");
+    if parts.one_time_key_counts.is_some() {
+        e2ee.delivery.counts_seen();
+    } else if deliveries
+        .iter()
+        .flat_map(|d| &d.recipients)
+        .any(|(slug, _)| e2ee.open.is_open(slug))
+    {
+        e2ee.delivery.counts_missing();
+    }
     if parts.is_empty() && !encrypted {
         return;
     }
     let sorted = pushed::sort(&parts, &app.ns);
+    if sorted.probe_seen {
+        e2ee.delivery.probe_seen();
+    }
     for problem in &sorted.skipped {
         METRICS
             .e2ee_failures
@@ -105,10 +116,15 @@ async fn receive(
             .inc();
         tracing::warn!(agent = %slug, error = %e, "to-device messages not taken by the crypto machine");
     }
-    if let Err(e) = requests::flush(&machine, &app.hs).await {
-        METRICS.e2ee_failures.with_label_values(&["requests"]).inc();
-        tracing::warn!(agent = %slug, error = %e, "the crypto machine's requests failed; sent again later");
-    }
+    // What the machine now has to send (one-time keys to replenish, keys to query) goes
+    // out beside the transaction, not before its answer: decrypting needs none of it.
+    let (hs, slug) = (app.hs.clone(), slug.clone());
+    actix_rt::spawn(async move {
+        if let Err(e) = requests::flush(&machine, &hs).await {
+            METRICS.e2ee_failures.with_label_values(&["requests"]).inc();
+            tracing::warn!(agent = %slug, error = %e, "the crypto machine's requests failed; sent again later");
+        }
+    });
 }
 
 /// A device list change into an open machine: the users concerned are queried again

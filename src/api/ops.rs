@@ -33,6 +33,9 @@ pub async fn ready(app: web::Data<AppState>) -> HttpResponse {
             json!("the ping failed (the homeserver may not reach the daemon; see the log)"),
         );
     }
+    if let Some(problem) = app.e2ee.get().and_then(|e2ee| e2ee.delivery.problem()) {
+        problems.insert("e2ee".into(), json!(problem));
+    }
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {

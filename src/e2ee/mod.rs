@@ -22,6 +22,7 @@ use ruma::DeviceId;
 pub mod cipher;
 pub mod open;
 pub mod outbound;
+pub mod probe;
 pub mod pushed;
 pub mod requests;
 pub mod store;
@@ -65,6 +66,8 @@ pub struct E2ee {
     ns: Namespaces,
     /// The machines open now.
     pub open: OpenMachines,
+    /// What the homeserver was seen to deliver (for `/ready`).
+    pub delivery: probe::Delivery,
 }
 
 impl E2ee {
@@ -82,6 +85,7 @@ impl E2ee {
             cipher: Arc::new(cipher),
             ns,
             open: OpenMachines::default(),
+            delivery: probe::Delivery::default(),
         }
     }
 
@@ -108,7 +112,35 @@ impl E2ee {
         // tracks are queried again before it next encrypts.
         machine.mark_all_tracked_users_as_dirty().await?;
         requests::flush(&machine, &self.hs).await?;
+        if self.delivery.take_probe() {
+            if let Err(e) = self.send_probe(&machine).await {
+                tracing::warn!(error = %e, "cannot send the to-device probe");
+            }
+        }
         Ok(self.open.opened(slug, machine))
+    }
+
+    /// Sends the machine's own device a to-device message of [`probe::PROBE_TYPE`]: a
+    /// homeserver that pushes to-device messages to the appservice brings it back.
+    async fn send_probe(&self, machine: &OlmMachine) -> Result<(), E2eeError> {
+        use ruma::{
+            api::client::to_device::send_event_to_device::v3::Request, serde::Raw,
+            to_device::DeviceIdOrAllDevices, TransactionId,
+        };
+        let content = serde_json::value::to_raw_value(&serde_json::json!({}))
+            .expect("an empty object serialises");
+        let device = DeviceIdOrAllDevices::DeviceId(machine.device_id().to_owned());
+        let messages = [(
+            machine.user_id().to_owned(),
+            [(device, Raw::from_json(content))].into(),
+        )]
+        .into();
+        let request = Request::new_raw(probe::PROBE_TYPE.into(), TransactionId::new(), messages);
+        let (user, device) = (machine.user_id(), machine.device_id());
+        self.hs
+            .call_as_device("send_to_device", user, device, request)
+            .await?;
+        Ok(())
     }
 }
 

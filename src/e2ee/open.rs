@@ -117,6 +117,11 @@ impl OpenMachines {
             .collect()
     }
 
+    /// Whether `slug` has a machine open.
+    pub fn is_open(&self, slug: &AgentSlug) -> bool {
+        self.open.contains_key(slug)
+    }
+
     /// `slug`'s actor dropped its machine.
     pub fn closed(&self, slug: &AgentSlug) {
         if self.open.remove(slug).is_some() {

@@ -52,13 +52,17 @@ pub struct Sorted {
     pub device_lists: DeviceLists,
     /// Parts that could not be read, with why.
     pub skipped: Vec<String>,
+    /// The transaction brought back the to-device probe (see [`super::probe`]).
+    pub probe_seen: bool,
 }
 
 type PerDevice<T> = BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, T>>;
 
-/// The addressing of a to-device event (MSC2409).
+/// The addressing of a to-device event (MSC2409), and its type.
 #[derive(Deserialize)]
 struct Addressed<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     to_user_id: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
@@ -75,7 +79,9 @@ pub fn sort(parts: &CryptoParts<'_>, ns: &Namespaces) -> Sorted {
     for raw in parts.to_device {
         match serde_json::from_str::<Addressed<'_>>(raw.get()) {
             Ok(a) => {
-                if let Some(slug) = agent_of(&a.to_user_id, &a.to_device_id) {
+                if a.kind == super::probe::PROBE_TYPE {
+                    sorted.probe_seen = true;
+                } else if let Some(slug) = agent_of(&a.to_user_id, &a.to_device_id) {
                     let event = Raw::from_json((*raw).to_owned());
                     sorted.agents.entry(slug).or_default().to_device.push(event);
                 }
@@ -162,6 +168,10 @@ mod tests {
             ),
             raw(json!({"type": "m.room.encrypted", "content": {}})),
             raw(
+                json!({"type": "io.mosaic-as.probe", "sender": "@agent-a:hs", "content": {},
+                       "to_user_id": "@agent-a:hs", "to_device_id": "MOSAICAS"}),
+            ),
+            raw(
                 json!({"type": "m.room.encrypted", "sender": "@h:hs", "content": {},
                        "to_user_id": "@agent-b:hs", "to_device_id": "MOSAICAS"}),
             ),
@@ -200,6 +210,10 @@ mod tests {
             Some(&[OneTimeKeyAlgorithm::SignedCurve25519][..])
         );
         assert_eq!(sorted.agents.len(), 2);
+        assert!(
+            sorted.probe_seen,
+            "the probe is seen, and given to no machine"
+        );
         assert_eq!(sorted.device_lists.changed, ["@h:hs"]);
         assert_eq!(sorted.skipped.len(), 1, "{:?}", sorted.skipped);
 

@@ -12,16 +12,26 @@ use super::E2eeError;
 use crate::matrix::HomeserverClient;
 
 /// Sends every request the machine has queued, and those its answers lead to, until it
-/// has none; at most `MAX_ROUNDS` rounds (a machine that keeps asking is a bug, not load).
+/// has none; at most `MAX_ROUNDS` rounds, and one key query: users whose keys a query did
+/// not bring (a server that does not answer for them) are asked again at the next flush,
+/// not in a loop.
 pub async fn flush(machine: &OlmMachine, hs: &HomeserverClient) -> Result<(), E2eeError> {
     const MAX_ROUNDS: usize = 8;
+    let mut queried = false;
     for _ in 0..MAX_ROUNDS {
         let requests = machine.outgoing_requests().await?;
-        if requests.is_empty() {
-            return Ok(());
-        }
+        let mut sent = false;
         for request in requests {
+            let query = matches!(request.request(), AnyOutgoingRequest::KeysQuery(_));
+            if query && queried {
+                continue;
+            }
+            queried |= query;
+            sent = true;
             send(machine, hs, request.request_id(), request.request()).await?;
+        }
+        if !sent {
+            return Ok(());
         }
     }
     Ok(())

@@ -150,7 +150,6 @@ pub enum WriteOp {
     Crypto(CryptoWrite),
 }
 
-
 /// What the store did with one write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {

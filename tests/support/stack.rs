@@ -58,6 +58,15 @@ impl Stack {
 
     /// A stack of its own; `options` tune the daemon's config and environment.
     pub fn start_with(name: &str, options: DaemonOptions) -> Stack {
+        Stack::start_with_homeserver(name, options, |_| {})
+    }
+
+    /// [`Stack::start_with`], with `homeserver` changing Synapse's config before it starts.
+    pub fn start_with_homeserver(
+        name: &str,
+        options: DaemonOptions,
+        homeserver: impl FnOnce(&Synapse),
+    ) -> Stack {
         let began = Instant::now();
         let dir = ScratchDir::new(name);
         let synapse_dir = dir.path().join("synapse");
@@ -76,6 +85,7 @@ impl Stack {
             name: name.to_owned(),
             _dir: dir,
         };
+        homeserver(&stack.synapse);
         stack.synapse.start_again();
         stack.daemon.start();
         stack.daemon.wait_ready(std::time::Duration::from_secs(30));

@@ -109,6 +109,10 @@ pub struct Synapse {
     pub startup_time: Duration,
 }
 
+/// What Synapse needs for appservice encryption (MSC3202 and MSC2409), on by default.
+const APPSERVICE_ENCRYPTION: &str = "experimental_features:\n  \
+    msc3202_transaction_extensions: true\n  msc2409_to_device_messages_enabled: true\n";
+
 impl Synapse {
     /// Starts a standalone Synapse in its own scratch dir, loading `registrations`.
     pub fn start(name: &str, server_name: &str, registrations: &[&Path]) -> Synapse {
@@ -160,6 +164,14 @@ impl Synapse {
         hs
     }
 
+    /// Turns appservice encryption's experimental features off (before the next start).
+    pub fn without_appservice_encryption(&self) {
+        let yaml = fs::read_to_string(&self.config_path).expect("read homeserver.yaml");
+        let off = yaml.replace(APPSERVICE_ENCRYPTION, "");
+        assert_ne!(off, yaml, "the features were on");
+        fs::write(&self.config_path, off).expect("write homeserver.yaml");
+    }
+
     fn log_config(&self) -> String {
         format!(
             "version: 1\n\
@@ -191,7 +203,7 @@ impl Synapse {
              registration_shared_secret: '{secret}'\n\
              presence:\n  enabled: false\n\
              caches:\n  sync_response_cache_duration: 0\n\
-             experimental_features:\n  msc3202_transaction_extensions: true\n  msc2409_to_device_messages_enabled: true\n\
+             {APPSERVICE_ENCRYPTION}\
              app_service_config_files:\n",
             server = self.server_name,
             url = self.base_url,

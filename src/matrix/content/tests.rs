@@ -85,8 +85,7 @@ fn raw_html_in_markdown_is_sanitised() {
     }
     assert!(html.contains("<strong>hi</strong>"), "{html}");
     let html =
-        markdown_to_html("# T\n\n```rust\nlet a = 1 < 2;\n```\n\n| a |\n|---|\n| ~~b~~ |")
-            .unwrap();
+        markdown_to_html("# T\n\n```rust\nlet a = 1 < 2;\n```\n\n| a |\n|---|\n| ~~b~~ |").unwrap();
     assert!(
         html.starts_with(
             "<h1>T</h1>\n<pre><code class=\"language-rust\">let a = 1 &lt; 2;\n</code></pre>"
