@@ -135,6 +135,35 @@ fn inbox_item(stack: &Stack, agent: &str, event_id: &str) -> Value {
         .expect("the item")
 }
 
+/// An agent (`prefix`), and a human with a crypto client on their phone, in an encrypted
+/// room the human made; once the agent's device keys are published.
+struct Scene {
+    agent: String,
+    user: String,
+    alice: Human,
+    phone: NioClient,
+    room: String,
+}
+
+fn scene(stack: &Stack, prefix: &str) -> Scene {
+    let agent = support::unique(prefix);
+    let user = stack.agent_user(&agent);
+    let alice = stack.human("alice");
+    let phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
+    let room = encrypted_room(&alice);
+    alice.invite(&room, &user);
+    wait_until(WAIT, "the agent's device keys are published", || {
+        device_keys(&alice, &user)
+    });
+    Scene {
+        agent,
+        user,
+        alice,
+        phone,
+        room,
+    }
+}
+
 /// A human with a real crypto client (matrix-nio) and an agent in an encrypted room: the
 /// human's message reaches the agent's inbox decrypted, the agent's reply is encrypted and
 /// the human's client decrypts it; after a daemon restart both still work, and after the
@@ -143,15 +172,13 @@ fn inbox_item(stack: &Stack, agent: &str, event_id: &str) -> Value {
 #[test]
 fn a_human_and_an_agent_talk_in_an_encrypted_room() {
     let mut stack = encrypted_stack_with("e2ee-talk", "idle_s = 1\n");
-    let agent = support::unique("reader");
-    let user = stack.agent_user(&agent);
-    let alice = stack.human("alice");
-    let mut phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
-    let room = encrypted_room(&alice);
-    alice.invite(&room, &user);
-    wait_until(WAIT, "the agent's device keys are published", || {
-        device_keys(&alice, &user)
-    });
+    let Scene {
+        agent,
+        user,
+        alice,
+        mut phone,
+        room,
+    } = scene(&stack, "reader");
 
     let said = phone.send(&room, "hello, agent: can you read this?");
     let item = inbox_item(&stack, &agent, &said);
@@ -209,15 +236,13 @@ fn a_human_and_an_agent_talk_in_an_encrypted_room() {
 #[test]
 fn corrupt_to_device_messages_and_unknown_sessions_are_counted_not_fatal() {
     let stack = encrypted_stack("e2ee-bad-input");
-    let agent = support::unique("robust");
-    let user = stack.agent_user(&agent);
-    let alice = stack.human("alice");
-    let mut phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
-    let room = encrypted_room(&alice);
-    alice.invite(&room, &user);
-    wait_until(WAIT, "the agent's device keys are published", || {
-        device_keys(&alice, &user)
-    });
+    let Scene {
+        agent,
+        user,
+        alice,
+        mut phone,
+        room,
+    } = scene(&stack, "robust");
     let first = phone.send(&room, "first");
     assert_eq!(inbox_item(&stack, &agent, &first)["decrypted"], true);
 

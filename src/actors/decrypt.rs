@@ -14,7 +14,7 @@ use matrix_sdk_crypto::types::events::room::encrypted::EncryptedEvent;
 use matrix_sdk_crypto::{
     DecryptionSettings, EncryptionSyncChanges, MegolmError, OlmMachine, TrustRequirement,
 };
-use ruma::serde::Raw;
+use ruma::{api::client::sync::sync_events::DeviceLists, serde::Raw};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -78,7 +78,7 @@ pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: Cr
         false => Vec::new(),
     };
     join_all(others.iter().map(|machine| async move {
-        told_of_device_changes(machine, device_lists).await;
+        take(machine, ForAgent::default(), device_lists).await;
     }))
     .await;
     join_all(sorted.agents.into_iter().map(|(slug, part)| async move {
@@ -93,15 +93,26 @@ pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: Cr
 }
 
 /// One agent's part: into its machine, then whatever the machine has to send.
-async fn receive(
-    app: &AppState,
-    slug: &AgentSlug,
-    part: ForAgent,
-    device_lists: &ruma::api::client::sync::sync_events::DeviceLists,
-) {
+async fn receive(app: &AppState, slug: &AgentSlug, part: ForAgent, device_lists: &DeviceLists) {
     let Some(machine) = machine(app, slug).await else {
         return;
     };
+    take(&machine, part, device_lists).await;
+    // What the machine now has to send (one-time keys to replenish, keys to query) goes
+    // out beside the transaction, not before its answer: decrypting needs none of it.
+    let (hs, slug) = (app.hs.clone(), slug.clone());
+    actix_rt::spawn(async move {
+        if let Err(e) = requests::flush(&machine, &hs).await {
+            METRICS.e2ee_failures.with_label_values(&["requests"]).inc();
+            tracing::warn!(agent = %slug, error = %e, "the crypto machine's requests failed; sent again later");
+        }
+    });
+}
+
+/// A transaction's part into a machine (for an open machine without a part of its own,
+/// the device list changes alone: the users concerned are queried again before it next
+/// encrypts).
+async fn take(machine: &OlmMachine, part: ForAgent, device_lists: &DeviceLists) {
     let changes = EncryptionSyncChanges {
         to_device_events: part.to_device,
         changed_devices: device_lists,
@@ -114,38 +125,7 @@ async fn receive(
             .e2ee_failures
             .with_label_values(&["to_device"])
             .inc();
-        tracing::warn!(agent = %slug, error = %e, "to-device messages not taken by the crypto machine");
-    }
-    // What the machine now has to send (one-time keys to replenish, keys to query) goes
-    // out beside the transaction, not before its answer: decrypting needs none of it.
-    let (hs, slug) = (app.hs.clone(), slug.clone());
-    actix_rt::spawn(async move {
-        if let Err(e) = requests::flush(&machine, &hs).await {
-            METRICS.e2ee_failures.with_label_values(&["requests"]).inc();
-            tracing::warn!(agent = %slug, error = %e, "the crypto machine's requests failed; sent again later");
-        }
-    });
-}
-
-/// A device list change into an open machine: the users concerned are queried again
-/// before it next encrypts.
-async fn told_of_device_changes(
-    machine: &OlmMachine,
-    device_lists: &ruma::api::client::sync::sync_events::DeviceLists,
-) {
-    let changes = EncryptionSyncChanges {
-        to_device_events: Vec::new(),
-        changed_devices: device_lists,
-        one_time_keys_counts: &Default::default(),
-        unused_fallback_keys: None,
-        next_batch_token: None,
-    };
-    if let Err(e) = machine.receive_sync_changes(changes, &settings()).await {
-        METRICS
-            .e2ee_failures
-            .with_label_values(&["to_device"])
-            .inc();
-        tracing::warn!(user = %machine.user_id(), error = %e, "device list changes not taken by the crypto machine");
+        tracing::warn!(user = %machine.user_id(), error = %e, "a transaction's part not taken by the crypto machine");
     }
 }
 
