@@ -82,7 +82,7 @@ impl Config {
                      keys in the store; keep it: without it they cannot be read again)"
                 ));
             }
-            if file.e2ee.enabled && !file.store.url.starts_with("sqlite:") {
+            if file.e2ee.enabled && !crate::store::is_embedded(&file.store.url) {
                 problems.push(
                     "e2ee.enabled: needs the SQLite store for now (with PostgreSQL, several \
                      replicas could each open an agent's crypto machine)"

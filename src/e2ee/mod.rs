@@ -161,9 +161,6 @@ impl std::fmt::Debug for WriterRows {
 #[async_trait::async_trait]
 impl CryptoRows for WriterRows {
     async fn write(&self, rows: Vec<CryptoRow>) -> Result<(), String> {
-        if rows.is_empty() {
-            return Ok(());
-        }
         self.writer
             .write(WriteOp::Crypto(crate::store::CryptoWrite {
                 slug: self.slug.clone(),

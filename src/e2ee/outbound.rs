@@ -85,8 +85,7 @@ impl RoomCryptoState {
         let bad = |what: &str| {
             E2eeError::Homeserver(HomeserverError::BadResponse(format!("room state: {what}")))
         };
-        let events: Vec<StateEvent> =
-            serde_json::from_value(state.clone()).map_err(|e| bad(&e.to_string()))?;
+        let events: Vec<StateEvent> = Vec::deserialize(state).map_err(|e| bad(&e.to_string()))?;
         let mut members = Vec::new();
         let mut encryption = None;
         let mut history_visibility = HistoryVisibility::Shared;

@@ -38,6 +38,11 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
     )))
 }
 
+/// Whether `url` names the embedded SQLite store (one replica only).
+pub fn is_embedded(url: &str) -> bool {
+    matches!(backend_of(url), Ok(Backend::Sqlite))
+}
+
 /// Whether this build has a backend for `url`; the error names the scheme only (a URL may
 /// carry a password). `check-config` and [`open`] both ask here.
 pub fn check_url(url: &str) -> Result<(), StoreError> {

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde_json::value::RawValue;
 
-pub use self::backend::{check_reachable, check_url, open};
+pub use self::backend::{check_reachable, check_url, is_embedded, open};
 pub use self::crypto::{CryptoRow, CryptoWrite};
 pub(crate) use self::stored::{StoredEntry, StoredToken};
 pub use self::transaction::{Effect, MembershipChange, RoomTyping, RoomUpgrade, TransactionWrite};
