@@ -60,11 +60,13 @@ pub struct Metrics {
     /// `unreachable`, `failed`).
     pub forwarded: IntCounterVec,
     /// Encrypted room events for agents, by outcome: `decrypted`, `undecrypted` (no
-    /// recipient's machine had the room key).
+    /// recipient's machine had the room key), `redelivered` (decrypted when its key came
+    /// in a later transaction, and given again).
     pub e2ee_events: IntCounterVec,
     /// End-to-end encryption failures by stage: `unreadable` (a part of a transaction),
     /// `machine` (opening an agent's machine), `to_device`, `requests` (the machine's
-    /// key uploads, queries, claims, to-device sends), `decrypt`.
+    /// key uploads, queries, claims, to-device sends), `decrypt`, `late_keys` (reading the
+    /// events a late key may decrypt).
     pub e2ee_failures: IntCounterVec,
     /// Agents' crypto machines open now (in memory).
     pub e2ee_machines_open: IntGauge,

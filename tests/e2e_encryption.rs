@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::{
     daemon::DaemonOptions,
+    inbox::inbox_until,
     metrics::metric,
     nio::NioClient,
     stack_api::{hs_call, WAIT},
@@ -334,4 +335,79 @@ fn ready_says_when_the_homeserver_does_not_deliver_what_encryption_needs() {
             || problem.contains("msc2409_to_device_messages_enabled"),
         "{status}: {answer}"
     );
+}
+
+/// A room key that arrives after its message (a homeserver pushes room events and
+/// to-device messages apart): the message reaches the inbox as it came (`encrypted`), then,
+/// once the key arrives, once more, decrypted and marked `redelivered`, under the same
+/// event id and a later cursor; nothing delivers it a third time, also after a restart.
+#[test]
+fn a_message_whose_key_comes_later_is_delivered_again_decrypted() {
+    let mut stack = encrypted_stack("e2ee-late-key");
+    let Scene {
+        agent,
+        user,
+        mut phone,
+        room,
+        ..
+    } = scene(&stack, "patient");
+    // A first message, so that the phone has the agent's device and an Olm session with it.
+    let first = phone.send(&room, "first");
+    assert_eq!(inbox_item(&stack, &agent, &first)["decrypted"], true);
+
+    let held = phone.call(json!({"cmd": "send_key_later", "room": room,
+                                 "body": "the key comes later"}));
+    let late = held["event_id"].as_str().expect("event_id").to_owned();
+    let device = format!("{user} {DEVICE}");
+    assert!(
+        held["shared_with"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == device.as_str()),
+        "the held key is for the agent's device: {held}"
+    );
+    let item = inbox_item(&stack, &agent, &late);
+    assert_eq!(item["encrypted"], true, "no key yet: {item}");
+    let redelivered = || {
+        metric(
+            &stack.metrics(),
+            "mosaic_as_e2ee_events_total",
+            &[("outcome", "redelivered")],
+        )
+    };
+    assert_eq!(redelivered(), 0.0);
+
+    phone.call(json!({"cmd": "release_keys"}));
+    let copies = |items: &[Value]| -> Vec<Value> {
+        items
+            .iter()
+            .filter(|i| i["event_id"] == late.as_str())
+            .cloned()
+            .collect()
+    };
+    let items = inbox_until(&stack, &agent, |items| copies(items).len() >= 2);
+    let again = copies(&items)[1].clone();
+    assert_eq!(again["redelivered"], true, "{again}");
+    assert_eq!(again["decrypted"], true, "{again}");
+    assert_eq!(again["type"], "m.room.message", "{again}");
+    assert_eq!(again["content"]["body"], "the key comes later", "{again}");
+    let cursor = |v: &Value| v["cursor"].as_str().unwrap().parse::<i64>().unwrap();
+    assert!(cursor(&again) > cursor(&item), "{item} then {again}");
+    assert_eq!(redelivered(), 1.0);
+
+    // The conversation goes on, and after a restart the event is in the inbox twice, not
+    // three times; its stored form is the clear one.
+    let next = phone.send(&room, "and this one at once");
+    assert_eq!(inbox_item(&stack, &agent, &next)["decrypted"], true);
+    stack.daemon.restart();
+    let after = phone.send(&room, "after the restart");
+    let items = inbox_until(&stack, &agent, |items| {
+        items.iter().any(|i| i["event_id"] == after.as_str())
+    });
+    let stored = copies(&items);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    for copy in &stored {
+        assert_eq!(copy["content"]["body"], "the key comes later", "{copy}");
+    }
 }

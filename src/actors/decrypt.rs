@@ -4,21 +4,23 @@
 //! then sends what it must (replenished one-time keys, key queries) in the background; then each encrypted
 //! room event delivered to agents is decrypted, once, by the first of its recipients'
 //! machines that holds its room key, and recorded in the clear (`decrypted`). An event no
-//! recipient can decrypt is recorded as it came (`encrypted`). Nothing here fails the
-//! transaction: what goes wrong is logged and counted, and the rest goes on.
+//! recipient can decrypt is recorded as it came (`encrypted`); when its key arrives in a
+//! later transaction, [`super::late_keys`] adds its redelivery to that transaction. Nothing
+//! here fails the transaction: what goes wrong is logged and counted, and the rest goes on.
 
 use std::sync::Arc;
 
 use futures_util::future::join_all;
 use matrix_sdk_crypto::types::events::room::encrypted::EncryptedEvent;
 use matrix_sdk_crypto::{
-    DecryptionSettings, EncryptionSyncChanges, MegolmError, OlmMachine, TrustRequirement,
+    store::types::RoomKeyInfo, DecryptionSettings, EncryptionSyncChanges, MegolmError, OlmMachine,
+    TrustRequirement,
 };
 use ruma::{api::client::sync::sync_events::DeviceLists, serde::Raw};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{agent::CryptoMachine, AppState};
+use super::{agent::CryptoMachine, late_keys, AppState};
 use crate::{
     e2ee::{
         open::MachineLease,
@@ -33,7 +35,7 @@ use crate::{
 
 /// Agents do not verify devices: room keys are accepted from any device of a room member
 /// (what a client does for unverified devices), and the sender is as the homeserver says.
-fn settings() -> DecryptionSettings {
+pub(super) fn settings() -> DecryptionSettings {
     DecryptionSettings {
         sender_device_trust_requirement: TrustRequirement::Untrusted,
     }
@@ -81,8 +83,9 @@ pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: Cr
         take(machine, ForAgent::default(), device_lists).await;
     }))
     .await;
-    join_all(sorted.agents.into_iter().map(|(slug, part)| async move {
-        receive(app, &slug, part, device_lists).await;
+    let keys = join_all(sorted.agents.into_iter().map(|(slug, part)| async move {
+        let keys = receive(app, &slug, part, device_lists).await;
+        (slug, keys)
     }))
     .await;
     for delivery in &mut routed.write.deliveries {
@@ -90,14 +93,22 @@ pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: Cr
             decrypt(app, delivery).await;
         }
     }
+    let late = late_keys::redeliveries(app, keys).await;
+    routed.write.deliveries.extend(late);
 }
 
-/// One agent's part: into its machine, then whatever the machine has to send.
-async fn receive(app: &AppState, slug: &AgentSlug, part: ForAgent, device_lists: &DeviceLists) {
+/// One agent's part: into its machine, then whatever the machine has to send. Answers the
+/// room keys the part brought.
+async fn receive(
+    app: &AppState,
+    slug: &AgentSlug,
+    part: ForAgent,
+    device_lists: &DeviceLists,
+) -> Vec<RoomKeyInfo> {
     let Some(machine) = machine(app, slug).await else {
-        return;
+        return Vec::new();
     };
-    take(&machine, part, device_lists).await;
+    let keys = take(&machine, part, device_lists).await;
     // What the machine now has to send (one-time keys to replenish, keys to query) goes
     // out beside the transaction, not before its answer: decrypting needs none of it.
     let (hs, slug) = (app.hs.clone(), slug.clone());
@@ -107,12 +118,17 @@ async fn receive(app: &AppState, slug: &AgentSlug, part: ForAgent, device_lists:
             tracing::warn!(agent = %slug, error = %e, "the crypto machine's requests failed; sent again later");
         }
     });
+    keys
 }
 
 /// A transaction's part into a machine (for an open machine without a part of its own,
 /// the device list changes alone: the users concerned are queried again before it next
-/// encrypts).
-async fn take(machine: &OlmMachine, part: ForAgent, device_lists: &DeviceLists) {
+/// encrypts). Answers the room keys it brought.
+async fn take(
+    machine: &OlmMachine,
+    part: ForAgent,
+    device_lists: &DeviceLists,
+) -> Vec<RoomKeyInfo> {
     let changes = EncryptionSyncChanges {
         to_device_events: part.to_device,
         changed_devices: device_lists,
@@ -120,17 +136,21 @@ async fn take(machine: &OlmMachine, part: ForAgent, device_lists: &DeviceLists) 
         unused_fallback_keys: part.unused_fallback_keys.as_deref(),
         next_batch_token: None,
     };
-    if let Err(e) = machine.receive_sync_changes(changes, &settings()).await {
-        METRICS
-            .e2ee_failures
-            .with_label_values(&["to_device"])
-            .inc();
-        tracing::warn!(user = %machine.user_id(), error = %e, "a transaction's part not taken by the crypto machine");
+    match machine.receive_sync_changes(changes, &settings()).await {
+        Ok((_, keys)) => keys,
+        Err(e) => {
+            METRICS
+                .e2ee_failures
+                .with_label_values(&["to_device"])
+                .inc();
+            tracing::warn!(user = %machine.user_id(), error = %e, "a transaction's part not taken by the crypto machine");
+            Vec::new()
+        }
     }
 }
 
 /// The agent's machine, or `None` (logged) when it cannot be opened now.
-async fn machine(app: &AppState, slug: &AgentSlug) -> Option<MachineLease> {
+pub(super) async fn machine(app: &AppState, slug: &AgentSlug) -> Option<MachineLease> {
     match app.ask(slug, CryptoMachine).await {
         Ok(Ok(machine)) => Some(machine),
         Ok(Err(e)) | Err(e) => {
@@ -167,28 +187,10 @@ async fn decrypt(app: &AppState, delivery: &mut EventDelivery) {
             .await
         {
             Ok(decrypted) => {
-                match serde_json::from_str::<Clear>(decrypted.event.json().get()) {
-                    Ok(clear) => {
-                        if clear.kind == "m.room.message" {
-                            let recipients = &mut delivery.recipients;
-                            mark_mentions(&clear.content, recipients, &app.ns, &app.directory);
-                        }
-                        delivery.event = Arc::new(InboxEvent {
-                            room_id: ev.room_id.clone(),
-                            event_id: ev.event_id.clone(),
-                            sender: ev.sender.clone(),
-                            event_type: clear.kind,
-                            content: clear.content,
-                            origin_server_ts: ev.origin_server_ts,
-                            decrypted: true,
-                            json_members: Default::default(),
-                        });
-                        METRICS.e2ee_events.with_label_values(&["decrypted"]).inc();
-                    }
-                    Err(e) => {
-                        METRICS.e2ee_failures.with_label_values(&["decrypt"]).inc();
-                        tracing::warn!(event_id = %ev.event_id, error = %e, "a decrypted event is not an event");
-                    }
+                if let Some(clear) = clear_event(&ev, decrypted.event.json().get(), false) {
+                    mark_message_mentions(app, &clear, &mut delivery.recipients);
+                    delivery.event = Arc::new(clear);
+                    METRICS.e2ee_events.with_label_values(&["decrypted"]).inc();
                 }
                 return;
             }
@@ -205,8 +207,46 @@ async fn decrypt(app: &AppState, delivery: &mut EventDelivery) {
         .inc();
 }
 
+/// The clear form of the encrypted `ev` from the event JSON a machine decrypted, or `None`
+/// (counted and logged) when that is not an event.
+pub(super) fn clear_event(
+    ev: &InboxEvent,
+    decrypted: &str,
+    redelivered: bool,
+) -> Option<InboxEvent> {
+    match serde_json::from_str::<Clear>(decrypted) {
+        Ok(clear) => Some(InboxEvent {
+            room_id: ev.room_id.clone(),
+            event_id: ev.event_id.clone(),
+            sender: ev.sender.clone(),
+            event_type: clear.kind,
+            content: clear.content,
+            origin_server_ts: ev.origin_server_ts,
+            decrypted: true,
+            redelivered,
+            json_members: Default::default(),
+        }),
+        Err(e) => {
+            METRICS.e2ee_failures.with_label_values(&["decrypt"]).inc();
+            tracing::warn!(event_id = %ev.event_id, error = %e, "a decrypted event is not an event");
+            None
+        }
+    }
+}
+
+/// Mention flags of `recipients` from a clear message's content, as for one in the clear.
+pub(super) fn mark_message_mentions(
+    app: &AppState,
+    clear: &InboxEvent,
+    recipients: &mut [(AgentSlug, bool)],
+) {
+    if clear.event_type == "m.room.message" {
+        mark_mentions(&clear.content, recipients, &app.ns, &app.directory);
+    }
+}
+
 /// The event as the machine reads it (the envelope with its encrypted content).
-fn encrypted_event_json(ev: &InboxEvent) -> Option<Raw<EncryptedEvent>> {
+pub(super) fn encrypted_event_json(ev: &InboxEvent) -> Option<Raw<EncryptedEvent>> {
     let json = serde_json::json!({
         "type": "m.room.encrypted",
         "event_id": ev.event_id,

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod decrypt;
 pub mod enrol;
 pub mod error;
+pub mod late_keys;
 pub mod outbox;
 pub mod replicated;
 mod state;

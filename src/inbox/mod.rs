@@ -145,6 +145,7 @@ pub(crate) fn test_entry(cursor: i64, mentioned: bool, content: &str) -> InboxEn
             content: serde_json::value::RawValue::from_string(content.into()).unwrap(),
             origin_server_ts: 7,
             decrypted: false,
+            redelivered: false,
             json_members: Default::default(),
         }),
     }

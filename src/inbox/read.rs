@@ -124,8 +124,9 @@ fn shared_members(ev: &InboxEvent) -> &str {
 /// Appends one inbox item: `{"cursor":"<n>","mentioned":<bool>,<members>}`, with
 /// `"encrypted":true` for an `m.room.encrypted` event (which the agent cannot read, but
 /// must not miss), `"decrypted":true` for one the daemon decrypted (its clear type and
-/// content). The pieces are a number, booleans and members serde_json wrote, so the
-/// whole is valid JSON.
+/// content), and with it `"redelivered":true` when the agent had this event before as
+/// `encrypted` (its key came later). The pieces are a number, booleans and members
+/// serde_json wrote, so the whole is valid JSON.
 pub fn write_item(out: &mut Vec<u8>, entry: &InboxEntry) {
     out.extend_from_slice(b"{\"cursor\":\"");
     out.extend_from_slice(entry.cursor.to_string().as_bytes());
@@ -136,6 +137,8 @@ pub fn write_item(out: &mut Vec<u8>, entry: &InboxEntry) {
     });
     if entry.event.event_type == "m.room.encrypted" {
         out.extend_from_slice(b"\"encrypted\":true,");
+    } else if entry.event.redelivered {
+        out.extend_from_slice(b"\"decrypted\":true,\"redelivered\":true,");
     } else if entry.event.decrypted {
         out.extend_from_slice(b"\"decrypted\":true,");
     }

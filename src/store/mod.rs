@@ -24,7 +24,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
+use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId};
 use serde_json::value::RawValue;
 
 pub use self::backend::{check_reachable, check_url, is_embedded, open};
@@ -86,10 +86,18 @@ pub struct InboxEvent {
     /// Received encrypted and decrypted by the daemon: `event_type` and `content` are the
     /// clear event's.
     pub decrypted: bool,
+    /// Given before as it came (`m.room.encrypted`, its room key had not arrived) and
+    /// decrypted since: this inbox row is the second delivery of the event, in the clear.
+    /// Stored per inbox row (the event's first row keeps `false`).
+    pub redelivered: bool,
     /// The event's members as the bridge API writes them, serialised once by the first
     /// reader and copied by every other recipient's reader.
     pub json_members: OnceLock<Box<str>>,
 }
+
+/// Most events [`Store::awaiting_keys`] answers for one room at a time (a key arriving for
+/// more is not lost: those beyond stay as they came).
+pub const AWAITING_KEYS_LIMIT: u32 = 1000;
 
 /// Inbox item type of a read receipt.
 pub const RECEIPT_ITEM: &str = "m.receipt";
@@ -300,6 +308,10 @@ pub trait Store: Commits {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<InboxEntry>>;
+    /// Encrypted events of `room` stored as they came (undecrypted) whose Megolm session is
+    /// one of `sessions`, oldest first, at most [`AWAITING_KEYS_LIMIT`].
+    async fn awaiting_keys(&self, room: &RoomId, sessions: &[&str])
+        -> StoreResult<Vec<InboxEvent>>;
     /// The highest cursor `slug`'s inbox has had, also when retention removed it (0 for
     /// an inbox that never had an entry).
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64>;

@@ -15,7 +15,12 @@
 //!   it; a send key keeps its first event id (and the store's, when it has one);
 //! - agents deleted are removed before the batch's other writes, so a new agent of the
 //!   name in the same batch stays;
-//! - a crypto row ends as its last write in the batch leaves it (kept or deleted).
+//! - a crypto row ends as its last write in the batch leaves it (kept or deleted);
+//! - a redelivery (an event decrypted after it was stored as it came,
+//!   [`super::InboxEvent::redelivered`]) is a late candidate when the store holds its event
+//!   still encrypted and no earlier redelivery of the batch took it; the backend writes the
+//!   clear event over the stored one and gives its recipients the next cursors after the
+//!   batch's new events.
 
 use std::collections::{HashMap, HashSet};
 
@@ -33,6 +38,8 @@ pub(super) struct Plan<'a> {
     pub txns: Vec<TxnRow<'a>>,
     /// The first copy of each event id not known to be stored, in batch order.
     pub events: Vec<&'a EventDelivery>,
+    /// Redeliveries of events stored encrypted, the first of each event id, in batch order.
+    pub late: Vec<&'a EventDelivery>,
     /// `(slug, room_id)` memberships whose last word is a join...
     pub joins: Vec<(&'a str, &'a str)>,
     /// ...and those whose last word is a leave.
@@ -73,10 +80,17 @@ enum Planned {
     Done,
     Duplicate,
     Recorded {
-        /// Per delivery: its index in [`Plan::events`], or `None` when not delivered.
-        events: Vec<Option<usize>>,
+        /// Per delivery: where the plan has it, or `None` when not delivered.
+        events: Vec<Option<Candidate>>,
         id_reused: bool,
     },
+}
+
+/// A delivery the backend writes: an index in [`Plan::events`] or in [`Plan::late`].
+#[derive(Clone, Copy)]
+enum Candidate {
+    New(usize),
+    Late(usize),
 }
 
 impl<'a> Plan<'a> {
@@ -84,13 +98,18 @@ impl<'a> Plan<'a> {
     /// fingerprint, `None` for a row from before fingerprints); an id it lacks is new.
     /// `event_stored` tells an event id the store is known to hold: such an event is no
     /// candidate (a backend that lets the database decide on insert answers `false`).
+    /// `awaiting_key` tells whether the store may hold an event id still encrypted: a
+    /// redelivery of another is no late candidate (a backend that lets the database decide
+    /// on update answers `true`).
     pub fn new(
         batch: &'a [WriteOp],
         recorded: &HashMap<String, Option<TxnFingerprint>>,
         event_stored: impl Fn(&str) -> bool,
+        awaiting_key: impl Fn(&str) -> bool,
     ) -> StoreResult<Self> {
         let mut txn_seen: HashMap<&str, &TxnFingerprint> = HashMap::new();
         let mut event_seen: HashSet<&str> = HashSet::new();
+        let mut late_seen: HashSet<&str> = HashSet::new();
         let mut txns: LastWrite<&str, &TxnFingerprint> = LastWrite::default();
         let mut memberships: LastWrite<(&str, &str), bool> = LastWrite::default();
         let mut agents: LastWrite<&str, &AgentRecord> = LastWrite::default();
@@ -103,6 +122,7 @@ impl<'a> Plan<'a> {
             deleted: Vec::new(),
             txns: Vec::new(),
             events: Vec::new(),
+            late: Vec::new(),
             joins: Vec::new(),
             leaves: Vec::new(),
             agents: Vec::new(),
@@ -152,11 +172,18 @@ impl<'a> Plan<'a> {
                         .iter()
                         .map(|d| {
                             let id = d.event.event_id.as_str();
+                            if d.event.redelivered {
+                                if !awaiting_key(id) || !late_seen.insert(id) {
+                                    return None;
+                                }
+                                plan.late.push(d);
+                                return Some(Candidate::Late(plan.late.len() - 1));
+                            }
                             if event_stored(id) || !event_seen.insert(id) {
                                 return None;
                             }
                             plan.events.push(d);
-                            Some(plan.events.len() - 1)
+                            Some(Candidate::New(plan.events.len() - 1))
                         })
                         .collect();
                     Planned::Recorded { events, id_reused }
@@ -240,13 +267,20 @@ impl<'a> Plan<'a> {
     /// The outcome of every write, in batch order, once the backend has written the
     /// candidates: `written[i]` holds the cursors given to the recipients of
     /// `self.events[i]` (in recipient order), or `None` when the store already had the
-    /// event id after all.
-    pub fn outcomes(self, mut written: Vec<Option<Vec<i64>>>) -> StoreResult<Vec<WriteOutcome>> {
-        if written.len() != self.events.len() {
+    /// event id after all; `late[i]` those of `self.late[i]`, or `None` when the store's
+    /// event was not encrypted after all.
+    pub fn outcomes(
+        self,
+        mut written: Vec<Option<Vec<i64>>>,
+        mut late: Vec<Option<Vec<i64>>>,
+    ) -> StoreResult<Vec<WriteOutcome>> {
+        if written.len() != self.events.len() || late.len() != self.late.len() {
             return Err(StoreError::Corrupt(format!(
-                "{} events written back for {} planned",
+                "{} events and {} redeliveries written back for {} and {} planned",
                 written.len(),
-                self.events.len()
+                late.len(),
+                self.events.len(),
+                self.late.len()
             )));
         }
         let outcomes = self.outcomes.into_iter().map(|planned| match planned {
@@ -255,7 +289,10 @@ impl<'a> Plan<'a> {
             Planned::Recorded { events, id_reused } => {
                 let cursors = events
                     .into_iter()
-                    .map(|candidate| candidate.and_then(|i| written[i].take()))
+                    .map(|candidate| match candidate? {
+                        Candidate::New(i) => written[i].take(),
+                        Candidate::Late(i) => late[i].take(),
+                    })
                     .collect();
                 WriteOutcome::Transaction(TransactionOutcome::Recorded { cursors, id_reused })
             }

@@ -26,16 +26,27 @@ pub struct StoredEntry {
     pub content: String,
     pub origin_server_ts: i64,
     pub decrypted: bool,
+    pub redelivered: bool,
 }
 
 impl StoredEntry {
     /// The entry, or [`StoreError::Corrupt`] naming the column that does not hold what
     /// the daemon wrote.
     pub fn check(self) -> StoreResult<InboxEntry> {
+        let (cursor, mentioned) = (self.cursor, self.mentioned);
+        Ok(InboxEntry {
+            cursor,
+            mentioned,
+            event: Arc::new(self.check_event()?),
+        })
+    }
+
+    /// The entry's event alone.
+    pub fn check_event(self) -> StoreResult<InboxEvent> {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {
             StoreError::Corrupt(format!("inbox {what}: {e}"))
         };
-        let event = InboxEvent {
+        Ok(InboxEvent {
             room_id: OwnedRoomId::try_from(self.room_id).map_err(|e| corrupt("room id", &e))?,
             event_id: OwnedEventId::try_from(self.event_id).map_err(|e| corrupt("event id", &e))?,
             sender: OwnedUserId::try_from(self.sender).map_err(|e| corrupt("sender", &e))?,
@@ -44,12 +55,8 @@ impl StoredEntry {
                 .map_err(|e| corrupt("event content", &e))?,
             origin_server_ts: self.origin_server_ts,
             decrypted: self.decrypted,
+            redelivered: self.redelivered,
             json_members: Default::default(),
-        };
-        Ok(InboxEntry {
-            cursor: self.cursor,
-            mentioned: self.mentioned,
-            event: Arc::new(event),
         })
     }
 }

@@ -5,6 +5,10 @@ Reads one JSON command per line on stdin and answers one JSON line on stdout:
   {"cmd": "send", "room", "body"}                -> {"event_id"}
   {"cmd": "wait_message", "room", "body", "timeout"} -> {"event_id", "sender", "body"}
   {"cmd": "undecrypted", "room"}                  -> {"events": [event ids nio could not decrypt]}
+  {"cmd": "send_key_later", "room", "body"}       -> {"event_id", "shared_with": ["user device"]}
+      an encrypted message under a new Megolm session whose room key (the to-device
+      messages sharing it) is held back until release_keys
+  {"cmd": "release_keys"}                         -> {"sent": n}
   {"cmd": "quit"}
 Every answer has "ok": true, or "ok": false with "error". Devices are trusted without
 verification (ignore_unverified_devices), as a test's human would click through.
@@ -13,8 +17,9 @@ verification (ignore_unverified_devices), as a test's human would click through.
 import asyncio
 import json
 import sys
+from uuid import uuid4
 
-from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent, RoomMessageText
+from nio import Api, AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent, RoomMessageText
 from nio.responses import SyncResponse
 
 
@@ -23,6 +28,7 @@ class Human:
         self.client = None
         self.seen = []  # (room_id, event) decrypted text messages, in order
         self.undecrypted = []  # (room_id, event_id)
+        self.held = []  # to-device bodies sharing a room key, not sent yet
 
     async def sync(self, timeout_ms=0):
         response = await self.client.sync(timeout=timeout_ms, full_state=False)
@@ -68,6 +74,46 @@ class Human:
         if event_id is None:
             raise RuntimeError(f"send failed: {response}")
         return {"event_id": event_id}
+
+    async def send_key_later(self, c):
+        await self.sync()
+        room_id = c["room"]
+        missing = self.client.get_missing_sessions(room_id)
+        if missing:
+            await self.client.keys_claim(missing)
+        olm = self.client.olm
+        olm.create_outbound_group_session(room_id)
+        users = list(self.client.rooms[room_id].users.keys())
+        shared_with = []
+        for sharing_with, to_device in olm.share_group_session_parallel(
+            room_id, users, ignore_unverified_devices=True
+        ):
+            shared_with.extend(f"{user} {device}" for user, device in sharing_with)
+            self.held.append(to_device)
+        olm.outbound_group_sessions[room_id].shared = True
+        message = {"type": "m.room.message", "content": {"msgtype": "m.text", "body": c["body"]}}
+        content = olm.group_encrypt(room_id, message)
+        method, path, data = Api.room_send(
+            self.client.access_token, room_id, "m.room.encrypted", content, uuid4()
+        )
+        response = await self.client.send(method, path, data)
+        answer = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"send failed: {response.status} {answer}")
+        return {"event_id": answer["event_id"], "shared_with": sorted(shared_with)}
+
+    async def release_keys(self, c):
+        sent = 0
+        while self.held:
+            to_device = self.held.pop(0)
+            method, path, data = Api.to_device(
+                self.client.access_token, "m.room.encrypted", to_device, uuid4()
+            )
+            response = await self.client.send(method, path, data)
+            if response.status != 200:
+                raise RuntimeError(f"to-device send failed: {response.status} {await response.text()}")
+            sent += 1
+        return {"sent": sent}
 
     async def wait_message(self, c):
         deadline = asyncio.get_event_loop().time() + c.get("timeout", 30)

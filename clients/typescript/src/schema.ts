@@ -479,6 +479,11 @@ export interface components {
             /** @description The item's position in the inbox (also the SSE `id:`). */
             cursor: string;
             /**
+             * @description Present, and true, for an event the daemon decrypted (`[e2ee] enabled`): `type` and
+             *     `content` are the clear event's.
+             */
+            decrypted?: boolean | null;
+            /**
              * @description Present, and true, for an `m.room.encrypted` event: the agent cannot read its
              *     content (end-to-end encryption), but knows it was sent.
              */
@@ -489,6 +494,12 @@ export interface components {
             mentioned: boolean;
             /** Format: int64 */
             origin_server_ts: number;
+            /**
+             * @description Present, and true, for an event this inbox had before as `encrypted` (its room key
+             *     arrived after it): the same `event_id`, now decrypted. The earlier item may read
+             *     as either form.
+             */
+            redelivered?: boolean | null;
             room_id: string;
             sender: string;
             type: string;

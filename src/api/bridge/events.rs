@@ -76,6 +76,13 @@ pub(crate) struct InboxItem {
     /// Present, and true, for an `m.room.encrypted` event: the agent cannot read its
     /// content (end-to-end encryption), but knows it was sent.
     encrypted: Option<bool>,
+    /// Present, and true, for an event the daemon decrypted (`[e2ee] enabled`): `type` and
+    /// `content` are the clear event's.
+    decrypted: Option<bool>,
+    /// Present, and true, for an event this inbox had before as `encrypted` (its room key
+    /// arrived after it): the same `event_id`, now decrypted. The earlier item may read
+    /// as either form.
+    redelivered: Option<bool>,
     room_id: String,
     /// The room event's id (absent for `m.receipt` and `m.typing` items).
     event_id: Option<String>,

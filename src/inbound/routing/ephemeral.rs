@@ -210,6 +210,7 @@ impl<'a> Items<'a> {
                 content,
                 origin_server_ts: ts,
                 decrypted: false,
+                redelivered: false,
                 json_members: Default::default(),
             }),
             recipients: agents.into_iter().map(|a| (a, false)).collect(),

@@ -311,6 +311,7 @@ fn deliver(ev: &Envelope<'_>, ns: &Namespaces, directory: &Directory, routed: &m
             content: ev.content.to_owned(),
             origin_server_ts: ev.origin_server_ts,
             decrypted: false,
+            redelivered: false,
             json_members: Default::default(),
         }),
         recipients,

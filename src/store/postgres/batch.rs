@@ -14,7 +14,11 @@
 //!    database says which event ids are new (also against a concurrent writer, which it
 //!    makes wait), and the recipients of those get cursors from the `inbox_cursors`
 //!    sequence, in batch order;
-//! 5. [`super::facts`]: every other row, one statement; crypto rows of end-to-end
+//! 5. [`WRITE_LATE`], when the batch redelivers events decrypted after they were stored
+//!    as they came: the clear event over the stored one where it is still encrypted (the
+//!    database says which), and inbox rows for its recipients, cursors after the new
+//!    events';
+//! 6. [`super::facts`]: every other row, one statement; crypto rows of end-to-end
 //!    encryption, when the batch has any, one more ([`super::e2ee`]);
 //!
 //! then `COMMIT`. Rows travel as typed arrays (`UNNEST`), so statements never change text
@@ -109,6 +113,38 @@ const WRITE_EVENTS: &str = "WITH candidate AS MATERIALIZED ( \
     UNION ALL \
     SELECT 1, delivered.n, d.seq FROM delivered JOIN drawn d USING (rank)";
 
+/// `$1` now; redeliveries (`$2`..`$4`: event id, clear type, clear content), numbered from
+/// 1 in batch order; their recipients (`$5` the number of the redelivery, `$6` slug, `$7`
+/// mentioned). An event is rewritten only while it is stored encrypted. Answers as
+/// [`WRITE_EVENTS`] does (`0` per event rewritten, `1` per inbox row with its cursor).
+const WRITE_LATE: &str = "WITH candidate AS MATERIALIZED ( \
+        SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::text[]) WITH ORDINALITY \
+            AS c(event_id, event_type, content, n)), \
+    written AS ( \
+        UPDATE events e SET event_type = c.event_type, content = c.content, decrypted = true \
+        FROM candidate c \
+        WHERE e.event_id = c.event_id AND NOT e.decrypted \
+            AND e.event_type = 'm.room.encrypted'::bytea \
+        RETURNING e.id, e.event_id), \
+    delivered AS MATERIALIZED ( \
+        SELECT r.n, r.slug, r.mentioned, w.id AS event_ref, \
+            row_number() OVER (ORDER BY r.n) AS rank \
+        FROM unnest($5::int8[], $6::text[], $7::bool[]) WITH ORDINALITY \
+            AS r(event_n, slug, mentioned, n) \
+        JOIN candidate c ON c.n = r.event_n \
+        JOIN written w ON w.event_id = c.event_id), \
+    drawn AS MATERIALIZED ( \
+        SELECT seq, row_number() OVER (ORDER BY seq) AS rank FROM ( \
+            SELECT nextval('inbox_cursors') AS seq \
+            FROM generate_series(1, (SELECT count(*) FROM delivered))) s), \
+    inbox_rows AS ( \
+        INSERT INTO inbox (seq, slug, event_ref, mentioned, redelivered, received_at) \
+        SELECT d.seq, delivered.slug, delivered.event_ref, delivered.mentioned, true, $1 \
+        FROM delivered JOIN drawn d USING (rank)) \
+    SELECT 0::int4 AS kind, c.n, NULL::int8 AS seq FROM written JOIN candidate c USING (event_id) \
+    UNION ALL \
+    SELECT 1, delivered.n, d.seq FROM delivered JOIN drawn d USING (rank)";
+
 /// Applies `batch` in one database transaction; outcomes in batch order. On error the
 /// transaction is rolled back (when the connection goes back to the pool).
 pub(super) async fn apply(
@@ -126,8 +162,9 @@ pub(super) async fn apply(
         .execute(&mut *tx)
         .await?;
     let recorded = claim_txns(&mut tx, batch).await?;
-    // The database tells which event ids are new, on insert: none is known beforehand.
-    let plan = Plan::new(batch, &recorded, |_| false)?;
+    // The database tells which event ids are new, on insert, and which stored events are
+    // still encrypted, on update: none is known beforehand.
+    let plan = Plan::new(batch, &recorded, |_| false, |_| true)?;
     if !plan.deleted.is_empty() {
         sqlx::query(DELETE_AGENTS)
             .bind(&plan.deleted)
@@ -139,9 +176,10 @@ pub(super) async fn apply(
             .await?;
     }
     let written = write_events(&mut tx, &plan.events, now).await?;
+    let late = write_late(&mut tx, &plan.late, now).await?;
     facts::write(&mut tx, &plan, now).await?;
     super::e2ee::write(&mut tx, &plan).await?;
-    let outcomes = plan.outcomes(written)?;
+    let outcomes = plan.outcomes(written, late)?;
     if let Some(notice) = CommitNotice::of(origin, batch, &outcomes) {
         notify(&mut tx, &notice).await?;
     }
@@ -245,8 +283,53 @@ async fn write_events(
         .bind(&mentioned)
         .fetch_all(&mut *conn)
         .await?;
+    cursors_by_event(events, rows)
+}
+
+/// Writes the redeliveries and their inbox rows (see [`WRITE_LATE`]); per redelivery, the
+/// cursors of its recipients, or `None` when the store's event was not encrypted.
+async fn write_late(
+    conn: &mut PgConnection,
+    late: &[&EventDelivery],
+    now: i64,
+) -> StoreResult<Vec<Option<Vec<i64>>>> {
+    if late.is_empty() {
+        return Ok(Vec::new());
+    }
+    let event_ids: Vec<&[u8]> = late.iter().map(|d| d.event.event_id.as_bytes()).collect();
+    let types: Vec<&[u8]> = late.iter().map(|d| d.event.event_type.as_bytes()).collect();
+    let contents: Vec<&str> = late.iter().map(|d| d.event.content.get()).collect();
+    let (mut event_numbers, mut slugs, mut mentioned) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, d) in late.iter().enumerate() {
+        for (slug, m) in &d.recipients {
+            event_numbers.push(i as i64 + 1);
+            slugs.push(slug.as_str());
+            mentioned.push(*m);
+        }
+    }
+    let rows = sqlx::query(WRITE_LATE)
+        .bind(now)
+        .bind(&event_ids)
+        .bind(&types)
+        .bind(&contents)
+        .bind(&event_numbers)
+        .bind(&slugs)
+        .bind(&mentioned)
+        .fetch_all(&mut *conn)
+        .await?;
+    cursors_by_event(late, rows)
+}
+
+/// Per delivery of `events`, the cursors a [`WRITE_EVENTS`]-shaped answer gave its
+/// recipients (numbered event by event, in recipient order), or `None` for an event the
+/// statement did not write.
+fn cursors_by_event(
+    events: &[&EventDelivery],
+    rows: Vec<sqlx::postgres::PgRow>,
+) -> StoreResult<Vec<Option<Vec<i64>>>> {
+    let recipients: usize = events.iter().map(|d| d.recipients.len()).sum();
     let mut is_new = vec![false; events.len()];
-    let mut cursor_of = vec![None; slugs.len()];
+    let mut cursor_of = vec![None; recipients];
     let out_of_range = || StoreError::Corrupt("write_events answered an unknown row".into());
     for row in rows {
         let n = usize::try_from(row.get::<i64, _>(1) - 1).map_err(|_| out_of_range())?;

@@ -2,10 +2,14 @@
 //! the pool (when an agent's machine is restored) and written by the group commit
 //! ([`super::batch`]); a store key is kept once (the first replica's counts).
 
+use ruma::RoomId;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::StoreResult;
-use crate::{ids::AgentSlug, store::plan::Plan};
+use super::{utf8, StoreResult};
+use crate::{
+    ids::AgentSlug,
+    store::{plan::Plan, InboxEvent, StoredEntry, AWAITING_KEYS_LIMIT},
+};
 
 /// The rows to keep (`$1` slugs, `$2` kinds, `$3` keys, `$4` values) and to delete (`$5`
 /// slugs, `$6` kinds, `$7` keys). The plan gives each row once, either kept or deleted.
@@ -72,4 +76,41 @@ pub(super) async fn put_key_once(pool: &PgPool, name: &str, value: &[u8]) -> Sto
             .fetch_one(pool)
             .await?,
     )
+}
+
+/// Encrypted events of `room` still stored as they came, of the Megolm `sessions`
+/// (through the partial index `events_awaiting_keys`).
+pub(super) async fn awaiting_keys(
+    pool: &PgPool,
+    room: &RoomId,
+    sessions: &[&str],
+) -> StoreResult<Vec<InboxEvent>> {
+    let rows = sqlx::query(
+        "SELECT room_id, event_id, sender, event_type, content, origin_server_ts FROM events \
+         WHERE room_id = $1 AND event_type = 'm.room.encrypted'::bytea AND NOT decrypted \
+         AND ((content::jsonb) ->> 'session_id') = ANY($2) \
+         ORDER BY id LIMIT $3",
+    )
+    .bind(room.as_str())
+    .bind(sessions)
+    .bind(i64::from(AWAITING_KEYS_LIMIT))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            StoredEntry {
+                cursor: 0,
+                mentioned: false,
+                room_id: r.get(0),
+                event_id: utf8(r.get(1), "event id")?,
+                sender: r.get(2),
+                event_type: utf8(r.get(3), "event type")?,
+                content: r.get(4),
+                origin_server_ts: r.get(5),
+                decrypted: false,
+                redelivered: false,
+            }
+            .check_event()
+        })
+        .collect()
 }

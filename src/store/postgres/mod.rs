@@ -22,6 +22,7 @@
 use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
+use ruma::RoomId;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -29,8 +30,8 @@ use sqlx::{
 };
 
 use super::{
-    now_s, AgentRecord, Commits, InboxEntry, PendingEffect, ProvisionKey, Retention, RoomUpgrade,
-    SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
+    now_s, AgentRecord, Commits, InboxEntry, InboxEvent, PendingEffect, ProvisionKey, Retention,
+    RoomUpgrade, SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
 };
 use crate::{
     config::SyncMode,
@@ -211,6 +212,14 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<InboxEntry>> {
         inbox::read_inbox(&self.pool, slug, after, limit).await
+    }
+
+    async fn awaiting_keys(
+        &self,
+        room: &RoomId,
+        sessions: &[&str],
+    ) -> StoreResult<Vec<InboxEvent>> {
+        e2ee::awaiting_keys(&self.pool, room, sessions).await
     }
 
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64> {

@@ -3,7 +3,7 @@
 //! rows passed as JSON arrays to statements whose text never changes. What each write
 //! does is the shared [`Plan`]'s decision.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::{
     sqlite::{SqliteArguments, SqliteConnection},
@@ -32,7 +32,8 @@ impl Writer {
 }
 
 /// Opens the write transaction and, in the same round trip, finds which txn ids (`?` 1, with
-/// the fingerprint each was recorded with) and event ids (`?` 2) are known, and the highest event id and cursor handed out so far
+/// the fingerprint each was recorded with) and event ids (`?` 2, with their row id and whether
+/// they are stored decrypted) are known, and the highest event id and cursor handed out so far
 /// (sqlite_sequence remembers cursors of pruned rows; the table's maximum covers a missing
 /// entry). Keys travel as JSON arrays, so the statement text never changes (prepared once).
 const BEGIN_AND_LOOK_UP: &str = "BEGIN IMMEDIATE; \
@@ -41,7 +42,8 @@ const BEGIN_AND_LOOK_UP: &str = "BEGIN IMMEDIATE; \
             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0)); \
     SELECT 1, txn_id, events_digest, extras_digest FROM transactions \
         WHERE txn_id IN (SELECT value FROM json_each(?)); \
-    SELECT 2, event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))";
+    SELECT 2, event_id, id, decrypted, event_type FROM events \
+        WHERE event_id IN (SELECT value FROM json_each(?))";
 
 // One statement per table, each taking its rows as one JSON array of arrays (`?` last) and,
 // where the table has a time column, the time first. However many rows, the text is the
@@ -60,8 +62,12 @@ const INSERT_EVENTS: &str = "INSERT INTO events \
     value->>7, ? \
     FROM json_each(?)";
 // Explicit cursors also raise sqlite_sequence, so AUTOINCREMENT never hands out a used one.
-const INSERT_INBOX: &str = "INSERT INTO inbox (seq, slug, event_ref, mentioned, received_at) \
-    SELECT value->>0, value->>1, value->>2, value->>3, ? FROM json_each(?)";
+const INSERT_INBOX: &str = "INSERT INTO inbox \
+    (seq, slug, event_ref, mentioned, redelivered, received_at) \
+    SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ? FROM json_each(?)";
+/// A redelivered event's clear type and content over its stored encrypted form, by row id.
+const DECRYPT_EVENTS: &str = "UPDATE events SET event_type = j.value->>1, \
+    content = j.value->>2, decrypted = 1 FROM json_each(?) AS j WHERE events.id = j.value->>0";
 const INSERT_JOINS: &str = "INSERT INTO memberships (slug, room_id) \
     SELECT value->>0, value->>1 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING";
 const DELETE_LEAVES: &str = "DELETE FROM memberships WHERE (slug, room_id) IN \
@@ -131,7 +137,8 @@ pub(super) async fn write_batch(
         .await?;
     // txn id → the fingerprint it was recorded with (`None`: a row from before fingerprints).
     let mut known_txns: HashMap<String, Option<TxnFingerprint>> = HashMap::new();
-    let mut known_events: HashSet<String> = HashSet::new();
+    // event id → (row id, still encrypted).
+    let mut known_events: HashMap<String, (i64, bool)> = HashMap::new();
     let (mut next_id, mut next_seq) = (0i64, 0i64);
     for row in rows {
         match row.get::<i64, _>(0) {
@@ -143,16 +150,27 @@ pub(super) async fn write_batch(
                 known_txns.insert(row.get(1), recorded);
             }
             _ => {
-                known_events.insert(row.get(1));
+                let encrypted =
+                    !row.get::<bool, _>(3) && row.get::<&str, _>(4) == "m.room.encrypted";
+                known_events.insert(row.get(1), (row.get(2), encrypted));
             }
         }
     }
-    let plan = Plan::new(batch, &known_txns, |id| known_events.contains(id))?;
+    let plan = Plan::new(
+        batch,
+        &known_txns,
+        |id| known_events.contains_key(id),
+        |id| {
+            known_events
+                .get(id)
+                .is_some_and(|(_, encrypted)| *encrypted)
+        },
+    )?;
 
     // Every candidate is new here (the look-up saw every stored event id): ids and
     // cursors in batch order.
     let mut event_rows: Vec<EventRow> = Vec::with_capacity(plan.events.len());
-    let mut inbox_rows: Vec<(i64, &str, i64, bool)> = Vec::new();
+    let mut inbox_rows: Vec<(i64, &str, i64, bool, bool)> = Vec::new();
     let mut written = Vec::with_capacity(plan.events.len());
     for d in &plan.events {
         let ev = &d.event;
@@ -172,11 +190,32 @@ pub(super) async fn write_batch(
             .iter()
             .map(|(slug, mentioned)| {
                 next_seq += 1;
-                inbox_rows.push((next_seq, slug.as_str(), next_id, *mentioned));
+                inbox_rows.push((next_seq, slug.as_str(), next_id, *mentioned, false));
                 next_seq
             })
             .collect();
         written.push(Some(cursors));
+    }
+    // Redeliveries after the new events: the plan took only events stored encrypted.
+    let mut decrypted_rows: Vec<(i64, &str, &str)> = Vec::with_capacity(plan.late.len());
+    let mut late = Vec::with_capacity(plan.late.len());
+    for d in &plan.late {
+        let ev = &d.event;
+        let Some(&(id, _)) = known_events.get(ev.event_id.as_str()) else {
+            late.push(None);
+            continue;
+        };
+        decrypted_rows.push((id, &ev.event_type, ev.content.get()));
+        let cursors = d
+            .recipients
+            .iter()
+            .map(|(slug, mentioned)| {
+                next_seq += 1;
+                inbox_rows.push((next_seq, slug.as_str(), id, *mentioned, true));
+                next_seq
+            })
+            .collect();
+        late.push(Some(cursors));
     }
 
     // Write every row and commit: one round trip.
@@ -191,6 +230,7 @@ pub(super) async fn write_batch(
         .collect();
     w.rows(UPSERT_TXNS, Some(now), &txn_rows)?;
     w.rows(INSERT_EVENTS, Some(now), &event_rows)?;
+    w.rows(DECRYPT_EVENTS, None, &decrypted_rows)?;
     w.rows(INSERT_INBOX, Some(now), &inbox_rows)?;
     w.rows(INSERT_JOINS, None, &plan.joins)?;
     w.rows(DELETE_LEAVES, None, &plan.leaves)?;
@@ -241,7 +281,7 @@ pub(super) async fn write_batch(
     w.rows(DELETE_CRYPTO, None, &plan.crypto_deleted)?;
     w.sql.push_str("COMMIT");
     sqlx::query_with(&w.sql, w.args).execute(&mut *conn).await?;
-    plan.outcomes(written)
+    plan.outcomes(written, late)
 }
 
 /// `(id, event_id, room_id, sender, type, content, origin_server_ts, decrypted)`

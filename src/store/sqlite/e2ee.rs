@@ -2,10 +2,14 @@
 //! pool (when an agent's machine is restored) and written by the group commit
 //! ([`super::batch`]); a store key is kept once, on the writing connection.
 
+use ruma::RoomId;
 use sqlx::{Row, SqlitePool};
 
 use super::{StoreResult, Writer};
-use crate::ids::AgentSlug;
+use crate::{
+    ids::AgentSlug,
+    store::{InboxEvent, StoreError, StoredEntry, AWAITING_KEYS_LIMIT},
+};
 
 pub(super) async fn items(
     pool: &SqlitePool,
@@ -46,4 +50,43 @@ pub(super) async fn put_key_once(
             .fetch_one(&mut writer.conn)
             .await?,
     )
+}
+
+/// `?` 1 room, `?` 2 sessions (a JSON array), `?` 3 limit; through the partial index
+/// `events_awaiting_keys`.
+pub(super) const AWAITING_KEYS: &str = "SELECT room_id, event_id, sender, event_type, content, \
+    origin_server_ts FROM events \
+    WHERE room_id = ? AND event_type = 'm.room.encrypted' AND decrypted = 0 \
+    AND json_extract(content, '$.session_id') IN (SELECT value FROM json_each(?)) \
+    ORDER BY id LIMIT ?";
+
+/// Encrypted events of `room` still stored as they came, of the Megolm `sessions`.
+pub(super) async fn awaiting_keys(
+    pool: &SqlitePool,
+    room: &RoomId,
+    sessions: &[&str],
+) -> StoreResult<Vec<InboxEvent>> {
+    let rows = sqlx::query(AWAITING_KEYS)
+        .bind(room.as_str())
+        .bind(serde_json::to_string(sessions).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(AWAITING_KEYS_LIMIT)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            StoredEntry {
+                cursor: 0,
+                mentioned: false,
+                room_id: r.get(0),
+                event_id: r.get(1),
+                sender: r.get(2),
+                event_type: r.get(3),
+                content: r.get(4),
+                origin_server_ts: r.get(5),
+                decrypted: false,
+                redelivered: false,
+            }
+            .check_event()
+        })
+        .collect()
 }

@@ -14,7 +14,7 @@ pub(super) async fn read_inbox(
     limit: u32,
 ) -> StoreResult<Vec<InboxEntry>> {
     let rows = sqlx::query(
-        "SELECT i.seq, e.room_id, e.event_id, e.sender, e.event_type, e.content, e.origin_server_ts, i.mentioned, e.decrypted \
+        "SELECT i.seq, e.room_id, e.event_id, e.sender, e.event_type, e.content, e.origin_server_ts, i.mentioned, e.decrypted, i.redelivered \
          FROM inbox i JOIN events e ON e.id = i.event_ref \
          WHERE i.slug = ? AND i.seq > ? ORDER BY i.seq LIMIT ?",
     )
@@ -35,6 +35,7 @@ pub(super) async fn read_inbox(
                 content: r.get(5),
                 origin_server_ts: r.get(6),
                 decrypted: r.get(8),
+                redelivered: r.get(9),
             }
             .check()
         })

@@ -14,7 +14,7 @@
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use ruma::{OwnedEventId, OwnedRoomId};
+use ruma::{OwnedEventId, OwnedRoomId, RoomId};
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     ConnectOptions, Row, SqlitePool,
@@ -23,8 +23,9 @@ use tokio::sync::Mutex;
 
 use self::wal_sync::WalSync;
 use super::{
-    now_s, AgentRecord, Commits, InboxEntry, PendingEffect, ProvisionKey, RequestDigest, Retention,
-    RoomUpgrade, SentKey, SentRecord, Store, StoreError, StoreResult, WriteOp, WriteOutcome,
+    now_s, AgentRecord, Commits, InboxEntry, InboxEvent, PendingEffect, ProvisionKey,
+    RequestDigest, Retention, RoomUpgrade, SentKey, SentRecord, Store, StoreError, StoreResult,
+    WriteOp, WriteOutcome,
 };
 use crate::{
     config::SyncMode,
@@ -289,6 +290,14 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<InboxEntry>> {
         inbox::read_inbox(&self.pool, slug, after, limit).await
+    }
+
+    async fn awaiting_keys(
+        &self,
+        room: &RoomId,
+        sessions: &[&str],
+    ) -> StoreResult<Vec<InboxEvent>> {
+        e2ee::awaiting_keys(&self.pool, room, sessions).await
     }
 
     async fn latest_cursor(&self, slug: &AgentSlug) -> StoreResult<i64> {

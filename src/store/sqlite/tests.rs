@@ -102,3 +102,25 @@ async fn the_writer_is_one_wal_connection_with_a_bigger_cache() {
         .unwrap();
     assert!(cache > -16384, "readers keep the default cache");
 }
+
+/// Events awaiting their room keys are looked up through their partial index, not by
+/// reading every event of the room.
+#[tokio::test]
+async fn events_awaiting_keys_are_found_through_their_index() {
+    let (_dir, s) = store().await;
+    let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", e2ee::AWAITING_KEYS))
+        .bind("!r")
+        .bind(r#"["s1"]"#)
+        .bind(10)
+        .fetch_all(&s.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(3))
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("events_awaiting_keys")),
+        "{plan:?}"
+    );
+}

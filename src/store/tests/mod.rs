@@ -57,6 +57,7 @@ mod batch;
 pub(crate) mod database;
 mod dedupe;
 mod e2ee;
+mod late_keys;
 mod reads;
 mod retention;
 mod rooms;
@@ -248,6 +249,7 @@ pub(crate) fn delivery(event_id: &str, to: &[&str]) -> EventDelivery {
             content: RawValue::from_string(r#"{"body":"x"}"#.into()).unwrap(),
             origin_server_ts: 1,
             decrypted: false,
+            redelivered: false,
             json_members: Default::default(),
         }),
         recipients: to.iter().map(|s| (slug(s), false)).collect(),

@@ -32,6 +32,7 @@ fn marked(i: usize, to: &str) -> EventDelivery {
             content: RawValue::from_string(format!(r#"{{"body":"{MARKER} {i}"}}"#)).unwrap(),
             origin_server_ts: 1,
             decrypted: false,
+            redelivered: false,
             json_members: Default::default(),
         }),
         recipients: vec![(slug(to), false)],

@@ -1,0 +1,7 @@
+-- Encrypted events whose room key arrives after them: stored as they came, then decrypted
+-- in place when the key arrives, and given once more to the agents able to read them, as
+-- an inbox row marked `redelivered`. The index finds such events by room and Megolm session
+-- (only rows still encrypted are in it).
+ALTER TABLE inbox ADD COLUMN redelivered INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX events_awaiting_keys ON events (room_id, json_extract(content, '$.session_id'))
+    WHERE event_type = 'm.room.encrypted' AND decrypted = 0;
