@@ -11,7 +11,7 @@ use actix_web::{middleware::from_fn, web, App, HttpServer};
 use crate::{
     actors::{
         agent::drop_idle_machines,
-        enrol::Enrolment,
+        enrol::{enrol_the_unenrolled, Enrolment},
         outbox,
         replicated::ReplicaNotices,
         supervisor::{registry::AgentRegistry, PrepareShutdown},
@@ -95,6 +95,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let enrolment = app.e2ee.get().map(|_| {
         let enrolment = Arc::new(Enrolment::default());
         actix_rt::spawn(enrolment.clone().run(app.clone()));
+        actix_rt::spawn(enrol_the_unenrolled(app.clone(), enrolment.clone()));
         actix_rt::spawn(drop_idle_machines(app.clone()));
         enrolment
     });

@@ -411,3 +411,37 @@ fn a_message_whose_key_comes_later_is_delivered_again_decrypted() {
         assert_eq!(copy["content"]["body"], "the key comes later", "{copy}");
     }
 }
+
+/// Encryption turned on for a deployment whose agents are already in encrypted rooms: at
+/// start, an agent in such a room without a device gets one, before anyone speaks, and
+/// then reads what is said there.
+#[test]
+fn turning_encryption_on_enrols_agents_already_in_encrypted_rooms() {
+    let mut stack = encrypted_stack("e2ee-turned-on");
+    stack.daemon.stop();
+    stack.daemon.set_extra_toml("[e2ee]\nenabled = false\n");
+    stack.daemon.start();
+    let agent = support::unique("early");
+    let user = stack.agent_user(&agent);
+    let alice = stack.human("alice");
+    let room = encrypted_room(&alice);
+    alice.invite(&room, &user);
+    wait_until(WAIT, "the agent joins", || {
+        (alice.membership(&room, &user).as_deref() == Some("join")).then_some(())
+    });
+    let said = alice.send_text(&room, "before encryption was on");
+    stack.wait_inbox(&agent, &[said], WAIT);
+    assert!(device_keys(&alice, &user).is_none(), "no device while off");
+
+    stack.daemon.stop();
+    stack.daemon.set_extra_toml("[e2ee]\nenabled = true\n");
+    stack.daemon.start();
+    wait_until(WAIT, "the agent's device keys are published", || {
+        device_keys(&alice, &user)
+    });
+    let mut phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
+    let said = phone.send(&room, "now you can read me");
+    let item = inbox_item(&stack, &agent, &said);
+    assert_eq!(item["decrypted"], true, "{item}");
+    assert_eq!(item["content"]["body"], "now you can read me");
+}

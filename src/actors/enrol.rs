@@ -3,7 +3,8 @@
 //! so that others' clients find a device to encrypt for before they next speak. Agents to
 //! enrol are kept in a set (one entry per agent, however often it is named) and worked off
 //! a few at a time; one that fails (homeserver away) is tried again, with backoff, until
-//! it is enrolled; anything that needs the machine later opens it anyway.
+//! it is enrolled; anything that needs the machine later opens it anyway. At start, agents
+//! already in encrypted rooms without a device are enrolled ([`enrol_the_unenrolled`]).
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -66,5 +67,34 @@ async fn enrol(app: &AppState, slug: AgentSlug) {
         }
         tokio::time::sleep(wait).await;
         wait *= 2;
+    }
+}
+
+/// At start: the agents in encrypted rooms that have no device yet (encryption was turned
+/// on after they joined, or their enrolment never finished) are enrolled, a batch of slugs
+/// looked up at a time.
+pub async fn enrol_the_unenrolled(app: Arc<AppState>, enrolment: Arc<Enrolment>) {
+    const BATCH: usize = 500;
+    let agents = app.directory.agents_in_encrypted_rooms();
+    let mut added = 0usize;
+    for batch in agents.chunks(BATCH) {
+        match app.store.e2ee_enrolled(batch).await {
+            Ok(enrolled) => {
+                for slug in batch.iter().filter(|s| !enrolled.contains(s)) {
+                    enrolment.add(slug);
+                    added += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell which agents in encrypted rooms have devices; they get one when they next need it");
+                return;
+            }
+        }
+    }
+    if added > 0 {
+        tracing::info!(
+            agents = added,
+            "enrolling agents in encrypted rooms that have no device yet"
+        );
     }
 }

@@ -72,6 +72,18 @@ impl Directory {
         rooms
     }
 
+    /// Every agent joined to an encrypted room, each once, in slug order.
+    pub fn agents_in_encrypted_rooms(&self) -> Vec<AgentSlug> {
+        let mut agents: Vec<AgentSlug> = self
+            .encrypted
+            .iter()
+            .flat_map(|room| self.agents_in(&room))
+            .collect();
+        agents.sort_unstable();
+        agents.dedup();
+        agents
+    }
+
     /// Notes that `room` was replaced by `replacement`.
     pub fn record_upgrade(&self, upgrade: &RoomUpgrade) {
         let (room, replacement) = (&upgrade.room_id, &upgrade.replacement);

@@ -350,6 +350,8 @@ pub trait Store: Commits {
 
     /// An agent's crypto rows (end-to-end encryption): `(kind, key, sealed value)`.
     async fn e2ee_items(&self, slug: &AgentSlug) -> StoreResult<Vec<(String, String, Vec<u8>)>>;
+    /// Those of `slugs` whose crypto rows hold an account (a device made for them).
+    async fn e2ee_enrolled(&self, slugs: &[AgentSlug]) -> StoreResult<Vec<AgentSlug>>;
     /// A named encryption key of the store (sealed), if it has been kept.
     async fn e2ee_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Keeps `value` under `name` unless a value is kept there already; answers the value

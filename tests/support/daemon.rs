@@ -98,6 +98,7 @@ pub struct Daemon {
     port: u16,
     base_url: String,
     server_name: String,
+    homeserver_url: String,
     config_path: PathBuf,
     /// `store.url`.
     store_url: String,
@@ -138,6 +139,7 @@ impl Daemon {
             port,
             base_url: format!("http://127.0.0.1:{port}"),
             server_name: server_name.to_owned(),
+            homeserver_url: homeserver_url.to_owned(),
             config_path: dir.join("mosaic-as.toml"),
             store_url,
             database,
@@ -149,6 +151,14 @@ impl Daemon {
             client: http_client(),
             owned_dir: None,
         };
+        daemon.write_config();
+        daemon
+    }
+
+    /// Writes `mosaic-as.toml` from the options.
+    fn write_config(&self) {
+        let (homeserver_url, server_name, port) =
+            (&self.homeserver_url, &self.server_name, self.port);
         let config = format!(
             "[homeserver]\nurl = \"{homeserver_url}\"\nserver_name = \"{server_name}\"\n\n\
              [appservice]\nid = \"mosaic-as\"\nlisten = \"127.0.0.1:{port}\"\nurl = \"{url}\"\n\
@@ -157,14 +167,20 @@ impl Daemon {
              [store]\nurl = \"{store}\"\n\n\
              [limits]\n{limits}\n\n\
              [log]\nformat = \"text\"\n\n{extra}\n",
-            url = daemon.options.appservice_url.as_ref().unwrap_or(&daemon.base_url),
-            ephemeral = daemon.options.receive_ephemeral,
-            store = daemon.store_url,
-            limits = daemon.options.limits_toml,
-            extra = daemon.options.extra_toml,
+            url = self.options.appservice_url.as_ref().unwrap_or(&self.base_url),
+            ephemeral = self.options.receive_ephemeral,
+            store = self.store_url,
+            limits = self.options.limits_toml,
+            extra = self.options.extra_toml,
         );
-        fs::write(&daemon.config_path, config).expect("write mosaic-as.toml");
-        daemon
+        fs::write(&self.config_path, config).expect("write mosaic-as.toml");
+    }
+
+    /// Replaces the config's extra sections (`DaemonOptions::extra_toml`), for the next
+    /// start.
+    pub fn set_extra_toml(&mut self, extra: &str) {
+        self.options.extra_toml = extra.to_owned();
+        self.write_config();
     }
 
     /// A daemon in its own scratch dir, not started (e.g. pointed at a

@@ -21,6 +21,17 @@ const WRITE_ITEMS: &str = "WITH kept AS ( \
     USING unnest($5::text[], $6::text[], $7::text[]) AS d(slug, kind, item_key) \
     WHERE e.slug = d.slug AND e.kind = d.kind AND e.item_key = d.item_key";
 
+/// Those of `slugs` with an account row (through the primary key: slug, then kind).
+pub(super) async fn enrolled(pool: &PgPool, slugs: &[AgentSlug]) -> StoreResult<Vec<AgentSlug>> {
+    let slugs: Vec<&str> = slugs.iter().map(AgentSlug::as_str).collect();
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT slug FROM e2ee_items WHERE kind = 'account' AND slug = ANY($1)")
+            .bind(&slugs)
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter().map(super::slug_of).collect()
+}
+
 /// Writes the plan's crypto rows (nothing when it has none).
 pub(super) async fn write(conn: &mut PgConnection, plan: &Plan<'_>) -> StoreResult<()> {
     if plan.crypto_kept.is_empty() && plan.crypto_deleted.is_empty() {

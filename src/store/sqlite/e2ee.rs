@@ -25,6 +25,22 @@ pub(super) async fn items(
         .collect())
 }
 
+/// Those of `slugs` with an account row (through the primary key: slug, then kind).
+pub(super) async fn enrolled(
+    pool: &SqlitePool,
+    slugs: &[AgentSlug],
+) -> StoreResult<Vec<AgentSlug>> {
+    let slugs: Vec<&str> = slugs.iter().map(AgentSlug::as_str).collect();
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT slug FROM e2ee_items WHERE kind = 'account' \
+         AND slug IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&slugs).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(super::slug_of).collect()
+}
+
 pub(super) async fn key(pool: &SqlitePool, name: &str) -> StoreResult<Option<Vec<u8>>> {
     Ok(
         sqlx::query_scalar("SELECT value FROM e2ee_keys WHERE name = ?")

@@ -357,6 +357,10 @@ impl Store for SqliteStore {
         e2ee::items(&self.pool, slug).await
     }
 
+    async fn e2ee_enrolled(&self, slugs: &[AgentSlug]) -> StoreResult<Vec<AgentSlug>> {
+        e2ee::enrolled(&self.pool, slugs).await
+    }
+
     async fn e2ee_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         e2ee::key(&self.pool, name).await
     }

@@ -58,9 +58,19 @@ async fn crypto_rows_end_as_their_last_write_and_go_with_their_agent(backend: Ba
         ("session".into(), "k1 s1".into(), b"one again".to_vec()),
     ];
     assert_eq!(rows, expected);
+    // An agent with an account row has a device; one with other rows only, or none, not.
+    let asked = [slug("a"), slug("b"), slug("c")];
+    let mut enrolled = s.e2ee_enrolled(&asked).await.unwrap();
+    enrolled.sort();
+    assert_eq!(enrolled, [slug("a"), slug("b")]);
+    s.apply(&[write("c", vec![row("session", "k1 s1", Some(b"x"))])])
+        .await
+        .unwrap();
+    assert_eq!(s.e2ee_enrolled(&[slug("c")]).await.unwrap(), []);
 
     s.apply(&[WriteOp::DeleteAgent(slug("a"))]).await.unwrap();
     assert!(s.e2ee_items(&slug("a")).await.unwrap().is_empty());
+    assert_eq!(s.e2ee_enrolled(&asked).await.unwrap(), [slug("b")]);
     assert_eq!(s.e2ee_items(&slug("b")).await.unwrap().len(), 1);
 }
 
