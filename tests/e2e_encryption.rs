@@ -228,6 +228,18 @@ fn a_human_and_an_agent_talk_in_an_encrypted_room() {
     let mut laptop = NioClient::login(stack.synapse.base_url(), &alice, "ALICELAPTOP");
     agent_says(&stack, &agent, &room, "hello, laptop");
     laptop.wait_message(&room, "hello, laptop", 30);
+
+    // A member who joins after the agent last sent (the room's members the agent's
+    // machine encrypts for were kept since) reads the agent's next message.
+    let bob = stack.human("bob");
+    let mut bobs_phone = NioClient::login(stack.synapse.base_url(), &bob, "BOBPHONE");
+    alice.invite(&room, &bob.user_id);
+    bob.join(&room);
+    // Transactions come in order: once a later message is in, so is the join.
+    let said = alice.send_text(&room, "bob is here");
+    stack.wait_inbox(&agent, &[said], WAIT);
+    agent_says(&stack, &agent, &room, "hello, bob");
+    bobs_phone.wait_message(&room, "hello, bob", 30);
 }
 
 /// Bad input for encryption never stalls a transaction: a corrupt to-device message for

@@ -44,6 +44,9 @@ pub(super) fn settings() -> DecryptionSettings {
 /// Feeds the transaction's crypto parts to the agents' machines, then decrypts its
 /// encrypted deliveries in place.
 pub async fn prepare(app: &AppState, e2ee: &E2ee, routed: &mut Routed, parts: CryptoParts<'_>) {
+    for room in &routed.crypto_state_changed {
+        e2ee.rooms.changed(room);
+    }
     let deliveries = &routed.write.deliveries;
     let encrypted = deliveries
         .iter()

@@ -25,6 +25,7 @@ pub mod outbound;
 pub mod probe;
 pub mod pushed;
 pub mod requests;
+pub mod room_state;
 pub mod store;
 
 use self::{
@@ -68,6 +69,8 @@ pub struct E2ee {
     pub open: OpenMachines,
     /// What the homeserver was seen to deliver (for `/ready`).
     pub delivery: probe::Delivery,
+    /// Rooms' state as encryption needs it, kept between sends.
+    pub rooms: room_state::RoomStates,
 }
 
 impl E2ee {
@@ -86,6 +89,7 @@ impl E2ee {
             ns,
             open: OpenMachines::default(),
             delivery: probe::Delivery::default(),
+            rooms: room_state::RoomStates::default(),
         }
     }
 

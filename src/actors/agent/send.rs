@@ -248,8 +248,11 @@ async fn deliver(
         let event_id = match act.room_event(&prepared).filter(|_| encrypt) {
             Some((event_type, content)) => {
                 let machine = app.ask(&slug, CryptoMachine).await??;
+                let rooms = app.e2ee.get().map(|e2ee| &e2ee.rooms);
+                let rooms = rooms.ok_or(AgentError::EncryptionOff)?;
                 let sealed =
-                    outbound::encrypt(&machine, &app.hs, &room, event_type, content).await?;
+                    outbound::encrypt(&machine, &app.hs, rooms, &room, event_type, content)
+                        .await?;
                 let event_id = app
                     .hs
                     .send_event(&user, &room, "m.room.encrypted", &matrix_txn, &sealed)

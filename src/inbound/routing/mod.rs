@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use ruma::{events::Mentions, EventId, IdParseError, RoomId, UserId};
+use ruma::{events::Mentions, EventId, IdParseError, OwnedRoomId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -52,6 +52,10 @@ pub struct Routed {
     pub write: TransactionWrite,
     /// Events that could not be parsed or stored (skipped), by reason.
     pub skipped: Skipped,
+    /// Rooms whose members, encryption or history visibility the transaction changes
+    /// (state events of those types), each once: what end-to-end encryption keeps of
+    /// them is read again.
+    pub crypto_state_changed: Vec<OwnedRoomId>,
 }
 
 /// The fields routing needs, borrowed from the body: the content stays raw until needed
@@ -207,6 +211,16 @@ impl Router<'_> {
             };
             if encrypts && !routed.write.encrypted_rooms.iter().any(|r| r == ev.room_id) {
                 routed.write.encrypted_rooms.push(ev.room_id.to_owned());
+            }
+            let crypto_state = matches!(
+                ev.kind,
+                "m.room.member" | "m.room.encryption" | "m.room.history_visibility"
+            );
+            if crypto_state
+                && ev.state_key.is_some()
+                && !routed.crypto_state_changed.iter().any(|r| r == ev.room_id)
+            {
+                routed.crypto_state_changed.push(ev.room_id.to_owned());
             }
             if ev.kind == "m.room.member" {
                 member_event(txn_id, &ev, ns, self.inbound, &mut routed);
