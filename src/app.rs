@@ -42,7 +42,7 @@ pub enum AppError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("end-to-end encryption: {0}")]
-    E2ee(#[from] crate::e2ee::cipher::CipherError),
+    E2ee(#[from] crate::e2ee::E2eeStartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

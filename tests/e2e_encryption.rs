@@ -5,6 +5,8 @@
 
 pub mod support;
 
+use std::sync::Arc;
+
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::{
@@ -13,7 +15,7 @@ use support::{
     metrics::metric,
     nio::NioClient,
     stack_api::{hs_call, WAIT},
-    wait_until, Human, Stack,
+    wait_until, Daemon, Human, PgDatabase, Stack, TestStore, SERVER_NAME,
 };
 
 /// Every agent's device id.
@@ -456,4 +458,28 @@ fn turning_encryption_on_enrols_agents_already_in_encrypted_rooms() {
     let item = inbox_item(&stack, &agent, &said);
     assert_eq!(item["decrypted"], true, "{item}");
     assert_eq!(item["content"]["body"], "now you can read me");
+}
+
+/// With PostgreSQL, encryption runs on one replica: a second daemon with it on, on the same
+/// database, refuses to start and says why; once the first has stopped, it starts.
+#[test]
+fn a_second_replica_with_encryption_on_refuses_to_start() {
+    let database = Arc::new(PgDatabase::create());
+    let options = DaemonOptions {
+        store: TestStore::database(database),
+        ..e2ee_options("")
+    };
+    let nowhere = format!("http://127.0.0.1:{}", support::free_port());
+    let mut first = Daemon::standalone("e2ee-one", &nowhere, SERVER_NAME, options.clone());
+    first.start();
+    let mut second = Daemon::standalone("e2ee-two", &nowhere, SERVER_NAME, options);
+    let out = second.run(&["serve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another replica with [e2ee] enabled runs on this database"),
+        "{stderr}"
+    );
+    first.stop();
+    second.start();
 }

@@ -26,7 +26,7 @@ use crate::{
     activity::Activity,
     cluster::Cluster,
     config::Config,
-    e2ee::{cipher::CipherError, E2ee},
+    e2ee::{one_replica::OneReplica, E2ee, E2eeStartError},
     ids::{AgentSlug, Namespaces},
     inbound::{
         routing::{Routed, Router},
@@ -161,9 +161,16 @@ impl AppState {
 
     /// Opens end-to-end encryption when `[e2ee] enabled` (the store cipher, made the first
     /// time): before any request, so no agent acts without it.
-    pub async fn open_e2ee(&self) -> Result<(), CipherError> {
+    pub async fn open_e2ee(&self) -> Result<(), E2eeStartError> {
         let (true, Some(secret)) = (self.config.e2ee.enabled, &self.config.secrets.e2ee_key) else {
             return Ok(());
+        };
+        let one_replica = match self.store.shared() {
+            Some(pg) => {
+                let options = (*pg.pool().connect_options()).clone();
+                Some(OneReplica::claim(options).await?)
+            }
+            None => None,
         };
         let cipher = crate::e2ee::cipher::open(self.store.as_ref(), secret).await?;
         let e2ee = E2ee::new(
@@ -172,6 +179,7 @@ impl AppState {
             self.writer.clone(),
             cipher,
             self.ns.clone(),
+            one_replica,
         );
         let _ = self.e2ee.set(Arc::new(e2ee));
         tracing::info!("end-to-end encryption on: agents in encrypted rooms get devices");

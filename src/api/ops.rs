@@ -33,8 +33,11 @@ pub async fn ready(app: web::Data<AppState>) -> HttpResponse {
             json!("the ping failed (the homeserver may not reach the daemon; see the log)"),
         );
     }
-    if let Some(problem) = app.e2ee.get().and_then(|e2ee| e2ee.delivery.problem()) {
-        problems.insert("e2ee".into(), json!(problem));
+    if let Some(e2ee) = app.e2ee.get() {
+        let lock = e2ee.one_replica.as_ref().and_then(|one| one.problem());
+        if let Some(problem) = lock.or_else(|| e2ee.delivery.problem()) {
+            problems.insert("e2ee".into(), json!(problem));
+        }
     }
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))

@@ -82,13 +82,6 @@ impl Config {
                      keys in the store; keep it: without it they cannot be read again)"
                 ));
             }
-            if file.e2ee.enabled && !crate::store::is_embedded(&file.store.url) {
-                problems.push(
-                    "e2ee.enabled: needs the SQLite store for now (with PostgreSQL, several \
-                     replicas could each open an agent's crypto machine)"
-                        .into(),
-                );
-            }
             if file.e2ee.enabled && !file.appservice.receive_ephemeral {
                 problems.push(
                     "e2ee.enabled: needs appservice.receive_ephemeral = true (the homeserver \

@@ -20,6 +20,7 @@ use matrix_sdk_store_encryption::StoreCipher;
 use ruma::DeviceId;
 
 pub mod cipher;
+pub mod one_replica;
 pub mod open;
 pub mod outbound;
 pub mod probe;
@@ -58,6 +59,15 @@ pub enum E2eeError {
     Megolm(#[from] MegolmError),
 }
 
+/// Why encryption cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum E2eeStartError {
+    #[error(transparent)]
+    Cipher(#[from] cipher::CipherError),
+    #[error(transparent)]
+    OneReplica(#[from] one_replica::OneReplicaError),
+}
+
 /// The daemon's encryption: what every agent's machine needs.
 pub struct E2ee {
     hs: HomeserverClient,
@@ -71,6 +81,8 @@ pub struct E2ee {
     pub delivery: probe::Delivery,
     /// Rooms' state as encryption needs it, kept between sends.
     pub rooms: room_state::RoomStates,
+    /// On a shared store: this replica's hold on running encryption.
+    pub one_replica: Option<one_replica::OneReplica>,
 }
 
 impl E2ee {
@@ -80,6 +92,7 @@ impl E2ee {
         writer: CommitWriter,
         cipher: StoreCipher,
         ns: Namespaces,
+        one_replica: Option<one_replica::OneReplica>,
     ) -> Self {
         Self {
             hs,
@@ -90,6 +103,7 @@ impl E2ee {
             open: OpenMachines::default(),
             delivery: probe::Delivery::default(),
             rooms: room_state::RoomStates::default(),
+            one_replica,
         }
     }
 

@@ -14,7 +14,7 @@ use matrix_sdk_crypto::{
 use ruma::{events::AnyMessageLikeEventContent, serde::Raw, RoomId};
 use serde_json::value::RawValue;
 
-use super::{room_state::RoomStates, requests, E2eeError};
+use super::{requests, room_state::RoomStates, E2eeError};
 use crate::matrix::HomeserverClient;
 
 /// `event_type` with `content`, encrypted for `room` by `machine` (the agent's, acting as
@@ -54,4 +54,3 @@ pub async fn encrypt(
         .await?;
     Ok(encrypted.content)
 }
-

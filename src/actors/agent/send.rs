@@ -251,8 +251,7 @@ async fn deliver(
                 let rooms = app.e2ee.get().map(|e2ee| &e2ee.rooms);
                 let rooms = rooms.ok_or(AgentError::EncryptionOff)?;
                 let sealed =
-                    outbound::encrypt(&machine, &app.hs, rooms, &room, event_type, content)
-                        .await?;
+                    outbound::encrypt(&machine, &app.hs, rooms, &room, event_type, content).await?;
                 let event_id = app
                     .hs
                     .send_event(&user, &room, "m.room.encrypted", &matrix_txn, &sealed)
