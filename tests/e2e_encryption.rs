@@ -129,6 +129,12 @@ fn agent_says(stack: &Stack, agent: &str, room: &str, body: &str) -> String {
     answer["event_id"].as_str().expect("event_id").to_owned()
 }
 
+/// `mosaic_as_e2ee_events_total` of `outcome`.
+fn events_total(stack: &Stack, outcome: &str) -> f64 {
+    let name = "mosaic_as_e2ee_events_total";
+    metric(&stack.metrics(), name, &[("outcome", outcome)])
+}
+
 /// What the agent's inbox holds for `event_id`, once it is there.
 fn inbox_item(stack: &Stack, agent: &str, event_id: &str) -> Value {
     let inbox = stack.wait_inbox(agent, &[event_id.to_owned()], WAIT);
@@ -268,13 +274,7 @@ fn corrupt_to_device_messages_and_unknown_sessions_are_counted_not_fatal() {
             &[("stage", stage)],
         )
     };
-    let undecrypted = || {
-        metric(
-            &stack.metrics(),
-            "mosaic_as_e2ee_events_total",
-            &[("outcome", "undecrypted")],
-        )
-    };
+    let undecrypted = || events_total(&stack, "undecrypted");
     let (to_device_before, undecrypted_before) = (failures("to_device"), undecrypted());
     let unknown = format!("$unknown-session-{}", support::unique("e"));
     let plain = format!("$plain-{}", support::unique("e"));
@@ -383,13 +383,7 @@ fn a_message_whose_key_comes_later_is_delivered_again_decrypted() {
     );
     let item = inbox_item(&stack, &agent, &late);
     assert_eq!(item["encrypted"], true, "no key yet: {item}");
-    let redelivered = || {
-        metric(
-            &stack.metrics(),
-            "mosaic_as_e2ee_events_total",
-            &[("outcome", "redelivered")],
-        )
-    };
+    let redelivered = || events_total(&stack, "redelivered");
     assert_eq!(redelivered(), 0.0);
 
     phone.call(json!({"cmd": "release_keys"}));

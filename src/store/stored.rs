@@ -41,6 +41,30 @@ impl StoredEntry {
         })
     }
 
+    /// An event as it came (read outside any inbox: no cursor, not decrypted), checked.
+    pub fn event_as_it_came(
+        room_id: String,
+        event_id: String,
+        sender: String,
+        event_type: String,
+        content: String,
+        origin_server_ts: i64,
+    ) -> StoreResult<InboxEvent> {
+        StoredEntry {
+            cursor: 0,
+            mentioned: false,
+            room_id,
+            event_id,
+            sender,
+            event_type,
+            content,
+            origin_server_ts,
+            decrypted: false,
+            redelivered: false,
+        }
+        .check_event()
+    }
+
     /// The entry's event alone.
     pub fn check_event(self) -> StoreResult<InboxEvent> {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {

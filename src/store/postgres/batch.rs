@@ -77,13 +77,52 @@ const DELETE_AGENTS: &str = "WITH agent AS (DELETE FROM agents WHERE slug = ANY(
 /// `$1`: slugs; after [`DELETE_AGENTS`], which raised them.
 const DELETE_FLOORS: &str = "DELETE FROM inbox_floors WHERE slug = ANY($1)";
 
+/// What [`WRITE_EVENTS`] and [`WRITE_LATE`] share after their `candidate` and `written`:
+/// the recipients (parameters: event numbers, slugs, mentioned) of the events written get
+/// cursors drawn from the sequence, matched to them in order, and inbox rows (`redelivered`
+/// as given); the answer is `(0, event number, NULL)` per event written and `(1, recipient
+/// number, cursor)` per inbox row.
+macro_rules! deliver_written {
+    ($numbers:literal, $slugs:literal, $mentioned:literal, $redelivered:literal) => {
+        concat!(
+            "delivered AS MATERIALIZED ( \
+                SELECT r.n, r.slug, r.mentioned, w.id AS event_ref, \
+                    row_number() OVER (ORDER BY r.n) AS rank \
+                FROM unnest(",
+            $numbers,
+            "::int8[], ",
+            $slugs,
+            "::text[], ",
+            $mentioned,
+            "::bool[]) WITH ORDINALITY AS r(event_n, slug, mentioned, n) \
+                JOIN candidate c ON c.n = r.event_n \
+                JOIN written w ON w.event_id = c.event_id), \
+            drawn AS MATERIALIZED ( \
+                SELECT seq, row_number() OVER (ORDER BY seq) AS rank FROM ( \
+                    SELECT nextval('inbox_cursors') AS seq \
+                    FROM generate_series(1, (SELECT count(*) FROM delivered))) s), \
+            inbox_rows AS ( \
+                INSERT INTO inbox (seq, slug, event_ref, mentioned, redelivered, received_at) \
+                SELECT d.seq, delivered.slug, delivered.event_ref, delivered.mentioned, ",
+            $redelivered,
+            ", $1 \
+                FROM delivered JOIN drawn d USING (rank)) \
+            SELECT 0::int4 AS kind, c.n, NULL::int8 AS seq \
+                FROM written JOIN candidate c USING (event_id) \
+            UNION ALL \
+            SELECT 1, delivered.n, d.seq FROM delivered JOIN drawn d USING (rank)"
+        )
+    };
+}
+
 /// `$1` now; candidate events (`$2`..`$8`: event id, room, sender, type, content,
 /// origin_server_ts, decrypted), numbered from 1 in batch order; their recipients (`$9`: the
 /// number of the event, `$10` slug, `$11` mentioned), in batch order. Returns `(0, event number,
 /// NULL)` per event written and `(1, recipient number, cursor)` per inbox row. Cursors are
 /// drawn from the sequence, then matched to the rows in order (the drawing order of
 /// `nextval` within one statement is not promised).
-const WRITE_EVENTS: &str = "WITH candidate AS MATERIALIZED ( \
+const WRITE_EVENTS: &str = concat!(
+    "WITH candidate AS MATERIALIZED ( \
         SELECT * FROM unnest($2::bytea[], $3::text[], $4::text[], $5::bytea[], $6::text[], \
             $7::int8[], $8::bool[]) WITH ORDINALITY \
             AS c(event_id, room_id, sender, event_type, content, origin_server_ts, decrypted, n)), \
@@ -94,30 +133,16 @@ const WRITE_EVENTS: &str = "WITH candidate AS MATERIALIZED ( \
         SELECT event_id, room_id, sender, event_type, content, origin_server_ts, decrypted, $1 \
             FROM candidate ORDER BY event_id \
         ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id), \
-    delivered AS MATERIALIZED ( \
-        SELECT r.n, r.slug, r.mentioned, w.id AS event_ref, \
-            row_number() OVER (ORDER BY r.n) AS rank \
-        FROM unnest($9::int8[], $10::text[], $11::bool[]) WITH ORDINALITY \
-            AS r(event_n, slug, mentioned, n) \
-        JOIN candidate c ON c.n = r.event_n \
-        JOIN written w ON w.event_id = c.event_id), \
-    drawn AS MATERIALIZED ( \
-        SELECT seq, row_number() OVER (ORDER BY seq) AS rank FROM ( \
-            SELECT nextval('inbox_cursors') AS seq \
-            FROM generate_series(1, (SELECT count(*) FROM delivered))) s), \
-    inbox_rows AS ( \
-        INSERT INTO inbox (seq, slug, event_ref, mentioned, received_at) \
-        SELECT d.seq, delivered.slug, delivered.event_ref, delivered.mentioned, $1 \
-        FROM delivered JOIN drawn d USING (rank)) \
-    SELECT 0::int4 AS kind, c.n, NULL::int8 AS seq FROM written JOIN candidate c USING (event_id) \
-    UNION ALL \
-    SELECT 1, delivered.n, d.seq FROM delivered JOIN drawn d USING (rank)";
+    ",
+    deliver_written!("$9", "$10", "$11", "false")
+);
 
 /// `$1` now; redeliveries (`$2`..`$4`: event id, clear type, clear content), numbered from
 /// 1 in batch order; their recipients (`$5` the number of the redelivery, `$6` slug, `$7`
 /// mentioned). An event is rewritten only while it is stored encrypted. Answers as
 /// [`WRITE_EVENTS`] does (`0` per event rewritten, `1` per inbox row with its cursor).
-const WRITE_LATE: &str = "WITH candidate AS MATERIALIZED ( \
+const WRITE_LATE: &str = concat!(
+    "WITH candidate AS MATERIALIZED ( \
         SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::text[]) WITH ORDINALITY \
             AS c(event_id, event_type, content, n)), \
     written AS ( \
@@ -126,24 +151,9 @@ const WRITE_LATE: &str = "WITH candidate AS MATERIALIZED ( \
         WHERE e.event_id = c.event_id AND NOT e.decrypted \
             AND e.event_type = 'm.room.encrypted'::bytea \
         RETURNING e.id, e.event_id), \
-    delivered AS MATERIALIZED ( \
-        SELECT r.n, r.slug, r.mentioned, w.id AS event_ref, \
-            row_number() OVER (ORDER BY r.n) AS rank \
-        FROM unnest($5::int8[], $6::text[], $7::bool[]) WITH ORDINALITY \
-            AS r(event_n, slug, mentioned, n) \
-        JOIN candidate c ON c.n = r.event_n \
-        JOIN written w ON w.event_id = c.event_id), \
-    drawn AS MATERIALIZED ( \
-        SELECT seq, row_number() OVER (ORDER BY seq) AS rank FROM ( \
-            SELECT nextval('inbox_cursors') AS seq \
-            FROM generate_series(1, (SELECT count(*) FROM delivered))) s), \
-    inbox_rows AS ( \
-        INSERT INTO inbox (seq, slug, event_ref, mentioned, redelivered, received_at) \
-        SELECT d.seq, delivered.slug, delivered.event_ref, delivered.mentioned, true, $1 \
-        FROM delivered JOIN drawn d USING (rank)) \
-    SELECT 0::int4 AS kind, c.n, NULL::int8 AS seq FROM written JOIN candidate c USING (event_id) \
-    UNION ALL \
-    SELECT 1, delivered.n, d.seq FROM delivered JOIN drawn d USING (rank)";
+    ",
+    deliver_written!("$5", "$6", "$7", "true")
+);
 
 /// Applies `batch` in one database transaction; outcomes in batch order. On error the
 /// transaction is rolled back (when the connection goes back to the pool).

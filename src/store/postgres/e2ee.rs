@@ -109,19 +109,8 @@ pub(super) async fn awaiting_keys(
     .await?;
     rows.into_iter()
         .map(|r| {
-            StoredEntry {
-                cursor: 0,
-                mentioned: false,
-                room_id: r.get(0),
-                event_id: utf8(r.get(1), "event id")?,
-                sender: r.get(2),
-                event_type: utf8(r.get(3), "event type")?,
-                content: r.get(4),
-                origin_server_ts: r.get(5),
-                decrypted: false,
-                redelivered: false,
-            }
-            .check_event()
+            let (id, kind) = (utf8(r.get(1), "event id")?, utf8(r.get(3), "event type")?);
+            StoredEntry::event_as_it_came(r.get(0), id, r.get(2), kind, r.get(4), r.get(5))
         })
         .collect()
 }

@@ -90,19 +90,8 @@ pub(super) async fn awaiting_keys(
         .await?;
     rows.into_iter()
         .map(|r| {
-            StoredEntry {
-                cursor: 0,
-                mentioned: false,
-                room_id: r.get(0),
-                event_id: r.get(1),
-                sender: r.get(2),
-                event_type: r.get(3),
-                content: r.get(4),
-                origin_server_ts: r.get(5),
-                decrypted: false,
-                redelivered: false,
-            }
-            .check_event()
+            let (room, id, sender) = (r.get(0), r.get(1), r.get(2));
+            StoredEntry::event_as_it_came(room, id, sender, r.get(3), r.get(4), r.get(5))
         })
         .collect()
 }

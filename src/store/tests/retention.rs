@@ -112,6 +112,7 @@ async fn pruning_a_large_inbox_never_holds_a_commit_up_and_leaves_no_content(bac
     }
     s.execute("UPDATE inbox SET received_at = 0; UPDATE events SET received_at = 0")
         .await;
+    let pruning = Instant::now();
     let pruner = {
         let s = s.shared();
         tokio::spawn(async move {
@@ -130,7 +131,11 @@ async fn pruning_a_large_inbox_never_holds_a_commit_up_and_leaves_no_content(bac
         commits += 1;
     }
     let removed = pruner.await.unwrap().unwrap();
-    eprintln!("{backend:?}: slowest of {commits} commits beside retention: {slowest:?}");
+    let pruned_in = pruning.elapsed();
+    eprintln!(
+        "{backend:?}: slowest of {commits} commits beside retention: {slowest:?} \
+         (retention took {pruned_in:?})"
+    );
     assert_eq!(removed, 20_000);
     assert!(
         commits > 10,
@@ -141,11 +146,14 @@ async fn pruning_a_large_inbox_never_holds_a_commit_up_and_leaves_no_content(bac
     // processes of their own and share no rows: what shows there is their competing for
     // the CPU (on a busy two-core test machine every step of a commit slows alike, up to
     // 150 ms seen), so the bound only catches a commit that waited for retention as a
-    // whole (seconds here).
+    // whole (seconds here). Other tests sharing the CPU slow commits and retention alike:
+    // a commit that waited for retention as a whole would have waited about as long as it
+    // took, so a quarter of that is never too tight a bound.
     let bound = match backend {
         Backend::Sqlite => Duration::from_millis(50),
         Backend::Postgres => Duration::from_millis(500),
-    };
+    }
+    .max(pruned_in / 4);
     assert!(
         slowest < bound,
         "a commit waited {slowest:?} on retention ({commits} commits)"
