@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use support::faults::{events_with, send, start, FAST_LIMITS};
+use support::faults::{events_with, send, send_honouring_retry, start, FAST_LIMITS};
 use support::mock_hs::{Endpoint, Fault, MockHs, Outcome};
 
 /// Send attempts at the mock for one message body.
@@ -215,7 +215,7 @@ fn client_retry_after_restart_is_idempotent() {
     let first = send(&d, "rs", room, "only once", "rs-1").event_id();
     d.restart();
     d.wait_ready(Duration::from_secs(20));
-    let again = send(&d, "rs", room, "only once", "rs-1");
+    let again = send_honouring_retry(&d, "rs", room, "only once", "rs-1");
     assert_eq!(again.event_id(), first, "same txn_id, same event id");
     assert_eq!(
         attempts_for(&mock, "only once").len(),
@@ -249,7 +249,7 @@ fn client_retry_after_restart_is_idempotent() {
     mock.clear_always(Endpoint::Send);
     d.restart();
     d.wait_ready(Duration::from_secs(20));
-    let retried = send(&d, "rs", room, "answer lost", "rs-2").event_id();
+    let retried = send_honouring_retry(&d, "rs", room, "answer lost", "rs-2").event_id();
     let events = events_with(&mock, "answer lost");
     assert_eq!(events.len(), 1, "the lost send was duplicated");
     assert_eq!(retried, events[0].event_id);

@@ -77,6 +77,25 @@ pub fn send(d: &Daemon, agent: &str, room: &str, body: &str, txn: &str) -> Answe
     send_with(&client(), d, agent, room, body, txn)
 }
 
+/// [`send`] as a client that honours 503 with `Retry-After` does: again after the wait,
+/// for up to 30 s (on PostgreSQL, a daemon started again before its predecessor's lease
+/// lapsed answers so until it owns the agent).
+pub fn send_honouring_retry(d: &Daemon, agent: &str, room: &str, body: &str, txn: &str) -> Answer {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer = send(d, agent, room, body, txn);
+        match answer.retry_after {
+            Some(s)
+                if answer.status == StatusCode::SERVICE_UNAVAILABLE
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_secs(s.max(1)));
+            }
+            _ => return answer,
+        }
+    }
+}
+
 /// Message events at the mock with this body.
 pub fn events_with(mock: &MockHs, body: &str) -> Vec<Event> {
     mock.messages()
