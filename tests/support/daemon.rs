@@ -251,6 +251,8 @@ impl Daemon {
             self.name
         );
         self.starts += 1;
+        // No connection kept alive to an earlier process is reused for this one.
+        self.client = http_client();
         let mut log = fs::OpenOptions::new()
             .create(true)
             .append(true)
