@@ -1,63 +1,24 @@
 //! End-to-end encryption (issue 21) against a real Synapse with appservice encryption on
-//! (`experimental_features` msc3202_transaction_extensions, msc2409_to_device_messages_enabled):
-//! an agent that joins an encrypted room gets a device of its own with identity and
-//! one-time keys others can find and claim, and a restart changes neither.
+//! (`experimental_features` msc3202_transaction_extensions, msc2409_to_device_messages_enabled)
+//! and a human with a real crypto client (matrix-nio): an agent's device and keys, a
+//! conversation both ways across restarts and idle spells, bad input, and `/ready` when the
+//! homeserver lacks the features. Late keys, turning encryption on, and replicas:
+//! `e2ee_late_keys_and_start.rs`.
 
 pub mod support;
-
-use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::{
-    daemon::DaemonOptions,
-    inbox::inbox_until,
+    e2ee::{
+        agent_says, device_keys, e2ee_options, encrypted_room, encrypted_stack,
+        encrypted_stack_with, events_total, inbox_item, scene, Scene, DEVICE,
+    },
     metrics::metric,
     nio::NioClient,
     stack_api::{hs_call, WAIT},
-    wait_until, Daemon, Human, PgDatabase, Stack, TestStore, SERVER_NAME,
+    wait_until, Stack,
 };
-
-/// Every agent's device id.
-const DEVICE: &str = "MOSAICAS";
-
-fn encrypted_stack(name: &str) -> Stack {
-    encrypted_stack_with(name, "")
-}
-
-/// [`encrypted_stack`] with more `[e2ee]` settings.
-fn encrypted_stack_with(name: &str, e2ee: &str) -> Stack {
-    Stack::start_with(name, e2ee_options(e2ee))
-}
-
-/// A daemon with end-to-end encryption on, and `e2ee` more `[e2ee]` settings.
-fn e2ee_options(e2ee: &str) -> DaemonOptions {
-    DaemonOptions {
-        receive_ephemeral: true,
-        extra_toml: format!("[e2ee]\nenabled = true\n{e2ee}"),
-        env: vec![(
-            "MOSAIC_E2EE_KEY".into(),
-            support::unique("e2ee-key-").repeat(3),
-        )],
-        ..Default::default()
-    }
-}
-
-fn encrypted_room(human: &Human) -> String {
-    human.create_room(json!({
-        "preset": "private_chat",
-        "initial_state": [{"type": "m.room.encryption", "state_key": "",
-                           "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
-    }))
-}
-
-/// The agent's device keys as another user's `/keys/query` finds them.
-fn device_keys(human: &Human, user: &str) -> Option<Value> {
-    let body = json!({"device_keys": {user: []}});
-    let answer = human.call_ok(Method::POST, &["keys", "query"], &[], Some(&body));
-    let device = answer["device_keys"][user][DEVICE].clone();
-    (!device.is_null()).then_some(device)
-}
 
 #[test]
 fn an_agent_in_an_encrypted_room_gets_a_device_whose_keys_survive_a_restart() {
@@ -151,58 +112,6 @@ fn an_agent_in_an_encrypted_room_gets_a_device_whose_keys_survive_a_restart() {
         Some(1),
         "one device: {devices}"
     );
-}
-
-/// The agent's message into `room`, through the bridge; answers its event id.
-fn agent_says(stack: &Stack, agent: &str, room: &str, body: &str) -> String {
-    let request = json!({"room_id": room, "agent": agent, "body": body});
-    let (status, answer) = stack.daemon.bridge_post("/bridge/v1/messages", &request);
-    assert!(status.is_success(), "{status}: {answer}");
-    answer["event_id"].as_str().expect("event_id").to_owned()
-}
-
-/// `mosaic_as_e2ee_events_total` of `outcome`.
-fn events_total(stack: &Stack, outcome: &str) -> f64 {
-    let name = "mosaic_as_e2ee_events_total";
-    metric(&stack.metrics(), name, &[("outcome", outcome)])
-}
-
-/// What the agent's inbox holds for `event_id`, once it is there.
-fn inbox_item(stack: &Stack, agent: &str, event_id: &str) -> Value {
-    let inbox = stack.wait_inbox(agent, &[event_id.to_owned()], WAIT);
-    inbox
-        .into_iter()
-        .find(|e| e["event_id"] == event_id)
-        .expect("the item")
-}
-
-/// An agent (`prefix`), and a human with a crypto client on their phone, in an encrypted
-/// room the human made; once the agent's device keys are published.
-struct Scene {
-    agent: String,
-    user: String,
-    alice: Human,
-    phone: NioClient,
-    room: String,
-}
-
-fn scene(stack: &Stack, prefix: &str) -> Scene {
-    let agent = support::unique(prefix);
-    let user = stack.agent_user(&agent);
-    let alice = stack.human("alice");
-    let phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
-    let room = encrypted_room(&alice);
-    alice.invite(&room, &user);
-    wait_until(WAIT, "the agent's device keys are published", || {
-        device_keys(&alice, &user)
-    });
-    Scene {
-        agent,
-        user,
-        alice,
-        phone,
-        room,
-    }
 }
 
 /// A human with a real crypto client (matrix-nio) and an agent in an encrypted room: the
@@ -381,131 +290,4 @@ fn ready_says_when_the_homeserver_does_not_deliver_what_encryption_needs() {
             || problem.contains("msc2409_to_device_messages_enabled"),
         "{status}: {answer}"
     );
-}
-
-/// A room key that arrives after its message (a homeserver pushes room events and
-/// to-device messages apart): the message reaches the inbox as it came (`encrypted`), then,
-/// once the key arrives, once more, decrypted and marked `redelivered`, under the same
-/// event id and a later cursor; nothing delivers it a third time, also after a restart.
-#[test]
-fn a_message_whose_key_comes_later_is_delivered_again_decrypted() {
-    let mut stack = encrypted_stack("e2ee-late-key");
-    let Scene {
-        agent,
-        user,
-        mut phone,
-        room,
-        ..
-    } = scene(&stack, "patient");
-    // A first message, so that the phone has the agent's device and an Olm session with it.
-    let first = phone.send(&room, "first");
-    assert_eq!(inbox_item(&stack, &agent, &first)["decrypted"], true);
-
-    let held = phone.call(json!({"cmd": "send_key_later", "room": room,
-                                 "body": "the key comes later"}));
-    let late = held["event_id"].as_str().expect("event_id").to_owned();
-    let device = format!("{user} {DEVICE}");
-    assert!(
-        held["shared_with"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d == device.as_str()),
-        "the held key is for the agent's device: {held}"
-    );
-    let item = inbox_item(&stack, &agent, &late);
-    assert_eq!(item["encrypted"], true, "no key yet: {item}");
-    let redelivered = || events_total(&stack, "redelivered");
-    assert_eq!(redelivered(), 0.0);
-
-    phone.call(json!({"cmd": "release_keys"}));
-    let copies = |items: &[Value]| -> Vec<Value> {
-        items
-            .iter()
-            .filter(|i| i["event_id"] == late.as_str())
-            .cloned()
-            .collect()
-    };
-    let items = inbox_until(&stack, &agent, |items| copies(items).len() >= 2);
-    let again = copies(&items)[1].clone();
-    assert_eq!(again["redelivered"], true, "{again}");
-    assert_eq!(again["decrypted"], true, "{again}");
-    assert_eq!(again["type"], "m.room.message", "{again}");
-    assert_eq!(again["content"]["body"], "the key comes later", "{again}");
-    let cursor = |v: &Value| v["cursor"].as_str().unwrap().parse::<i64>().unwrap();
-    assert!(cursor(&again) > cursor(&item), "{item} then {again}");
-    assert_eq!(redelivered(), 1.0);
-
-    // The conversation goes on, and after a restart the event is in the inbox twice, not
-    // three times; its stored form is the clear one.
-    let next = phone.send(&room, "and this one at once");
-    assert_eq!(inbox_item(&stack, &agent, &next)["decrypted"], true);
-    stack.daemon.restart();
-    let after = phone.send(&room, "after the restart");
-    let items = inbox_until(&stack, &agent, |items| {
-        items.iter().any(|i| i["event_id"] == after.as_str())
-    });
-    let stored = copies(&items);
-    assert_eq!(stored.len(), 2, "{stored:?}");
-    for copy in &stored {
-        assert_eq!(copy["content"]["body"], "the key comes later", "{copy}");
-    }
-}
-
-/// Encryption turned on for a deployment whose agents are already in encrypted rooms: at
-/// start, an agent in such a room without a device gets one, before anyone speaks, and
-/// then reads what is said there.
-#[test]
-fn turning_encryption_on_enrols_agents_already_in_encrypted_rooms() {
-    let mut stack = encrypted_stack("e2ee-turned-on");
-    stack.daemon.stop();
-    stack.daemon.set_extra_toml("[e2ee]\nenabled = false\n");
-    stack.daemon.start();
-    let agent = support::unique("early");
-    let user = stack.agent_user(&agent);
-    let alice = stack.human("alice");
-    let room = encrypted_room(&alice);
-    alice.invite(&room, &user);
-    wait_until(WAIT, "the agent joins", || {
-        (alice.membership(&room, &user).as_deref() == Some("join")).then_some(())
-    });
-    let said = alice.send_text(&room, "before encryption was on");
-    stack.wait_inbox(&agent, &[said], WAIT);
-    assert!(device_keys(&alice, &user).is_none(), "no device while off");
-
-    stack.daemon.stop();
-    stack.daemon.set_extra_toml("[e2ee]\nenabled = true\n");
-    stack.daemon.start();
-    wait_until(WAIT, "the agent's device keys are published", || {
-        device_keys(&alice, &user)
-    });
-    let mut phone = NioClient::login(stack.synapse.base_url(), &alice, "ALICEPHONE");
-    let said = phone.send(&room, "now you can read me");
-    let item = inbox_item(&stack, &agent, &said);
-    assert_eq!(item["decrypted"], true, "{item}");
-    assert_eq!(item["content"]["body"], "now you can read me");
-}
-
-/// With PostgreSQL, encryption runs on one replica: a second daemon with it on, on the same
-/// database, refuses to start and says why; once the first has stopped, it starts.
-#[test]
-fn a_second_replica_with_encryption_on_refuses_to_start() {
-    let database = Arc::new(PgDatabase::create());
-    let options = DaemonOptions {
-        store: TestStore::database(database),
-        ..e2ee_options("")
-    };
-    let nowhere = format!("http://127.0.0.1:{}", support::free_port());
-    let mut first = Daemon::standalone("e2ee-one", &nowhere, SERVER_NAME, options.clone());
-    first.start();
-    let mut second = Daemon::standalone("e2ee-two", &nowhere, SERVER_NAME, options);
-    let out = second.run(&["serve"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("another replica with [e2ee] enabled runs on this database"),
-        "{stderr}"
-    );
-    first.stop();
-    second.start();
 }

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod connect_proxy;
 pub mod daemon;
 pub mod daemon_api;
+pub mod e2ee;
 pub mod events;
 pub mod faults;
 pub mod http;
