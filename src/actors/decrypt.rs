@@ -11,12 +11,13 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use matrix_sdk_common::deserialized_responses::DecryptedRoomEvent;
 use matrix_sdk_crypto::types::events::room::encrypted::EncryptedEvent;
 use matrix_sdk_crypto::{
     store::types::RoomKeyInfo, DecryptionSettings, EncryptionSyncChanges, MegolmError, OlmMachine,
     TrustRequirement,
 };
-use ruma::{api::client::sync::sync_events::DeviceLists, serde::Raw};
+use ruma::{api::client::sync::sync_events::DeviceLists, serde::Raw, RoomId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -35,7 +36,7 @@ use crate::{
 
 /// Agents do not verify devices: room keys are accepted from any device of a room member
 /// (what a client does for unverified devices), and the sender is as the homeserver says.
-pub(super) fn settings() -> DecryptionSettings {
+fn settings() -> DecryptionSettings {
     DecryptionSettings {
         sender_device_trust_requirement: TrustRequirement::Untrusted,
     }
@@ -153,7 +154,7 @@ async fn take(
 }
 
 /// The agent's machine, or `None` (logged) when it cannot be opened now.
-pub(super) async fn machine(app: &AppState, slug: &AgentSlug) -> Option<MachineLease> {
+async fn machine(app: &AppState, slug: &AgentSlug) -> Option<MachineLease> {
     match app.ask(slug, CryptoMachine).await {
         Ok(Ok(machine)) => Some(machine),
         Ok(Err(e)) | Err(e) => {
@@ -172,6 +173,17 @@ struct Clear {
     content: Box<RawValue>,
 }
 
+/// `slug`'s machine's attempt at decrypting `raw`, or `None` when it has no machine now.
+pub(super) async fn try_decrypt(
+    app: &AppState,
+    slug: &AgentSlug,
+    raw: &Raw<EncryptedEvent>,
+    room: &RoomId,
+) -> Option<Result<DecryptedRoomEvent, MegolmError>> {
+    let machine = machine(app, slug).await?;
+    Some(machine.decrypt_room_event(raw, room, &settings()).await)
+}
+
 /// Decrypts `delivery` with the first recipient's machine that can, replacing its event by
 /// the clear one.
 async fn decrypt(app: &AppState, delivery: &mut EventDelivery) {
@@ -182,13 +194,10 @@ async fn decrypt(app: &AppState, delivery: &mut EventDelivery) {
     };
     let recipients: Vec<AgentSlug> = delivery.recipients.iter().map(|(s, _)| s.clone()).collect();
     for slug in &recipients {
-        let Some(machine) = machine(app, slug).await else {
+        let Some(attempt) = try_decrypt(app, slug, &raw, &ev.room_id).await else {
             continue;
         };
-        match machine
-            .decrypt_room_event(&raw, &ev.room_id, &settings())
-            .await
-        {
+        match attempt {
             Ok(decrypted) => {
                 if let Some(clear) = clear_event(&ev, decrypted.event.json().get(), false) {
                     mark_message_mentions(app, &clear, &mut delivery.recipients);

@@ -13,7 +13,7 @@ use matrix_sdk_crypto::store::types::RoomKeyInfo;
 use ruma::OwnedRoomId;
 
 use super::{
-    decrypt::{clear_event, encrypted_event_json, machine, mark_message_mentions, settings},
+    decrypt::{clear_event, encrypted_event_json, mark_message_mentions, try_decrypt},
     AppState,
 };
 use crate::{
@@ -85,13 +85,10 @@ async fn redeliver(
     let mut clear = None;
     let mut recipients = Vec::new();
     for slug in agents {
-        let Some(machine) = machine(app, slug).await else {
+        let Some(attempt) = try_decrypt(app, slug, &raw, &event.room_id).await else {
             continue;
         };
-        match machine
-            .decrypt_room_event(&raw, &event.room_id, &settings())
-            .await
-        {
+        match attempt {
             Ok(decrypted) => {
                 if clear.is_none() {
                     clear = Some(clear_event(event, decrypted.event.json().get(), true)?);

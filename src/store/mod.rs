@@ -8,6 +8,7 @@
 mod backend;
 mod crypto;
 pub mod fingerprint;
+mod idempotency;
 pub mod notice;
 mod plan;
 pub mod postgres;
@@ -29,6 +30,7 @@ use serde_json::value::RawValue;
 
 pub use self::backend::{check_reachable, check_url, is_embedded, open};
 pub use self::crypto::{CryptoRow, CryptoWrite};
+pub use self::idempotency::{ProvisionKey, RequestDigest, SentKey, SentRecord};
 pub(crate) use self::stored::{StoredEntry, StoredToken};
 pub use self::transaction::{Effect, MembershipChange, RoomTyping, RoomUpgrade, TransactionWrite};
 use crate::{
@@ -180,44 +182,6 @@ pub enum TransactionOutcome {
     },
 }
 
-/// A client idempotency key, scoped like a Matrix transaction id: per agent and room.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SentKey {
-    pub slug: AgentSlug,
-    pub room_id: OwnedRoomId,
-    pub client_txn: String,
-}
-
-/// What a request with a client key asked for: the SHA-256 of its event type and content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestDigest([u8; 32]);
-
-impl RequestDigest {
-    pub fn of(event_type: &str, content: &[u8]) -> Self {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(event_type.as_bytes());
-        h.update([0]);
-        h.update(content);
-        Self(h.finalize().into())
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The stored form.
-    pub fn to_hex(self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Reads the stored form back.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = hex::decode(s).ok()?;
-        bytes.try_into().ok().map(Self)
-    }
-}
-
 /// An effect waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEffect {
@@ -225,21 +189,6 @@ pub struct PendingEffect {
     pub effect: Effect,
     /// Failed attempts so far.
     pub attempts: u32,
-}
-
-/// A provisioning made with a client key: what it asked for, and its answer (JSON).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProvisionKey {
-    pub txn_id: String,
-    pub request: RequestDigest,
-    pub answer: String,
-}
-
-/// An earlier send with a client key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentRecord {
-    pub request: RequestDigest,
-    pub event_id: OwnedEventId,
 }
 
 /// A provisioned room.
