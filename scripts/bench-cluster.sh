@@ -4,6 +4,7 @@
 #
 #   W1PG      W1 on PostgreSQL, one replica, store.sync = "full", with its rate as a share
 #             of W1 on SQLite in the same run (selecting W1PG runs W1 too)
+#   W2PG      W2 on PostgreSQL, one replica, with its rate as a share of W2 on SQLite
 #   W1R2      W1 into two replicas on one PostgreSQL database behind a round-robin proxy
 #   W2R2      W2 through the proxy: half of the sends reach a replica that does not own
 #             the agent and are forwarded to the owner
@@ -26,7 +27,7 @@ R_URLS=("http://127.0.0.1:$R1_PORT" "http://127.0.0.1:$R2_PORT")
 # (3) in the smoke so that it stays short.
 TAKEOVER_S=${BENCH_TAKEOVER_S:-10}
 [ "$MODE" = full ] || TAKEOVER_S=${BENCH_TAKEOVER_S:-3}
-CLUSTER_WORKLOADS=(W1PG W1R2 W2R2 TAKEOVER)
+CLUSTER_WORKLOADS=(W1PG W1R2 W2PG W2R2 TAKEOVER)
 
 BACKEND=sqlite # the store of the workload being run: sqlite, pg (one daemon) or pg2
 PG_DB=""       # the database of the workload being run
@@ -65,10 +66,10 @@ cluster_selected() {
     return 1
 }
 
-pg_create() { # sets PG_DB
+pg_create() { # [options of CREATE DATABASE]; sets PG_DB
     PG_DB="mosaic_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
     PG_DBS+=("$PG_DB")
-    pg "CREATE DATABASE $PG_DB"
+    pg "CREATE DATABASE $PG_DB ${1:-}"
 }
 
 pg_drop() { # database
@@ -229,7 +230,11 @@ backend_notes() { # name rate
         W1PG)
             W1PG_RATE=$2
             BACKEND_NOTES="; PostgreSQL, one daemon"
-            [ -z "$W1_RATE" ] || BACKEND_NOTES+="; **$(pct "$2" "$W1_RATE") % of W1** (SQLite) in this run (target ≥ 50 %)"
+            [ -z "$W1_RATE" ] || BACKEND_NOTES+="; **$(pct "$2" "$W1_RATE") % of W1** (SQLite) in this run (target ≥ 60 %)"
+            ;;
+        W2PG)
+            BACKEND_NOTES="; PostgreSQL, one daemon"
+            [ -z "$W2_RATE" ] || BACKEND_NOTES+="; **$(pct "$2" "$W2_RATE") % of W2** (SQLite) in this run (target ≥ 60 %)"
             ;;
         W1R2)
             BACKEND_NOTES="; 2 replicas on one PostgreSQL database behind nginx (round-robin per request)"
