@@ -53,6 +53,12 @@ pub struct PgStore {
     pool: PgPool,
     /// This process among the database's writers (random), as its commit notices name it.
     origin: u64,
+    /// The group commit's own connection, outside the pool (so no liveness ping before
+    /// each commit): kept between commits, closed after a failed one (which rolls it back)
+    /// and opened again by the next.
+    writer: tokio::sync::Mutex<Option<PgConnection>>,
+    options: PgConnectOptions,
+    sync: SyncMode,
 }
 
 impl PgStore {
@@ -83,27 +89,39 @@ impl PgStore {
             .max_connections(MAX_CONNECTIONS)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sync == SyncMode::Full {
-                        // A server (or role, or database) configured with commits that are
-                        // not flushed would break "full"; a stronger setting (remote_write,
-                        // remote_apply) is kept.
-                        conn.execute(
-                            "SELECT set_config('synchronous_commit', 'on', false) \
-                             WHERE current_setting('synchronous_commit') = 'off'",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+            .after_connect(move |conn, _| Box::pin(durable_commits(conn, sync)))
+            .connect_with(options.clone())
             .await?;
         Ok(Self {
             pool,
             origin: rand::random(),
+            writer: tokio::sync::Mutex::new(None),
+            options,
+            sync,
         })
+    }
+
+    /// The kept connection for group commits with a group commit begun on it; a new one
+    /// when there is none, or when the kept one fails at `BEGIN` (the server dropped it
+    /// since: a restart, an idle timeout), before anything of the batch was sent.
+    async fn writer_begun(&self, kept: Option<PgConnection>) -> StoreResult<PgConnection> {
+        if let Some(mut conn) = kept {
+            if batch::begin(&mut conn).await.is_ok() {
+                return Ok(conn);
+            }
+        }
+        self.begun_writer().await
+    }
+
+    /// A new connection for group commits, with a group commit begun on it.
+    async fn begun_writer(&self) -> StoreResult<PgConnection> {
+        let connect = PgConnection::connect_with(&self.options);
+        let mut conn = tokio::time::timeout(ACQUIRE_TIMEOUT, connect)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        durable_commits(&mut conn, self.sync).await?;
+        batch::begin(&mut conn).await?;
+        Ok(conn)
     }
 
     /// The pool (the cluster's leases and listener use the same database).
@@ -115,6 +133,20 @@ impl PgStore {
     pub fn origin(&self) -> u64 {
         self.origin
     }
+}
+
+/// Makes `conn`'s commits as durable as `sync` asks (every connection, as it is opened).
+async fn durable_commits(conn: &mut PgConnection, sync: SyncMode) -> Result<(), sqlx::Error> {
+    if sync == SyncMode::Full {
+        // A server (or role, or database) configured with commits that are not flushed
+        // would break "full"; a stronger setting (remote_write, remote_apply) is kept.
+        conn.execute(
+            "SELECT set_config('synchronous_commit', 'on', false) \
+             WHERE current_setting('synchronous_commit') = 'off'",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A text column kept as BYTEA (see the migration), read back.
@@ -138,7 +170,15 @@ fn limit(n: u32) -> i64 {
 #[async_trait]
 impl Commits for PgStore {
     async fn apply(&self, batch: &[WriteOp]) -> StoreResult<Vec<WriteOutcome>> {
-        batch::apply(&self.pool, batch, now_s(), self.origin).await
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut writer = self.writer.lock().await;
+        let mut conn = self.writer_begun(writer.take()).await?;
+        // On error `conn` is dropped: closing it rolls the transaction back.
+        let outcomes = batch::apply(&mut conn, batch, now_s(), self.origin).await?;
+        *writer = Some(conn);
+        Ok(outcomes)
     }
 
     /// Nothing to do: a commit of [`Commits::apply`] has returned only once it is as
