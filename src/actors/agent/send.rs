@@ -243,8 +243,12 @@ async fn deliver(
         if !app.cluster.lease_is_valid() {
             return Err(AgentError::LeaseLost);
         }
-        let request = keyed.as_ref().map(|(_, r)| r);
-        let matrix_txn = matrix_txn_id(&slug, &txn_id, request);
+        let matrix_txn = match &keyed {
+            Some((_, request)) => matrix_txn_id(&slug, &txn_id, Some(request)),
+            // A key drawn here (a random UUID) is already unique under the appservice's
+            // token: no digest needed.
+            None => format!("mas.{txn_id}"),
+        };
         let event_id = match act.room_event(&prepared).filter(|_| encrypt) {
             Some((event_type, content)) => {
                 let machine = app.ask(&slug, CryptoMachine).await??;
