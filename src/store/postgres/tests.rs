@@ -135,3 +135,46 @@ async fn two_stores_writing_one_database_record_each_transaction_once() {
     assert_eq!(ids.len(), ROUNDS + ROUNDS / 2);
     assert_eq!(first.inbox_depth().await.unwrap() as usize, cursors.len());
 }
+
+/// The backend process of the group commits' own connection, and its durability setting.
+async fn writer_session(store: &PgStore) -> (i32, String) {
+    let mut writer = store.writer.lock().await;
+    let conn = writer.as_mut().expect("a commit keeps its connection");
+    sqlx::query_as("SELECT pg_backend_pid(), current_setting('synchronous_commit')")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+/// The group commits' connection commits as durably as configured, is kept between
+/// commits, and when the server drops it (a restart, an idle timeout) the next commit opens
+/// another and succeeds.
+#[tokio::test]
+async fn the_group_commit_connection_is_kept_and_replaced_when_dropped() {
+    let db = TestDatabase::create().await;
+    let store = PgStore::open(&db.url, None, SyncMode::Full).await.unwrap();
+    let one = |n: &str| vec![WriteOp::Transaction(txn(n, vec![delivery(&format!("${n}"), &["a"])]))];
+    store.apply(&one("t1")).await.unwrap();
+    let (pid, sync) = writer_session(&store).await;
+    assert_eq!(sync, "on");
+    store.apply(&one("t2")).await.unwrap();
+    assert_eq!(writer_session(&store).await.0, pid, "kept between commits");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert!(terminated);
+    let outcomes = store.apply(&one("t3")).await.unwrap();
+    assert!(
+        matches!(
+            &outcomes[..],
+            [WriteOutcome::Transaction(TransactionOutcome::Recorded { .. })]
+        ),
+        "{outcomes:?}"
+    );
+    assert_ne!(writer_session(&store).await.0, pid, "a new connection");
+    let a = AgentSlug::parse("a").unwrap();
+    let inbox = store.read_inbox(&a, 0, 10).await.unwrap();
+    assert_eq!(inbox.len(), 3, "every commit's event in the inbox once");
+}
