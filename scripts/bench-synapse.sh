@@ -83,7 +83,7 @@ synapse_start() { # dir
 }
 
 # The lowest and highest of slash-separated figures: "a–b".
-span() { tr '/' '\n' <<<"$1" | grep . | sort -g | sed -n '1p;$p' | paste -sd'–'; }
+span() { tr '/' '\n' <<<"$1" | grep . | sort -g | sed -n '1p;$p' | awk 'NR == 1 {a = $1} END {print a "–" $1}'; }
 
 # wrk straight at Synapse as the agents' users, and at the daemon as the agents.
 w5_direct() {
