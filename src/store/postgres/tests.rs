@@ -153,7 +153,12 @@ async fn writer_session(store: &PgStore) -> (i32, String) {
 async fn the_group_commit_connection_is_kept_and_replaced_when_dropped() {
     let db = TestDatabase::create().await;
     let store = PgStore::open(&db.url, None, SyncMode::Full).await.unwrap();
-    let one = |n: &str| vec![WriteOp::Transaction(txn(n, vec![delivery(&format!("${n}"), &["a"])]))];
+    let one = |n: &str| {
+        vec![WriteOp::Transaction(txn(
+            n,
+            vec![delivery(&format!("${n}"), &["a"])],
+        ))]
+    };
     store.apply(&one("t1")).await.unwrap();
     let (pid, sync) = writer_session(&store).await;
     assert_eq!(sync, "on");
@@ -169,7 +174,9 @@ async fn the_group_commit_connection_is_kept_and_replaced_when_dropped() {
     assert!(
         matches!(
             &outcomes[..],
-            [WriteOutcome::Transaction(TransactionOutcome::Recorded { .. })]
+            [WriteOutcome::Transaction(
+                TransactionOutcome::Recorded { .. }
+            )]
         ),
         "{outcomes:?}"
     );
