@@ -16,7 +16,7 @@ latency from an event's arrival at the homeserver's queue to the daemon's answer
 rate where the stream saturates. Several registrations (namespaces) are independent streams:
 K of them carry K times the rate. Standard library only; deterministic (fixed seed).
 
-  benches/push_stream.py [--as-fixed-us 40] [--as-per-event-us 4] [--fsync-us 1000]
+  benches/push_stream.py [--as-fixed-us 20] [--as-per-event-us 1.9] [--fsync-us 1000]
                          [--hs-fixed-us 2000] [--hs-per-event-us 30] [--batch 100]
 """
 
@@ -52,8 +52,8 @@ def simulate(rate, args, seconds=20.0, seed=7):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--as-fixed-us", type=float, default=40.0)
-    p.add_argument("--as-per-event-us", type=float, default=4.0)
+    p.add_argument("--as-fixed-us", type=float, default=20.0)
+    p.add_argument("--as-per-event-us", type=float, default=1.9)
     p.add_argument("--fsync-us", type=float, default=1000.0)
     p.add_argument("--hs-fixed-us", type=float, default=2000.0)
     p.add_argument("--hs-per-event-us", type=float, default=30.0)
