@@ -60,11 +60,7 @@ cluster_setup() {
     done
 }
 
-cluster_selected() {
-    local w
-    for w in "${CLUSTER_WORKLOADS[@]}"; do selected "$w" && return 0; done
-    return 1
-}
+cluster_selected() { any_selected "${CLUSTER_WORKLOADS[@]}"; }
 
 pg_create() { # [options of CREATE DATABASE]; sets PG_DB
     PG_DB="mosaic_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"

@@ -29,11 +29,7 @@ SYNAPSE_PID=""
 . "$ROOT/scripts/synapse-config.sh"
 
 synapse_cleanup() {
-    [ -n "$SYNAPSE_PID" ] || return 0
-    kill -TERM "$SYNAPSE_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SYNAPSE_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SYNAPSE_PID" 2>/dev/null || true
-    wait "$SYNAPSE_PID" 2>/dev/null || true
+    stop_pid "$SYNAPSE_PID"
     SYNAPSE_PID=""
     [ -z "${W5_PG_DB:-}" ] || pg_drop "$W5_PG_DB"
     W5_PG_DB=""
@@ -94,8 +90,7 @@ w5_bridge() { ROOM_IDS="$W5_ROOMS" AGENTS="$W5_AGENTS" run_wrk "$@"; }
 # The agents' sends: direct (d) and through the daemon (b), alternating.
 w5_sends() { # dir
     local dir=$1 round d_req=0 d_us=0 b_req=0 b_us=0 errors=0 d_p50="" b_p50="" d_p99="" b_p99=""
-    local ticks0 b_ticks=0 hz
-    hz=$(getconf CLK_TCK)
+    local ticks0 b_ticks=0
     # No more connections than rooms: the daemon sends one message at a time per room (in
     # order), so more would only queue sends behind each other, and a queue left at the end
     # of a round would still be draining in the next.
@@ -119,7 +114,7 @@ w5_sends() { # dir
     d_rate=$(calc "$d_req / ($d_us / 1000000)")
     b_rate=$(calc "$b_req / ($b_us / 1000000)")
     row "W5 sends through Synapse" "$(fmt "$b_rate") req/s" "$(span "$b_p50") ms" "$(span "$b_p99") ms" "$errors" \
-        "$W5_AGENTS agents, a room each, $conns connections, through the daemon; the same sends straight at Synapse as the same users (appservice token, ?user_id=), alternating, $rounds rounds of $slice s each: $(fmt "$d_rate") req/s, p50 $(span "$d_p50") ms, p99 $(span "$d_p99") ms (ranges over the rounds); **time per send through the daemon: $(printf '%.1f' "$(calc "100 * $d_rate / $b_rate")") % of Synapse's own** (target ≤ 110 %); daemon CPU $(printf '%.1f' "$(calc "$b_ticks * 1000000 / $hz / ($b_req + 0.000001)")") µs per send ($(printf '%.3f' "$(calc "$b_ticks / $hz / ($b_us / 1000000)")") cores)"
+        "$W5_AGENTS agents, a room each, $conns connections, through the daemon; the same sends straight at Synapse as the same users (appservice token, ?user_id=), alternating, $rounds rounds of $slice s each: $(fmt "$d_rate") req/s, p50 $(span "$d_p50") ms, p99 $(span "$d_p99") ms (ranges over the rounds); **time per send through the daemon: $(printf '%.1f' "$(calc "100 * $d_rate / $b_rate")") % of Synapse's own** (target ≤ 110 %)$(cpu_note "$b_ticks" "$b_req" "$b_us" send)"
     [ "$errors" = 0 ] || fail "W5 sends: $errors errors"
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use support::{
     e2ee::{
-        device_keys, e2ee_options, encrypted_room, encrypted_stack, events_total, inbox_item,
-        scene, Scene, DEVICE,
+        device_keys, e2ee_options, encrypted_room, encrypted_stack, events_total, greeted_scene,
+        inbox_item, Scene, DEVICE,
     },
     inbox::inbox_until,
     nio::NioClient,
@@ -31,10 +31,7 @@ fn a_message_whose_key_comes_later_is_delivered_again_decrypted() {
         mut phone,
         room,
         ..
-    } = scene(&stack, "patient");
-    // A first message, so that the phone has the agent's device and an Olm session with it.
-    let first = phone.send(&room, "first");
-    assert_eq!(inbox_item(&stack, &agent, &first)["decrypted"], true);
+    } = greeted_scene(&stack, "patient");
 
     let held = phone.call(json!({"cmd": "send_key_later", "room": room,
                                  "body": "the key comes later"}));

@@ -84,6 +84,15 @@ pub struct Scene {
     pub room: String,
 }
 
+/// [`scene`] after a first message from the phone, which the agent read decrypted: the
+/// phone has the agent's device and an Olm session with it by then.
+pub fn greeted_scene(stack: &Stack, prefix: &str) -> Scene {
+    let mut scene = scene(stack, prefix);
+    let first = scene.phone.send(&scene.room, "first");
+    assert_eq!(inbox_item(stack, &scene.agent, &first)["decrypted"], true);
+    scene
+}
+
 pub fn scene(stack: &Stack, prefix: &str) -> Scene {
     let agent = super::unique(prefix);
     let user = stack.agent_user(&agent);

@@ -43,7 +43,7 @@
 //! Before `COMMIT`, the batch's [`CommitNotice`] is published with `pg_notify`: delivered to
 //! every listening replica when (and only if) the transaction commits, in commit order.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
 use sqlx::{Executor, PgConnection, Row};
 
@@ -53,6 +53,10 @@ use crate::store::{fingerprint::TxnFingerprint, notice::CommitNotice, plan::Plan
 /// The advisory lock every group commit holds until it commits (an arbitrary constant,
 /// "mosaic" in ASCII).
 const COMMIT_LOCK: i64 = 0x6d6f_7361_6963;
+/// `BEGIN` and [`COMMIT_LOCK`] as one simple query (which has no parameters: the lock's
+/// number is in the text), written once.
+static BEGIN_LOCKED: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN; SELECT pg_advisory_xact_lock({COMMIT_LOCK})"));
 /// The channel commit notices go to.
 pub const NOTICE_CHANNEL: &str = "mosaic_commits";
 
@@ -158,9 +162,7 @@ const WRITE_LATE: &str = concat!(
 /// Opens a group commit's database transaction on `conn` and takes [`COMMIT_LOCK`], in one
 /// round trip (two statements in one simple query).
 pub(super) async fn begin(conn: &mut PgConnection) -> StoreResult<()> {
-    // The lock statement's text carries the constant: a simple query has no parameters.
-    let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({COMMIT_LOCK})");
-    conn.execute(sql.as_str()).await?;
+    conn.execute(BEGIN_LOCKED.as_str()).await?;
     Ok(())
 }
 
