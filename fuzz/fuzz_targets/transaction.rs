@@ -1,7 +1,9 @@
 //! A homeserver transaction body, parsed and routed exactly as
 //! `api::appservice::put_transaction` does (`body::json_borrowed` into `Transaction`, then
 //! its ephemeral events and to-device messages routed by a `routing::Router` with
-//! ephemeral events on), then the directory updated as the after-commit step does. Any body must give an answer (200 or 4xx), never a panic; and what routing hands
+//! ephemeral events on), then the directory updated as the after-commit step does. The
+//! events are routed both ways a body's events can be read (in the body's single parse, and
+//! each from its raw text), which must agree. Any body must give an answer (200 or 4xx), never a panic; and what routing hands
 //! the store must be what the store relies on.
 
 #![no_main]
@@ -12,7 +14,7 @@ use mosaic_as::{
     config::InboundConfig,
     ids::{AgentSlug, Namespaces},
     inbound::{
-        routing::{Pushed, Router},
+        routing::{Events, Pushed, ReadEvents, Router},
         Directory,
     },
     store::{fingerprint::FingerprintKey, Effect, MembershipChange},
@@ -54,8 +56,12 @@ fn directory() -> Directory {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The single parse the route tries first: it must never accept a body the raw
+    // parse (the reference, which answers a bad body) refuses.
+    let read = body::json_borrowed::<Transaction<'_, ReadEvents<'_>>>(data);
     // A body that is not a transaction is a 400 answer: nothing more to check.
     let Ok(txn) = body::json_borrowed::<Transaction<'_>>(data) else {
+        assert!(read.is_err(), "the single parse accepted a body the raw parse refuses");
         return;
     };
     let (ephemeral, to_device) = (txn.ephemeral(), txn.to_device());
@@ -70,11 +76,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let pushed = Pushed {
         txn_id: "t",
-        events: &txn.events,
+        events: Events::Raw(&txn.events),
         ephemeral: &ephemeral,
         to_device: &to_device,
     };
     let routed = router.route(pushed);
+    if let Ok(read) = &read {
+        assert_eq!(read.events.len(), txn.events.len());
+        if let Some(envelopes) = read.events.all() {
+            let once = router.route(Pushed {
+                events: Events::Read(envelopes),
+                ..pushed
+            });
+            assert_eq!(format!("{once:?}"), format!("{routed:?}"));
+        }
+    }
     let w = &routed.write;
 
     // Every event is routed, skipped or ignored: never counted twice.

@@ -12,23 +12,24 @@ use super::{body, error::ApiError};
 use crate::{
     actors::{agent::EnsureRegistered, error::AgentError, AppState, TransactionAck},
     e2ee::pushed::CryptoParts,
-    inbound::routing::Pushed,
+    inbound::routing::{Events, Pushed, ReadEvents},
     metrics::METRICS,
 };
 
 /// Longest accepted transaction id.
 const MAX_TXN_ID_LEN: usize = 255;
 
-/// `PUT /_matrix/app/v1/transactions/{txnId}` body; events stay raw (borrowed from the
-/// body, not copied) so one malformed event cannot fail the batch. Ephemeral events (stable
+/// `PUT /_matrix/app/v1/transactions/{txnId}` body, borrowed from it (not copied). Its room
+/// events are read as [`ReadEvents`] (their envelopes in the body's single parse) or, when
+/// one of them cannot be read that way, as raw values (`E`'s default) each read on its own:
+/// one malformed event cannot fail the batch. Ephemeral events (stable
 /// and MSC2409 names) are routed when asked for; to-device messages (part of the
 /// transaction's fingerprint) and the other parts of end-to-end encryption (MSC3202) go to
 /// the agents' crypto machines when it is on; other keys are ignored. Public, with its
 /// accessors, so that the fuzz target (`fuzz/`) parses a body exactly as this route does.
 #[derive(Deserialize)]
-pub struct Transaction<'a> {
-    #[serde(borrow)]
-    pub events: Vec<&'a RawValue>,
+pub struct Transaction<'a, E = Vec<&'a RawValue>> {
+    pub events: E,
     #[serde(default, borrow)]
     ephemeral: Vec<&'a RawValue>,
     #[serde(default, borrow, rename = "de.sorunome.msc2409.ephemeral")]
@@ -63,7 +64,7 @@ pub struct Transaction<'a> {
     device_lists: Option<&'a RawValue>,
 }
 
-impl<'a> Transaction<'a> {
+impl<'a, E> Transaction<'a, E> {
     /// Ephemeral events, under their stable and MSC2409 names.
     pub fn ephemeral(&self) -> Vec<&'a RawValue> {
         let both = [&self.ephemeral, &self.ephemeral_unstable];
@@ -90,6 +91,59 @@ impl<'a> Transaction<'a> {
     }
 }
 
+/// A transaction body as routing reads it: its events read in the body's single parse, or,
+/// when that parse fails or leaves an event unread, the body parsed again as the reference
+/// (`Transaction` with raw events, each read on its own): which decides the answer to a bad
+/// body, and skips or fingerprints an unreadable event by its content.
+enum PushedBody<'a> {
+    Read(Transaction<'a, ReadEvents<'a>>),
+    Raw(Transaction<'a>),
+}
+
+impl<'a> PushedBody<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
+        match body::json_borrowed::<Transaction<'a, ReadEvents<'a>>>(bytes) {
+            Ok(txn) if txn.events.all().is_some() => Ok(PushedBody::Read(txn)),
+            _ => body::json_borrowed(bytes).map(PushedBody::Raw),
+        }
+    }
+
+    /// The room events, and how many.
+    fn events(&self) -> (Events<'_>, usize) {
+        match self {
+            PushedBody::Read(t) => (
+                Events::Read(t.events.all().unwrap_or_default()),
+                t.events.len(),
+            ),
+            PushedBody::Raw(t) => (Events::Raw(&t.events), t.events.len()),
+        }
+    }
+
+    fn ephemeral(&self) -> Vec<&'a RawValue> {
+        match self {
+            PushedBody::Read(t) => t.ephemeral(),
+            PushedBody::Raw(t) => t.ephemeral(),
+        }
+    }
+
+    fn to_device(&self) -> Vec<&'a RawValue> {
+        match self {
+            PushedBody::Read(t) => t.to_device(),
+            PushedBody::Raw(t) => t.to_device(),
+        }
+    }
+
+    fn crypto<'b>(&self, to_device: &'b [&'a RawValue]) -> CryptoParts<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            PushedBody::Read(t) => t.crypto(to_device),
+            PushedBody::Raw(t) => t.crypto(to_device),
+        }
+    }
+}
+
 /// Answers 200 `{}` once the events are durably recorded (or the same transaction, by id and
 /// content, was handled before); 500 when recording failed, so that the homeserver retries.
 pub async fn put_transaction(
@@ -104,7 +158,7 @@ pub async fn put_transaction(
         )));
     }
     let bytes = body::payload(payload, app.config.limits.max_transaction_bytes)?;
-    let txn: Transaction<'_> = body::json_borrowed(&bytes)?;
+    let txn = PushedBody::parse(&bytes)?;
     METRICS
         .last_transaction_timestamp
         .set(crate::store::now_s());
@@ -115,12 +169,12 @@ pub async fn put_transaction(
             .with_label_values(&["ephemeral"])
             .inc_by(ephemeral.len() as u64);
     }
-    let events = txn.events.len();
+    let (events, count) = txn.events();
     // Routing reads the shared directory, so it runs here, on this worker thread, and so
     // does the wait for the group commit.
     let routed = app.router().route(Pushed {
         txn_id: &txn_id,
-        events: &txn.events,
+        events,
         ephemeral: &ephemeral,
         to_device: &to_device,
     });
@@ -139,7 +193,7 @@ pub async fn put_transaction(
     {
         warn_id_reused(&txn_id);
     }
-    tracing::debug!(txn_id = %txn_id, events, ?ack, "transaction handled");
+    tracing::debug!(txn_id = %txn_id, events = count, ?ack, "transaction handled");
     Ok(HttpResponse::Ok().json(json!({})))
 }
 

@@ -36,8 +36,23 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// is a JSON object: serde would also fill a struct from an array of its fields in order,
 /// which no client means.
 pub fn json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        // Parsed anyway, so that a body which is not JSON at all is told apart.
+        let _: T = parse_with_path(bytes)?;
+        return Err(ApiError::BadJson("the body must be a JSON object".into()));
+    }
+    // Without the field path first: tracking it costs every body, and only a refused one
+    // needs it (it is parsed again to say where it went wrong).
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => parse_with_path(bytes),
+    }
+}
+
+/// Parses JSON, naming the offending field on shape errors.
+fn parse_with_path<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -47,11 +62,7 @@ pub fn json_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiEr
             Category::Data if path == "." => ApiError::BadJson(strip_position(&inner)),
             Category::Data => ApiError::BadJson(format!("{path}: {}", strip_position(&inner))),
         }
-    })?;
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(value),
-        _ => Err(ApiError::BadJson("the body must be a JSON object".into())),
-    }
+    })
 }
 
 /// serde_json appends " at line 1 column 42"; the field path says more.

@@ -5,20 +5,26 @@
 //! recorded (the after-commit step, [`AfterCommit`](super::AfterCommit)). An event that
 //! cannot be parsed or stored is skipped ([`Skipped`]), never the whole transaction.
 
-use std::borrow::Cow;
-
-use ruma::{events::Mentions, EventId, IdParseError, OwnedRoomId, RoomId, UserId};
+use ruma::{events::Mentions, OwnedRoomId, RoomId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+mod envelope;
 mod ephemeral;
 mod membership;
 mod mentions;
 mod skip;
 mod tombstone;
 
-pub use self::skip::{SkipReason, Skipped};
-use self::{membership::member_event, mentions::Mentioned};
+use self::{
+    envelope::{has_control, Envelope},
+    membership::member_event,
+    mentions::Mentioned,
+};
+pub use self::{
+    envelope::{RawEnvelope, ReadEvents},
+    skip::{SkipReason, Skipped},
+};
 use super::directory::{Directory, RoomAgents};
 use crate::{
     config::InboundConfig,
@@ -58,72 +64,6 @@ pub struct Routed {
     pub crypto_state_changed: Vec<OwnedRoomId>,
 }
 
-/// The fields routing needs, borrowed from the body: the content stays raw until needed
-/// and the identifiers are checked in place ([`Envelope::check`]), so an event in a room
-/// no agent is in costs no allocation. Strings are `Cow`s: one with a JSON escape cannot be
-/// borrowed, and must not make a valid event unreadable.
-#[derive(Deserialize)]
-struct RawEnvelope<'a> {
-    #[serde(borrow)]
-    event_id: Cow<'a, str>,
-    #[serde(borrow)]
-    room_id: Cow<'a, str>,
-    #[serde(borrow)]
-    sender: Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    state_key: Option<Cow<'a, str>>,
-    #[serde(default)]
-    origin_server_ts: i64,
-    #[serde(borrow)]
-    content: &'a RawValue,
-}
-
-/// An event whose identifiers are valid.
-struct Envelope<'a> {
-    event_id: &'a EventId,
-    room_id: &'a RoomId,
-    sender: &'a UserId,
-    kind: &'a str,
-    state_key: Option<&'a str>,
-    origin_server_ts: i64,
-    content: &'a RawValue,
-}
-
-/// Whether an identifier holds a control character: never stored (the store's text columns
-/// end at a NUL, so such an id would be stored as another).
-fn has_control(id: &str) -> bool {
-    id.bytes().any(|b| b.is_ascii_control())
-}
-
-impl<'a> RawEnvelope<'a> {
-    /// The event, if its identifiers are valid and its content is an object (the store
-    /// keeps content as an object's JSON text).
-    fn check(&'a self) -> Result<Envelope<'a>, (SkipReason, String)> {
-        let id = |e: IdParseError| (SkipReason::InvalidId, e.to_string());
-        // The store's text columns end at a NUL: such an id would be stored as another.
-        let ids = [&self.event_id, &self.room_id, &self.sender];
-        if ids.iter().any(|i| has_control(i)) {
-            let error = "an identifier holds a control character";
-            return Err((SkipReason::InvalidId, error.into()));
-        }
-        let ev = Envelope {
-            event_id: <&EventId>::try_from(self.event_id.as_ref()).map_err(id)?,
-            room_id: <&RoomId>::try_from(self.room_id.as_ref()).map_err(id)?,
-            sender: <&UserId>::try_from(self.sender.as_ref()).map_err(id)?,
-            kind: &self.kind,
-            state_key: self.state_key.as_deref(),
-            origin_server_ts: self.origin_server_ts,
-            content: self.content,
-        };
-        if !ev.content.get().trim_start().starts_with('{') {
-            return Err((SkipReason::BadContent, "content is not an object".into()));
-        }
-        Ok(ev)
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub(super) struct MessageContent {
     body: Option<String>,
@@ -156,11 +96,26 @@ pub struct Router<'a> {
     pub receive_ephemeral: bool,
 }
 
+/// A transaction's room events, borrowed from its body.
+#[derive(Clone, Copy)]
+pub enum Events<'a> {
+    /// Every envelope, read in the body's single parse ([`ReadEvents::all`]).
+    Read(&'a [RawEnvelope<'a>]),
+    /// Raw events, each read on its own: a body with an event the single parse left unread.
+    Raw(&'a [&'a RawValue]),
+}
+
+impl Default for Events<'_> {
+    fn default() -> Self {
+        Events::Raw(&[])
+    }
+}
+
 /// One pushed transaction, borrowed from its body.
 #[derive(Clone, Copy, Default)]
 pub struct Pushed<'a> {
     pub txn_id: &'a str,
-    pub events: &'a [&'a RawValue],
+    pub events: Events<'a>,
     /// Ephemeral events (typing, receipts, presence).
     pub ephemeral: &'a [&'a RawValue],
     /// To-device messages: only part of the fingerprint.
@@ -177,7 +132,6 @@ impl Router<'_> {
             ephemeral,
             to_device,
         } = txn;
-        let (ns, directory) = (self.ns, self.directory);
         let mut routed = Routed {
             write: TransactionWrite {
                 txn_id: txn_id.to_owned(),
@@ -187,50 +141,27 @@ impl Router<'_> {
         };
         let mut by_type = EventTypeCounts::default();
         let mut fingerprint = FingerprintBuilder::new(self.key);
-        for raw in events {
-            let parsed = serde_json::from_str::<RawEnvelope<'_>>(raw.get());
-            match &parsed {
-                Ok(ev) => fingerprint.event_id(&ev.event_id),
-                Err(_) => fingerprint.event_without_id(raw),
-            }
-            let ev = match parsed.as_ref() {
-                Ok(raw_ev) => raw_ev.check(),
-                Err(e) => Err((SkipReason::Malformed, e.to_string())),
-            };
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err((reason, error)) => {
-                    routed.skipped.note(txn_id, None, reason, &error);
-                    continue;
+        match events {
+            Events::Read(envelopes) => {
+                for raw_ev in envelopes {
+                    fingerprint.event_id(&raw_ev.event_id);
+                    let ev = raw_ev.check();
+                    self.event(txn_id, ev, &mut by_type, &mut routed);
                 }
-            };
-            by_type.add(ev.kind);
-            let encrypts = match ev.kind {
-                "m.room.encryption" => ev.state_key == Some(""),
-                kind => kind == "m.room.encrypted",
-            };
-            if encrypts && !routed.write.encrypted_rooms.iter().any(|r| r == ev.room_id) {
-                routed.write.encrypted_rooms.push(ev.room_id.to_owned());
             }
-            let crypto_state = matches!(
-                ev.kind,
-                "m.room.member" | "m.room.encryption" | "m.room.history_visibility"
-            );
-            if crypto_state
-                && ev.state_key.is_some()
-                && !routed.crypto_state_changed.iter().any(|r| r == ev.room_id)
-            {
-                routed.crypto_state_changed.push(ev.room_id.to_owned());
-            }
-            if ev.kind == "m.room.member" {
-                member_event(txn_id, &ev, ns, self.inbound, &mut routed);
-                continue;
-            }
-            if ev.kind == tombstone::TOMBSTONE {
-                tombstone::tombstone(txn_id, &ev, directory, &mut routed);
-            }
-            if DELIVERED_TYPES.contains(&ev.kind) {
-                deliver(&ev, ns, directory, &mut routed);
+            Events::Raw(raws) => {
+                for raw in raws {
+                    let parsed = serde_json::from_str::<RawEnvelope<'_>>(raw.get());
+                    match &parsed {
+                        Ok(ev) => fingerprint.event_id(&ev.event_id),
+                        Err(_) => fingerprint.event_without_id(raw),
+                    }
+                    let ev = match parsed.as_ref() {
+                        Ok(raw_ev) => raw_ev.check(),
+                        Err(e) => Err((SkipReason::Malformed, e.to_string())),
+                    };
+                    self.event(txn_id, ev, &mut by_type, &mut routed);
+                }
             }
         }
         by_type.flush();
@@ -238,13 +169,58 @@ impl Router<'_> {
             fingerprint.extra(extra);
         }
         if self.receive_ephemeral {
-            let mut items = ephemeral::Items::new(ns, directory, &mut routed);
+            let mut items = ephemeral::Items::new(self.ns, self.directory, &mut routed);
             for raw in ephemeral {
                 items.route(txn_id, raw);
             }
         }
         routed.write.fingerprint = fingerprint.finish();
         routed
+    }
+
+    /// Routes one room event, or notes why it is skipped.
+    fn event(
+        &self,
+        txn_id: &str,
+        ev: Result<Envelope<'_>, (SkipReason, String)>,
+        by_type: &mut EventTypeCounts,
+        routed: &mut Routed,
+    ) {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err((reason, error)) => {
+                routed.skipped.note(txn_id, None, reason, &error);
+                return;
+            }
+        };
+        by_type.add(ev.kind);
+        let encrypts = match ev.kind {
+            "m.room.encryption" => ev.state_key == Some(""),
+            kind => kind == "m.room.encrypted",
+        };
+        if encrypts && !routed.write.encrypted_rooms.iter().any(|r| r == ev.room_id) {
+            routed.write.encrypted_rooms.push(ev.room_id.to_owned());
+        }
+        let crypto_state = matches!(
+            ev.kind,
+            "m.room.member" | "m.room.encryption" | "m.room.history_visibility"
+        );
+        if crypto_state
+            && ev.state_key.is_some()
+            && !routed.crypto_state_changed.iter().any(|r| r == ev.room_id)
+        {
+            routed.crypto_state_changed.push(ev.room_id.to_owned());
+        }
+        if ev.kind == "m.room.member" {
+            member_event(txn_id, &ev, self.ns, self.inbound, routed);
+            return;
+        }
+        if ev.kind == tombstone::TOMBSTONE {
+            tombstone::tombstone(txn_id, &ev, self.directory, routed);
+        }
+        if DELIVERED_TYPES.contains(&ev.kind) {
+            deliver(&ev, self.ns, self.directory, routed);
+        }
     }
 }
 

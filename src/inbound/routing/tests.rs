@@ -63,11 +63,32 @@ fn router<'a>(
 fn run(events: &[Box<RawValue>], dir: &Directory, inbound: &InboundConfig) -> Routed {
     let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
     let (key, ns) = (key(), ns());
-    router(&key, &ns, dir, inbound).route(Pushed {
-        txn_id: "t",
-        events: &refs,
-        ..Default::default()
-    })
+    route_both_ways(&router(&key, &ns, dir, inbound), Pushed::default(), &refs)
+}
+
+/// Routes `events` in `txn` both ways a body's events are read — each on its own from its
+/// raw text, and in one parse of the array when every event can be read so — and checks
+/// that both give the same result.
+pub(super) fn route_both_ways(
+    router: &Router<'_>,
+    txn: Pushed<'_>,
+    events: &[&RawValue],
+) -> Routed {
+    let raw = router.route(Pushed {
+        events: Events::Raw(events),
+        ..txn
+    });
+    let texts: Vec<&str> = events.iter().map(|e| e.get()).collect();
+    let array = format!("[{}]", texts.join(","));
+    let read: ReadEvents<'_> = serde_json::from_str(&array).unwrap();
+    if let Some(envelopes) = read.all() {
+        let once = router.route(Pushed {
+            events: Events::Read(envelopes),
+            ..txn
+        });
+        assert_eq!(format!("{once:?}"), format!("{raw:?}"), "{array}");
+    }
+    raw
 }
 
 #[test]
@@ -207,13 +228,12 @@ fn the_fingerprint_reads_event_ids_not_bytes() {
     let fp = |events: &[Box<RawValue>], extras: &[&RawValue]| {
         let refs: Vec<&RawValue> = events.iter().map(|b| &**b).collect();
         let (key, ns, inbound) = (key(), ns(), InboundConfig::default());
-        router(&key, &ns, &dir, &inbound)
-            .route(Pushed {
-                txn_id: "1",
-                events: &refs,
-                ephemeral: extras,
-                ..Default::default()
-            })
+        let txn = Pushed {
+            txn_id: "1",
+            ephemeral: extras,
+            ..Default::default()
+        };
+        route_both_ways(&router(&key, &ns, &dir, &inbound), txn, &refs)
             .write
             .fingerprint
     };

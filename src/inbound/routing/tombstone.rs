@@ -72,7 +72,7 @@ mod tests {
     use crate::{
         config::InboundConfig,
         ids::{AgentSlug, Namespaces},
-        inbound::routing::{Pushed, Router},
+        inbound::routing::{tests::route_both_ways, Pushed, Router},
         store::{fingerprint::FingerprintKey, MembershipChange},
     };
 
@@ -91,11 +91,7 @@ mod tests {
             inbound: &inbound,
             receive_ephemeral: false,
         };
-        router.route(Pushed {
-            txn_id: "t",
-            events: &refs,
-            ..Default::default()
-        })
+        route_both_ways(&router, Pushed::default(), &refs)
     }
 
     fn tombstone(
