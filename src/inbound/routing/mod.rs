@@ -17,7 +17,7 @@ mod skip;
 mod tombstone;
 
 use self::{
-    envelope::{has_control, Envelope},
+    envelope::{has_control, Checked, Envelope},
     membership::member_event,
     mentions::Mentioned,
 };
@@ -143,9 +143,10 @@ impl Router<'_> {
         let mut fingerprint = FingerprintBuilder::new(self.key);
         match events {
             Events::Read(envelopes) => {
+                let mut checked = Checked::default();
                 for raw_ev in envelopes {
                     fingerprint.event_id(&raw_ev.event_id);
-                    let ev = raw_ev.check();
+                    let ev = raw_ev.check(&mut checked);
                     self.event(txn_id, ev, &mut by_type, &mut routed);
                 }
             }
@@ -157,7 +158,7 @@ impl Router<'_> {
                         Err(_) => fingerprint.event_without_id(raw),
                     }
                     let ev = match parsed.as_ref() {
-                        Ok(raw_ev) => raw_ev.check(),
+                        Ok(raw_ev) => raw_ev.check(&mut Checked::default()),
                         Err(e) => Err((SkipReason::Malformed, e.to_string())),
                     };
                     self.event(txn_id, ev, &mut by_type, &mut routed);

@@ -128,6 +128,34 @@ fn join_then_message_in_one_transaction_reaches_the_agent() {
     assert_eq!(rec, [("b", true)]);
 }
 
+/// Within a transaction a room id or sender already found valid is not checked again; the
+/// event's other identifiers still are.
+#[test]
+fn identifiers_met_before_are_not_checked_again_but_the_others_are() {
+    let (dir, _) = directory_with_a_in_r();
+    let ev = |id: &str, room: &str, sender: &str| {
+        raw(json!({"event_id": id, "room_id": room, "sender": sender,
+            "type": "m.room.message", "content": {"body": "x"}}))
+    };
+    let events = [
+        ev("$1", "!r", "@h:hs"),
+        ev("$2", "!r", "@h:hs"),
+        ev("$3", "!r", "@h\u{7f}:hs"),
+        ev("no-sigil", "!r", "@h:hs"),
+        ev("$5", "r", "@h:hs"),
+        ev("$6", "!r", "@h:hs"),
+    ];
+    let r = run(&events, &dir, &InboundConfig::default());
+    assert_eq!(r.skipped.of(SkipReason::InvalidId), 3, "{:?}", r.skipped);
+    let ids: Vec<&str> = r
+        .write
+        .deliveries
+        .iter()
+        .map(|d| d.event.event_id.as_str())
+        .collect();
+    assert_eq!(ids, ["$1", "$2", "$6"]);
+}
+
 #[test]
 fn identifiers_are_checked_and_escaped_ones_are_read() {
     let (dir, _) = directory_with_a_in_r();
