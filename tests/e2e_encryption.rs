@@ -74,6 +74,22 @@ fn an_agent_in_an_encrypted_room_gets_a_device_whose_keys_survive_a_restart() {
             .cloned()
             .unwrap_or_default()
     };
+    // The enrolment uploads its one-time keys in several requests, each answered with the
+    // count left: draining them while those still come races with them (the device then
+    // never runs out). Drained once the uploads have stopped.
+    let uploads = |stack: &Stack| {
+        let labels = [("endpoint", "keys_upload")];
+        metric(
+            &stack.metrics(),
+            "mosaic_as_homeserver_request_seconds_count",
+            &labels,
+        )
+    };
+    wait_until(WAIT, "the one-time key uploads are done", || {
+        let before = uploads(&stack);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        (before > 0.0 && uploads(&stack) == before).then_some(())
+    });
     let mut claimed = 1;
     let last = loop {
         let otk = claim_one();

@@ -33,8 +33,8 @@ const MAX_DISPLAY_NAME_LEN: usize = 256;
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProfileRequest {
-    /// 1 to 256 bytes, not blank.
-    #[schema(min_length = 1, max_length = 256)]
+    /// 1 to 256 bytes, not blank (some character other than white space).
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
     display_name: Option<String>,
     #[schema(value_type = Option<crate::matrix::schema::MxcUri>)]
     avatar_url: Option<OwnedMxcUri>,
