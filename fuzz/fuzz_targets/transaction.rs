@@ -61,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
     let read = body::json_borrowed::<Transaction<'_, ReadEvents<'_>>>(data);
     // A body that is not a transaction is a 400 answer: nothing more to check.
     let Ok(txn) = body::json_borrowed::<Transaction<'_>>(data) else {
-        assert!(read.is_err(), "the single parse accepted a body the raw parse refuses");
+        assert!(
+            read.is_err(),
+            "the single parse accepted a body the raw parse refuses"
+        );
         return;
     };
     let (ephemeral, to_device) = (txn.ephemeral(), txn.to_device());
