@@ -12,7 +12,7 @@ use super::{body, error::ApiError};
 use crate::{
     actors::{agent::EnsureRegistered, error::AgentError, AppState, TransactionAck},
     e2ee::pushed::CryptoParts,
-    inbound::routing::{Events, Pushed, ReadEvents},
+    inbound::routing::{Events, Pushed, RawEnvelope, ReadEvents},
     metrics::METRICS,
 };
 
@@ -77,6 +77,21 @@ impl<'a, E> Transaction<'a, E> {
         both.into_iter().flatten().copied().collect()
     }
 
+    /// The same transaction with its room events turned into `F` by `f`.
+    fn map_events<F>(self, f: impl FnOnce(E) -> F) -> Transaction<'a, F> {
+        Transaction {
+            events: f(self.events),
+            ephemeral: self.ephemeral,
+            ephemeral_unstable: self.ephemeral_unstable,
+            to_device: self.to_device,
+            to_device_unstable: self.to_device_unstable,
+            one_time_key_counts: self.one_time_key_counts,
+            one_time_keys_count: self.one_time_keys_count,
+            unused_fallback_keys: self.unused_fallback_keys,
+            device_lists: self.device_lists,
+        }
+    }
+
     /// The encryption parts, with `to_device` as [`Transaction::to_device`] gave them.
     pub fn crypto<'b>(&self, to_device: &'b [&'a RawValue]) -> CryptoParts<'b>
     where
@@ -91,57 +106,32 @@ impl<'a, E> Transaction<'a, E> {
     }
 }
 
-/// A transaction body as routing reads it: its events read in the body's single parse, or,
-/// when that parse fails or leaves an event unread, the body parsed again as the reference
-/// (`Transaction` with raw events, each read on its own): which decides the answer to a bad
+/// A transaction's room events as the route has them: every envelope, from the body's single
+/// parse; or raw, each read on its own, when the body was parsed again as the reference
+/// (that parse failed or left an event unread): the reference decides the answer to a bad
 /// body, and skips or fingerprints an unreadable event by its content.
-enum PushedBody<'a> {
-    Read(Transaction<'a, ReadEvents<'a>>),
-    Raw(Transaction<'a>),
+enum PushedEvents<'a> {
+    Read(Vec<RawEnvelope<'a>>),
+    Raw(Vec<&'a RawValue>),
 }
 
-impl<'a> PushedBody<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
-        match body::json_borrowed::<Transaction<'a, ReadEvents<'a>>>(bytes) {
-            Ok(txn) if txn.events.all().is_some() => Ok(PushedBody::Read(txn)),
-            _ => body::json_borrowed(bytes).map(PushedBody::Raw),
-        }
-    }
-
-    /// The room events, and how many.
-    fn events(&self) -> (Events<'_>, usize) {
+impl PushedEvents<'_> {
+    fn as_events(&self) -> Events<'_> {
         match self {
-            PushedBody::Read(t) => (
-                Events::Read(t.events.all().unwrap_or_default()),
-                t.events.len(),
-            ),
-            PushedBody::Raw(t) => (Events::Raw(&t.events), t.events.len()),
+            PushedEvents::Read(envelopes) => Events::Read(envelopes),
+            PushedEvents::Raw(raws) => Events::Raw(raws),
         }
     }
+}
 
-    fn ephemeral(&self) -> Vec<&'a RawValue> {
-        match self {
-            PushedBody::Read(t) => t.ephemeral(),
-            PushedBody::Raw(t) => t.ephemeral(),
+/// A transaction body as routing reads it ([`PushedEvents`]).
+fn parse_pushed(bytes: &[u8]) -> Result<Transaction<'_, PushedEvents<'_>>, ApiError> {
+    if let Ok(txn) = body::json_borrowed::<Transaction<'_, ReadEvents<'_>>>(bytes) {
+        if txn.events.all().is_some() {
+            return Ok(txn.map_events(|e| PushedEvents::Read(e.into_all().unwrap_or_default())));
         }
     }
-
-    fn to_device(&self) -> Vec<&'a RawValue> {
-        match self {
-            PushedBody::Read(t) => t.to_device(),
-            PushedBody::Raw(t) => t.to_device(),
-        }
-    }
-
-    fn crypto<'b>(&self, to_device: &'b [&'a RawValue]) -> CryptoParts<'b>
-    where
-        'a: 'b,
-    {
-        match self {
-            PushedBody::Read(t) => t.crypto(to_device),
-            PushedBody::Raw(t) => t.crypto(to_device),
-        }
-    }
+    body::json_borrowed::<Transaction<'_>>(bytes).map(|t| t.map_events(PushedEvents::Raw))
 }
 
 /// Answers 200 `{}` once the events are durably recorded (or the same transaction, by id and
@@ -158,7 +148,7 @@ pub async fn put_transaction(
         )));
     }
     let bytes = body::payload(payload, app.config.limits.max_transaction_bytes)?;
-    let txn = PushedBody::parse(&bytes)?;
+    let txn = parse_pushed(&bytes)?;
     METRICS
         .last_transaction_timestamp
         .set(crate::store::now_s());
@@ -169,7 +159,8 @@ pub async fn put_transaction(
             .with_label_values(&["ephemeral"])
             .inc_by(ephemeral.len() as u64);
     }
-    let (events, count) = txn.events();
+    let events = txn.events.as_events();
+    let count = events.len();
     // Routing reads the shared directory, so it runs here, on this worker thread, and so
     // does the wait for the group commit.
     let routed = app.router().route(Pushed {

@@ -127,7 +127,8 @@ impl<'a> RawEnvelope<'a> {
 /// that second scan of the body was a quarter of the inbound path's instructions.
 #[derive(Debug, Default)]
 pub struct ReadEvents<'a> {
-    envelopes: Vec<RawEnvelope<'a>>,
+    /// `None` once an event could not be read.
+    envelopes: Option<Vec<RawEnvelope<'a>>>,
     /// Events in the array, read or not.
     len: usize,
 }
@@ -136,7 +137,12 @@ impl<'a> ReadEvents<'a> {
     /// Every event's envelope, in order; `None` when some event must be read from its raw
     /// text instead.
     pub fn all(&self) -> Option<&[RawEnvelope<'a>]> {
-        (self.envelopes.len() == self.len).then_some(&self.envelopes)
+        self.envelopes.as_deref()
+    }
+
+    /// [`ReadEvents::all`], owned.
+    pub fn into_all(self) -> Option<Vec<RawEnvelope<'a>>> {
+        self.envelopes
     }
 
     /// Events in the array, read or not.

@@ -105,6 +105,19 @@ pub enum Events<'a> {
     Raw(&'a [&'a RawValue]),
 }
 
+impl Events<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Events::Read(envelopes) => envelopes.len(),
+            Events::Raw(raws) => raws.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Default for Events<'_> {
     fn default() -> Self {
         Events::Raw(&[])

@@ -24,19 +24,17 @@ impl<'de: 'a, 'a> Visitor<'de> for EventsVisitor<'a> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut events = ReadEvents {
-            envelopes: Vec::with_capacity(seq.size_hint().unwrap_or(USUAL_EVENTS)),
-            len: 0,
-        };
+        let mut envelopes = Some(Vec::with_capacity(seq.size_hint().unwrap_or(USUAL_EVENTS)));
+        let mut len = 0;
         while let Some(Event(envelope)) = seq.next_element()? {
-            events.len += 1;
+            len += 1;
             // Past an unread event the envelopes are of no use: the events are read raw.
-            match envelope {
-                Some(e) if events.envelopes.len() + 1 == events.len => events.envelopes.push(e),
-                _ => events.envelopes.clear(),
-            }
+            envelopes = envelopes.zip(envelope).map(|(mut all, e)| {
+                all.push(e);
+                all
+            });
         }
-        Ok(events)
+        Ok(ReadEvents { envelopes, len })
     }
 }
 
