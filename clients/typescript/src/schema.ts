@@ -544,7 +544,7 @@ export interface components {
         /** @description An agent's profile; an empty body just creates (registers) the agent. */
         ProfileRequest: {
             avatar_url?: null | components["schemas"]["MxcUri"];
-            /** @description 1 to 256 bytes, not blank. */
+            /** @description 1 to 256 bytes, not blank (some character other than white space). */
             display_name?: string | null;
         };
         /**
